@@ -1,0 +1,63 @@
+# hilbert_pipeline — the two Quickstart commands (`make demo`, `make test`) set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: help setup system-deps demo test bench viz lint clean-data
+
+help:
+	@echo "make demo   - set up, build the State-of-the-Union demo corpus, run the default pipeline"
+	@echo "make test   - set up and run the test suite"
+	@echo "make bench  - run the benchmarks in benchmarks/"
+	@echo "make viz    - build the static Kedro-Viz site into build/"
+
+# (Re)install the package when pyproject.toml is newer than the last install.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade -q "pip>=24"
+	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+setup: $(STAMP) system-deps
+
+# System packages: espeak-ng (demo speech), PostgreSQL server (multi-worker tuning test).
+system-deps:
+	@missing=""; \
+	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing system packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else \
+	    echo "missing system packages:$$missing"; \
+	    echo "install them with: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+demo: setup
+	$(BIN)/kedro run --pipelines demo_data
+	$(BIN)/kedro run
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+viz: setup
+	$(BIN)/kedro viz build
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
