@@ -1,0 +1,49 @@
+"""Pure PyTorch HILBERT library (DESIGN.md §4-§5): config, model, MoE head, CKA and losses.
+
+No Kedro import here: the pipelines wire this library, they do not live in it.
+See ``docs/model.md`` for the architecture and every reconstruction choice.
+"""
+
+from .cka import linear_cka
+from .config import ConfigError, HilbertConfig
+from .layers import (
+    AttentivePooling,
+    CrossAttentionBlock,
+    ModalityProjection,
+    sinusoidal_positions,
+)
+from .losses import (
+    CKALoss,
+    ClassificationLoss,
+    DirectContrastiveLoss,
+    DualContrastiveLoss,
+    HilbertLoss,
+    MIBalanceLoss,
+    class_weights,
+    info_nce,
+)
+from .model import HilbertModel, HilbertOutput, ModelInputError
+from .moe import MLPClassifier, MoEClassifier
+
+__all__ = [
+    "AttentivePooling",
+    "CKALoss",
+    "ClassificationLoss",
+    "ConfigError",
+    "CrossAttentionBlock",
+    "DirectContrastiveLoss",
+    "DualContrastiveLoss",
+    "HilbertConfig",
+    "HilbertLoss",
+    "HilbertModel",
+    "HilbertOutput",
+    "MIBalanceLoss",
+    "MLPClassifier",
+    "ModalityProjection",
+    "ModelInputError",
+    "MoEClassifier",
+    "class_weights",
+    "info_nce",
+    "linear_cka",
+    "sinusoidal_positions",
+]

@@ -1,0 +1,219 @@
+"""Configuration of the HILBERT model and its losses.
+
+One flat dataclass holds every switch of DESIGN.md §4-§5, so that a checkpoint can rebuild the
+model from a plain dict (``to_dict`` / ``from_dict``) and an Optuna trial can override any field.
+Every choice the design leaves open is a field here (marked *recon* in ``docs/model.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+ALIGNMENTS = ("joint", "direct")
+HEADS = ("moe", "mlp")
+MODALITIES = ("both", "audio", "text")
+CKA_SOURCES = ("features", "projected")
+CLASS_LOSSES = ("ce", "focal")
+POOL_COMBINES = ("linear", "mean")
+
+
+class ConfigError(ValueError):
+    """A HilbertConfig field has a value the model cannot be built from."""
+
+
+@dataclass
+class HilbertConfig:
+    """Every hyper-parameter of the HILBERT model and its training objective.
+
+    Architecture
+        ``audio_dim`` / ``text_dim``: widths of the frozen segment features (an unused modality of
+        a unimodal model may be 0). ``d``: model width. ``n_heads``: heads of the cross-modal
+        attention (``d`` must be divisible by it). ``n_cross_layers``: stacked cross-attention
+        blocks (0 = the joint branch pools the projected streams directly, an ablation).
+        ``pool_hops`` (r) and ``pool_hidden`` (d_a of Lin et al. 2017, None -> d) of the
+        structured self-attentive pooling; ``pool_combine``: ``"linear"`` maps the r hop vectors
+        (r*d) to d with a learned linear layer (default: keeps hops distinct, so each hop can
+        specialise), ``"mean"`` averages them. ``position_encoding``: add a sinusoidal encoding of
+        the segment index after projection. ``max_segments``: optional hard cap on N (inputs
+        with more segments are rejected, so an upstream cap that did not happen is noticed).
+    Head
+        ``head``: ``"moe"`` (mixture of experts, DESIGN §4.4) or ``"mlp"`` (ablation).
+        ``n_experts`` (K), ``top_k`` (None = dense softmax gate), ``expert_hidden``
+        (None -> 2*d).
+    Modalities / alignment
+        ``modalities``: ``"both"`` (HILBERT) or ``"audio"`` / ``"text"`` (unimodal baselines
+        with the same projection, pooling and head). ``alignment``: ``"joint"`` (reciprocal dual
+        contrastive toward the joint embedding) or ``"direct"`` (symmetric audio<->text InfoNCE
+        baseline; the joint-centric CKA and MI terms are then skipped).
+    Losses
+        ``lambda_dual``, ``lambda_cka``, ``lambda_mi``, ``lambda_lb``: weights; 0 removes a term.
+        ``temperature_init`` / ``learn_temperature`` / ``temperature_min`` / ``temperature_max``:
+        the InfoNCE temperature (log-parametrised, clamped). ``cka_source``: ``"features"``
+        (masked mean of the raw segment features, default) or ``"projected"`` (the pooled
+        per-modality vectors z_a, z_t). ``cka_unbiased``: unbiased HSIC (needs B >= 4).
+        ``class_loss``: ``"ce"`` or ``"focal"`` (``focal_gamma``); ``class_weight_power``:
+        class weights = (1 / count) ** power, normalised to mean 1 over training samples.
+    """
+
+    audio_dim: int
+    text_dim: int
+    n_classes: int
+    d: int = 128
+    n_heads: int = 4
+    n_cross_layers: int = 1
+    pool_hops: int = 4
+    pool_hidden: int | None = None
+    pool_combine: str = "linear"
+    dropout: float = 0.1
+    position_encoding: bool = True
+    max_segments: int | None = None
+    head: str = "moe"
+    n_experts: int = 4
+    top_k: int | None = None
+    expert_hidden: int | None = None
+    modalities: str = "both"
+    alignment: str = "joint"
+    lambda_dual: float = 0.5
+    lambda_cka: float = 0.1
+    lambda_mi: float = 0.1
+    lambda_lb: float = 0.01
+    temperature_init: float = 0.07
+    learn_temperature: bool = True
+    temperature_min: float = 0.01
+    temperature_max: float = 1.0
+    cka_source: str = "features"
+    cka_unbiased: bool = False
+    class_loss: str = "ce"
+    focal_gamma: float = 2.0
+    class_weight_power: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def uses_audio(self) -> bool:
+        return self.modalities in ("both", "audio")
+
+    @property
+    def uses_text(self) -> bool:
+        return self.modalities in ("both", "text")
+
+    @property
+    def expert_hidden_dim(self) -> int:
+        return self.expert_hidden if self.expert_hidden is not None else 2 * self.d
+
+    @property
+    def pool_hidden_dim(self) -> int:
+        return self.pool_hidden if self.pool_hidden is not None else self.d
+
+    @property
+    def head_in_dim(self) -> int:
+        """Width of the classifier input: [z_a; z_t; z_j] for "both", z_m for unimodal."""
+        return 3 * self.d if self.modalities == "both" else self.d
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> HilbertConfig:
+        """Raise :class:`ConfigError` (a ValueError) listing every invalid field; return self."""
+        errs: list[str] = []
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v: Any) -> bool:
+            return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+
+        def need_int(name: str, lo: int, allow_none: bool = False) -> None:
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if not is_int(v) or v < lo:
+                errs.append(f"{name} must be an integer >= {lo}{' or None' if allow_none else ''}"
+                            f", got {v!r}")
+
+        def need_choice(name: str, choices: tuple[str, ...]) -> None:
+            v = getattr(self, name)
+            if v not in choices:
+                errs.append(f"{name} must be one of {list(choices)}, got {v!r}")
+
+        def need_bool(name: str) -> None:
+            if not isinstance(getattr(self, name), bool):
+                errs.append(f"{name} must be a bool, got {getattr(self, name)!r}")
+
+        def need_nonneg(name: str) -> None:
+            v = getattr(self, name)
+            if not is_num(v) or v < 0:
+                errs.append(f"{name} must be a finite number >= 0, got {v!r}")
+
+        need_choice("modalities", MODALITIES)
+        need_choice("alignment", ALIGNMENTS)
+        need_choice("head", HEADS)
+        need_choice("cka_source", CKA_SOURCES)
+        need_choice("class_loss", CLASS_LOSSES)
+        need_choice("pool_combine", POOL_COMBINES)
+        for name in ("position_encoding", "learn_temperature", "cka_unbiased"):
+            need_bool(name)
+        for name, used in (("audio_dim", self.uses_audio), ("text_dim", self.uses_text)):
+            need_int(name, 1 if used else 0)
+        need_int("n_classes", 2)
+        need_int("d", 1)
+        need_int("n_heads", 1)
+        need_int("n_cross_layers", 0)
+        need_int("pool_hops", 1)
+        need_int("pool_hidden", 1, allow_none=True)
+        need_int("max_segments", 1, allow_none=True)
+        need_int("n_experts", 1)
+        need_int("top_k", 1, allow_none=True)
+        need_int("expert_hidden", 1, allow_none=True)
+        if is_int(self.d) and is_int(self.n_heads) and self.n_heads > 0 and self.d % self.n_heads:
+            errs.append(f"d={self.d} is not divisible by n_heads={self.n_heads}")
+        if (is_int(self.top_k) and is_int(self.n_experts) and self.top_k > self.n_experts):
+            errs.append(f"top_k={self.top_k} exceeds n_experts={self.n_experts}")
+        if not is_num(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            errs.append(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("lambda_dual", "lambda_cka", "lambda_mi", "lambda_lb", "focal_gamma",
+                     "class_weight_power"):
+            need_nonneg(name)
+        temps = (self.temperature_min, self.temperature_init, self.temperature_max)
+        if not all(is_num(t) and t > 0 for t in temps):
+            errs.append(f"temperatures must be finite and > 0, got min/init/max={temps}")
+        elif not temps[0] <= temps[1] <= temps[2]:
+            errs.append(f"need temperature_min <= temperature_init <= temperature_max, got {temps}")
+        if errs:
+            raise ConfigError("invalid HilbertConfig: " + "; ".join(errs))
+        return self
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field (JSON/YAML/pickle friendly)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HilbertConfig:
+        """Rebuild a config from :meth:`to_dict` output; unknown or missing keys are errors.
+
+        Unknown keys are rejected rather than ignored so that a typo in a parameters file
+        (``lamda_cka``) does not silently train with the default.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"HilbertConfig.from_dict needs a dict, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown HilbertConfig keys: {unknown}")
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [n for n in required if n not in data]
+        if missing:
+            raise ConfigError(f"HilbertConfig is missing required keys: {missing}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> HilbertConfig:
+        """Validated copy with some fields changed, e.g. ``cfg.replace(modalities="audio")``."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown HilbertConfig keys: {unknown}")
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,134 @@
+"""Building blocks of HILBERT (DESIGN.md §4): projection, cross-modal attention, pooling.
+
+All blocks take boolean masks with True = real segment. They are written so that a document's
+result never depends on its padding or on the other documents of the batch: attention and
+pooling exclude padded positions exactly (probability 0), and every other op is per position.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def sinusoidal_positions(n: int, d: int, device: torch.device | None = None,
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Sinusoidal encoding (Vaswani et al. 2017) of segment indices 0..n-1, shape (n, d).
+
+    Fixed rather than learned so that it extends to documents longer than any seen in training;
+    odd ``d`` is handled by computing d+1 channels and dropping the last.
+    """
+    d_even = d + (d % 2)
+    pos = torch.arange(n, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, d_even, 2, device=device, dtype=torch.float32)
+                     * (-math.log(10000.0) / d_even))
+    pe = torch.zeros(n, d_even, device=device, dtype=torch.float32)
+    pe[:, 0::2] = torch.sin(pos * freq)
+    pe[:, 1::2] = torch.cos(pos * freq)
+    return pe[:, :d].to(dtype)
+
+
+class ModalityProjection(nn.Module):
+    """LayerNorm -> Linear(d_m, d) -> GELU -> Dropout, plus an optional segment position encoding.
+
+    The input LayerNorm puts encoders with very different output scales (L2-normalised text
+    embeddings vs. raw eGeMAPS functionals) on a common footing before the projection.
+    """
+
+    def __init__(self, in_dim: int, d: int, dropout: float, position_encoding: bool) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.linear = nn.Linear(in_dim, d)
+        self.drop = nn.Dropout(dropout)
+        self.position_encoding = position_encoding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop(F.gelu(self.linear(self.norm(x))))
+        if self.position_encoding:
+            h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device, h.dtype)
+        return h
+
+
+class CrossAttentionBlock(nn.Module):
+    """Post-LN transformer block whose attention reads the *other* modality.
+
+    ``y = LN(x + Dropout(MHA(Q=x, K=V=ctx, key_padding=ctx_mask)))``,
+    ``out = LN(y + Dropout(FFN(y)))`` with FFN = Linear(d, 4d) -> GELU -> Dropout -> Linear(4d, d).
+    Attention uses :func:`torch.nn.functional.scaled_dot_product_attention` (memory-efficient /
+    flash kernels where available) with a boolean key mask, so padded keys get weight exactly 0.
+
+    A document whose context has **no** real segment (e.g. no transcript text at all) receives a
+    zero attention message (the block reduces to residual + FFN) instead of the NaN an all-masked
+    softmax would give; internally its mask is opened so the kernel stays finite, and the
+    message is then multiplied by 0.
+    """
+
+    def __init__(self, d: int, n_heads: int, dropout: float, ffn_mult: int = 4) -> None:
+        super().__init__()
+        if d % n_heads:
+            raise ValueError(f"d={d} is not divisible by n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.q_proj = nn.Linear(d, d)
+        self.kv_proj = nn.Linear(d, 2 * d)
+        self.out_proj = nn.Linear(d, d)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(ffn_mult * d, d))
+        self.drop = nn.Dropout(dropout)
+        self.attn_dropout = dropout
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        m = ctx.shape[1]
+        h = self.n_heads
+        has_ctx = ctx_mask.any(dim=1)
+        safe_mask = ctx_mask | ~has_ctx[:, None]
+        q = self.q_proj(x).view(b, n, h, d // h).transpose(1, 2)
+        k, v = self.kv_proj(ctx).view(b, m, 2, h, d // h).unbind(dim=2)
+        k, v = k.transpose(1, 2), v.transpose(1, 2)
+        att = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=safe_mask[:, None, None, :],
+            dropout_p=self.attn_dropout if self.training else 0.0,
+        )
+        msg = self.out_proj(att.transpose(1, 2).reshape(b, n, d))
+        msg = msg * has_ctx[:, None, None].to(msg.dtype)
+        y = self.norm1(x + self.drop(msg))
+        return self.norm2(y + self.drop(self.ffn(y)))
+
+
+class AttentivePooling(nn.Module):
+    """Structured self-attentive pooling (Lin et al. 2017) with ``r`` hops and a padding mask.
+
+    ``A = softmax_N(W_s2 tanh(W_s1 H^T))`` (r x N, padded positions get probability 0),
+    ``M = A H`` (r x d); the hops are combined into one d-vector by a learned linear map of the
+    flattened r*d vector (``combine="linear"``, default: hops stay distinguishable, so the
+    model can give them different roles) or by their mean (``combine="mean"``).
+
+    Returns ``(z, attention, has_any)``; for a row whose mask is all False the attention is all
+    zeros and ``z`` is meaningless (finite): the caller substitutes its "missing" embedding.
+    """
+
+    def __init__(self, d: int, hops: int, hidden: int, combine: str = "linear") -> None:
+        super().__init__()
+        if combine not in ("linear", "mean"):
+            raise ValueError(f"combine must be 'linear' or 'mean', got {combine!r}")
+        self.w1 = nn.Linear(d, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, hops, bias=False)
+        self.combine = combine
+        self.out = nn.Linear(hops * d, d) if combine == "linear" else None
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        has_any = mask.any(dim=1)
+        safe_mask = mask | ~has_any[:, None]
+        scores = self.w2(torch.tanh(self.w1(h))).transpose(1, 2)  # (B, r, N)
+        scores = scores.masked_fill(~safe_mask[:, None, :], float("-inf"))
+        att = torch.softmax(scores, dim=-1)
+        hops = att @ h  # (B, r, d)
+        z = self.out(hops.flatten(1)) if self.out is not None else hops.mean(dim=1)
+        att = att * has_any[:, None, None].to(att.dtype)
+        return z, att, has_any

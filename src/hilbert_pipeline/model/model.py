@@ -1,0 +1,201 @@
+"""The HILBERT model (DESIGN.md §4) and its unimodal baselines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .config import HilbertConfig
+from .layers import AttentivePooling, CrossAttentionBlock, ModalityProjection
+from .moe import MLPClassifier, MoEClassifier
+
+
+class ModelInputError(ValueError):
+    """Tensors given to :class:`HilbertModel` have the wrong shape, dtype or values."""
+
+
+@dataclass
+class HilbertOutput:
+    """Everything the losses and the trainer need from one forward pass.
+
+    ``z_audio``/``z_text``/``z_joint``: (B, d) document embeddings (not normalised); for a
+    unimodal model the unused modality is ``None`` and ``z_joint`` is the unimodal vector.
+    ``logits`` (B, C); ``gate`` (B, K) mixture weights (ones (B, 1) for the MLP head);
+    ``attention``: pooling weights per branch (``"audio"``, ``"text"``: (B, r, N); ``"joint"``:
+    (B, r, 2N) over the concatenated [C_a ; C_t] axis); ``lb_loss``: scalar load-balancing term;
+    ``feat_audio``/``feat_text``: masked mean of the raw segment features (B, d_a)/(B, d_t), zeros
+    for a document without that modality; ``has_audio``/``has_text``: (B,) bool, whether the
+    document has at least one real segment of the modality (losses use them to leave documents
+    without a modality out of that modality's alignment terms).
+    """
+
+    z_audio: torch.Tensor | None
+    z_text: torch.Tensor | None
+    z_joint: torch.Tensor
+    logits: torch.Tensor
+    gate: torch.Tensor
+    lb_loss: torch.Tensor
+    feat_audio: torch.Tensor | None
+    feat_text: torch.Tensor | None
+    has_audio: torch.Tensor | None
+    has_text: torch.Tensor | None
+    attention: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    w = mask.to(x.dtype)
+    return (x * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+
+class HilbertModel(nn.Module):
+    """HILBERT: per-modality projection, cross-modal attention, attentive pooling, MoE head.
+
+    ``modalities="both"`` (default)::
+
+        Ã = Proj_a(A), T̃ = Proj_t(T)                       (B, N, d)
+        C_a, C_t = XAttn_a(Ã | T̃), XAttn_t(T̃ | Ã)          (n_cross_layers blocks)
+        z_a = Pool_a(Ã), z_t = Pool_t(T̃), z_j = Pool_j([C_a ; C_t])   (segment axis concat)
+        logits, gate, lb = Head([z_a ; z_t ; z_j])
+
+    Missing data: audio and text masks are independent, so a segment may lack text or audio.
+    A document with no real segment of one modality gets a learned "missing" embedding for that
+    modality's pooled vector (one per modality, so the head can tell "no transcript" apart from
+    any real transcript), and its cross-attention toward that modality contributes a zero
+    message; its joint vector pools only the modality that exists. A document with no real
+    segment in *either* modality is a :class:`ModelInputError`.
+
+    Unimodal baselines (``modalities="audio"`` / ``"text"``, e.g. ``HilbertModel.unimodal(cfg,
+    "audio")``): the same projection + pooling blocks, no cross-attention, the head reads the
+    single pooled vector, ``z_joint`` is that vector and the other modality's fields are None.
+    The other modality's tensors may be passed as None. There is no missing embedding here: a
+    document without any segment of the modality is an error (the model has nothing to use).
+    """
+
+    def __init__(self, config: HilbertConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        c = config
+        self.proj = nn.ModuleDict()
+        self.pool = nn.ModuleDict()
+        self.missing = nn.ParameterDict()
+        for m, dim, used in (("audio", c.audio_dim, c.uses_audio),
+                             ("text", c.text_dim, c.uses_text)):
+            if not used:
+                continue
+            self.proj[m] = ModalityProjection(dim, c.d, c.dropout, c.position_encoding)
+            self.pool[m] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim, c.pool_combine)
+            if c.modalities == "both":
+                self.missing[m] = nn.Parameter(torch.randn(c.d) * 0.02)
+        if c.modalities == "both":
+            self.xattn_audio = nn.ModuleList(
+                CrossAttentionBlock(c.d, c.n_heads, c.dropout) for _ in range(c.n_cross_layers))
+            self.xattn_text = nn.ModuleList(
+                CrossAttentionBlock(c.d, c.n_heads, c.dropout) for _ in range(c.n_cross_layers))
+            self.pool["joint"] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim,
+                                                  c.pool_combine)
+        if c.head == "moe":
+            self.head = MoEClassifier(c.head_in_dim, c.n_classes, c.n_experts,
+                                      c.expert_hidden_dim, c.top_k, c.dropout)
+        else:
+            self.head = MLPClassifier(c.head_in_dim, c.n_classes, c.expert_hidden_dim, c.dropout)
+
+    @classmethod
+    def unimodal(cls, config: HilbertConfig, modality: str) -> HilbertModel:
+        """The audio-only or text-only baseline built from the same config."""
+        if modality not in ("audio", "text"):
+            raise ValueError(f"modality must be 'audio' or 'text', got {modality!r}")
+        return cls(config.replace(modalities=modality))
+
+    # ------------------------------------------------------------------ input checks
+    def _check_inputs(self, audio, text, audio_mask, text_mask) -> None:
+        c = self.config
+        given = {}
+        for name, x, used in (("audio", audio, c.uses_audio), ("text", text, c.uses_text)):
+            if not used:
+                continue
+            if not isinstance(x, torch.Tensor):
+                raise ModelInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+            if x.dim() != 3:
+                raise ModelInputError(f"{name} must have shape (B, N, d), got {tuple(x.shape)}")
+            if not x.is_floating_point():
+                raise ModelInputError(f"{name} must be a float tensor, got {x.dtype}")
+            given[name] = x
+        for name, m, used in (("audio_mask", audio_mask, c.uses_audio),
+                              ("text_mask", text_mask, c.uses_text)):
+            if not used:
+                continue
+            if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+                what = m.dtype if isinstance(m, torch.Tensor) else type(m).__name__
+                raise ModelInputError(f"{name} must be a bool tensor (True = real segment), "
+                                      f"got {what}")
+            if m.dim() != 2:
+                raise ModelInputError(f"{name} must have shape (B, N), got {tuple(m.shape)}")
+            given[name] = m
+        ref = next(iter(given.values()))
+        b, n = ref.shape[:2]
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in given.items())
+        for t in given.values():
+            if tuple(t.shape[:2]) != (b, n):
+                raise ModelInputError(f"batch/segment dimensions disagree: {shapes}")
+        for name, dim in (("audio", c.audio_dim), ("text", c.text_dim)):
+            if name in given and given[name].shape[2] != dim:
+                raise ModelInputError(f"{name} feature width {given[name].shape[2]} != configured "
+                                      f"{name}_dim={dim} ({shapes})")
+        if b == 0 or n == 0:
+            raise ModelInputError(f"empty batch: {shapes}")
+        if c.max_segments is not None and n > c.max_segments:
+            raise ModelInputError(f"{n} segments per document exceed max_segments="
+                                  f"{c.max_segments}")
+        for name in ("audio", "text"):
+            if name in given and not torch.isfinite(given[name]).all():
+                bad = (~torch.isfinite(given[name])).any(dim=2).nonzero()
+                doc, seg = bad[0].tolist()
+                raise ModelInputError(f"{name} features contain NaN/inf ({len(bad)} segment(s), "
+                                      f"first at document {doc}, segment {seg})")
+        masks = [given[k] for k in ("audio_mask", "text_mask") if k in given]
+        any_real = torch.stack([m.any(dim=1) for m in masks]).any(dim=0)
+        if not any_real.all():
+            docs = (~any_real).nonzero().flatten().tolist()
+            which = "either modality" if c.modalities == "both" else f"the {c.modalities} modality"
+            raise ModelInputError(f"document(s) at batch index {docs} have no real segment in "
+                                  f"{which}")
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, audio: torch.Tensor | None, text: torch.Tensor | None,
+                audio_mask: torch.Tensor | None, text_mask: torch.Tensor | None) -> HilbertOutput:
+        """Run the model on a padded batch: features (B, N, d_m), bool masks (B, N)."""
+        self._check_inputs(audio, text, audio_mask, text_mask)
+        c = self.config
+        att: dict[str, torch.Tensor] = {}
+        h: dict[str, torch.Tensor] = {}
+        z: dict[str, torch.Tensor] = {}
+        has: dict[str, torch.Tensor] = {}
+        feats = {"audio": audio, "text": text}
+        masks = {"audio": audio_mask, "text": text_mask}
+        for m in self.proj:
+            h[m] = self.proj[m](feats[m])
+            zm, att[m], has[m] = self.pool[m](h[m], masks[m])
+            if m in self.missing:
+                zm = torch.where(has[m][:, None], zm, self.missing[m].to(zm.dtype)[None])
+            z[m] = zm
+        if c.modalities == "both":
+            ca, ct = h["audio"], h["text"]
+            for blk_a, blk_t in zip(self.xattn_audio, self.xattn_text, strict=True):
+                ca, ct = blk_a(ca, ct, text_mask), blk_t(ct, ca, audio_mask)
+            zj, att["joint"], _ = self.pool["joint"](torch.cat([ca, ct], dim=1),
+                                                     torch.cat([audio_mask, text_mask], dim=1))
+            x = torch.cat([z["audio"], z["text"], zj], dim=-1)
+        else:
+            zj = z[c.modalities]
+            x = zj
+        logits, gate, lb = self.head(x)
+        return HilbertOutput(
+            z_audio=z.get("audio"), z_text=z.get("text"), z_joint=zj, logits=logits, gate=gate,
+            lb_loss=lb,
+            feat_audio=_masked_mean(audio, audio_mask) if c.uses_audio else None,
+            feat_text=_masked_mean(text, text_mask) if c.uses_text else None,
+            has_audio=has.get("audio"), has_text=has.get("text"), attention=att,
+        )
