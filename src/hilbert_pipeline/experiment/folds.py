@@ -1,0 +1,109 @@
+"""Evaluation folds, computed once and saved so every method sees the identical partition.
+
+Table layout (one row per repeat x fold x document): ``repeat, fold, doc_id, role`` with
+``role`` in ``{"train", "test"}``. The long layout covers cross-validation and a fixed
+``split`` column alike.
+
+* No ``split`` column: repeated stratified k-fold. With groups, ``StratifiedGroupKFold``
+  (a group never straddles train and test); otherwise ``StratifiedKFold``. Repeat ``r`` shuffles
+  with seed ``seed + r``, so repeats differ and the whole table is reproducible from ``seed``.
+* ``split`` column present: one fold (repeat 0, fold 0) with the given train/test documents; more
+  repeats would be identical, so ``n_repeats`` is ignored there (and said so in the log).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from .data import DocumentSet, LabelError
+
+log = logging.getLogger(__name__)
+
+FOLD_COLUMNS = ["repeat", "fold", "doc_id", "role"]
+
+
+class FoldError(ValueError):
+    """A folds table does not fit the documents it is applied to."""
+
+
+def make_folds(docs: DocumentSet, n_splits: int, n_repeats: int, seed: int) -> pd.DataFrame:
+    """Build the folds table for ``docs`` (see module docstring)."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if docs.splits is not None:
+        if n_repeats != 1:
+            log.info("documents carry a fixed train/test split: n_repeats=%d ignored", n_repeats)
+        train = [d for d, s in zip(docs.doc_ids, docs.splits, strict=True) if s == "train"]
+        test = [d for d, s in zip(docs.doc_ids, docs.splits, strict=True) if s == "test"]
+        if not train or not test:
+            raise FoldError(f"fixed split needs train and test documents, got {len(train)} train "
+                            f"and {len(test)} test")
+        rows = [(0, 0, d, "train") for d in train] + [(0, 0, d, "test") for d in test]
+        return pd.DataFrame(rows, columns=FOLD_COLUMNS)
+
+    if n_splits < 2:
+        raise FoldError(f"n_splits must be >= 2, got {n_splits}")
+    if n_repeats < 1:
+        raise FoldError(f"n_repeats must be >= 1, got {n_repeats}")
+    counts = docs.class_counts()
+    small = {docs.label_names[k]: int(n) for k, n in enumerate(counts) if n < n_splits}
+    if small:
+        raise LabelError(f"classes with fewer documents than the {n_splits} folds: {small}")
+    if docs.groups is not None and len(set(docs.groups)) < n_splits:
+        raise FoldError(f"only {len(set(docs.groups))} groups for {n_splits} folds")
+    y = docs.labels
+    rows = []
+    x_dummy = np.zeros((len(docs), 1))
+    for r in range(n_repeats):
+        if docs.groups is not None:
+            splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + r)
+            splits = splitter.split(x_dummy, y, groups=docs.groups)
+        else:
+            splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed + r)
+            splits = splitter.split(x_dummy, y)
+        for f, (tr, te) in enumerate(splits):
+            rows += [(r, f, docs.doc_ids[i], "train") for i in tr]
+            rows += [(r, f, docs.doc_ids[i], "test") for i in te]
+    return pd.DataFrame(rows, columns=FOLD_COLUMNS)
+
+
+def iter_folds(folds: pd.DataFrame, docs: DocumentSet):
+    """Yield ``(repeat, fold, train_idx, test_idx)`` (positions in ``docs``), validating ``folds``.
+
+    Each fold must cover every document of ``docs`` (train or test, not both), test parts of one
+    repeat must not overlap, and the table must not name unknown documents: a stale folds file
+    (documents changed since it was written) is an error, not a silent re-partition.
+    """
+    missing_cols = [c for c in FOLD_COLUMNS if c not in folds.columns]
+    if missing_cols:
+        raise FoldError(f"folds table lacks columns {missing_cols}")
+    pos = {d: i for i, d in enumerate(docs.doc_ids)}
+    ids = folds["doc_id"].astype(str)
+    unknown = sorted(set(ids) - set(pos))
+    if unknown:
+        raise FoldError(f"folds table names documents that are not in the data: {unknown[:20]} "
+                        f"(stale folds file? re-run the evaluation pipeline's fold node)")
+    bad_roles = sorted(set(folds["role"]) - {"train", "test"})
+    if bad_roles:
+        raise FoldError(f"folds table has unknown roles {bad_roles}")
+    seen_test: dict[int, set[int]] = {}
+    for (r, f), part in folds.groupby(["repeat", "fold"], sort=True):
+        pid = part["doc_id"].astype(str)
+        train = [pos[d] for d in pid[part["role"] == "train"]]
+        test = [pos[d] for d in pid[part["role"] == "test"]]
+        if set(train) & set(test):
+            raise FoldError(f"repeat {r} fold {f}: documents in both train and test")
+        if not train or not test:
+            raise FoldError(f"repeat {r} fold {f}: empty train or test part")
+        absent = set(range(len(docs))) - set(train) - set(test)
+        if absent:
+            raise FoldError(f"repeat {r} fold {f}: documents missing from the folds table: "
+                            f"{sorted(docs.doc_ids[i] for i in absent)[:20]} (stale folds file?)")
+        prev = seen_test.setdefault(int(r), set())
+        if prev & set(test):
+            raise FoldError(f"repeat {r}: test parts of different folds overlap")
+        prev |= set(test)
+        yield int(r), int(f), np.array(train, dtype=np.int64), np.array(test, dtype=np.int64)

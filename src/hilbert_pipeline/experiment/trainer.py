@@ -1,0 +1,327 @@
+"""Training loop for HILBERT models: ``fit`` / ``predict`` (pure PyTorch, no Kedro).
+
+* AdamW, gradient-norm clipping, minibatches of at least two documents (the contrastive terms
+  need negatives): a trailing batch of one document is merged into the previous batch.
+* Early stopping on an inner validation split (stratified per class, seeded): the model state of
+  the epoch with the best validation macro-F1 is restored at the end; training stops after
+  ``patience`` epochs without improvement. A class with a single training document stays in the
+  training part (it cannot be both learned and validated).
+* Optional class-balanced sampling (``WeightedRandomSampler``, weights 1/count, seeded).
+* Determinism: ``seed_everything(seed)`` before the model is built, and a dedicated
+  ``torch.Generator`` seeded from ``seed`` drives batching and sampling, so one seed gives one
+  result on a given machine and device.
+* ``on_epoch_end(epoch, val_macro_f1)`` is called after every epoch; it may raise (e.g. Optuna's
+  ``TrialPruned``) to abort training, and the exception propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..utils import resolve_device, seed_everything
+from .data import DocumentSet, collate
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(ValueError):
+    """Training parameters or data cannot be trained on."""
+
+
+@dataclass
+class TrainingParams:
+    """Optimisation settings (model hyper-parameters live in ``HilbertConfig``).
+
+    ``val_fraction``: share of each class held out for early stopping (0 disables early stopping:
+    all ``epochs`` run and the last state is kept). ``min_epochs``: early stopping never fires
+    before this epoch. ``eval_batch_size``: batch size for validation / prediction.
+    """
+
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    grad_clip: float = 1.0
+    patience: int = 8
+    min_epochs: int = 1
+    val_fraction: float = 0.2
+    balanced_sampling: bool = False
+    eval_batch_size: int = 64
+    device: str = "auto"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        errs = []
+        for name in ("epochs", "batch_size", "patience", "min_epochs", "eval_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                errs.append(f"{name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.batch_size, int) and self.batch_size < 2:
+            errs.append("batch_size must be >= 2 (the contrastive losses need negatives)")
+        for name in ("lr", "weight_decay", "grad_clip"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0 or \
+                    not math.isfinite(v):
+                errs.append(f"{name} must be a finite number >= 0, got {v!r}")
+        if not isinstance(self.val_fraction, int | float) or not 0 <= self.val_fraction < 1:
+            errs.append(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if errs:
+            raise TrainingError("invalid training parameters: " + "; ".join(errs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TrainingParams:
+        data = dict(data or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise TrainingError(f"unknown training parameters: {unknown} (known: {sorted(names)})")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainingParams:
+        return TrainingParams.from_dict({**self.to_dict(), **changes})
+
+
+@dataclass
+class FitResult:
+    """A trained model (best validation state restored) and its per-epoch history."""
+
+    model: Any  # HilbertModel
+    config: Any  # HilbertConfig
+    loss_fn: Any  # HilbertLoss (holds the learned temperature)
+    history: pd.DataFrame
+    best_epoch: int
+    best_val_macro_f1: float | None
+    train_doc_ids: list[str]
+    val_doc_ids: list[str]
+    label_names: list[str]
+    training_params: TrainingParams
+    seconds: float
+
+
+def inner_split(docs: DocumentSet, val_fraction: float, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/validation positions: per class ``round(val_fraction * n_c)`` documents
+    (at least one when ``n_c >= 2`` and ``val_fraction > 0``), never the class's last document."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in range(docs.n_classes):
+        idx = np.flatnonzero(docs.labels == c)
+        if len(idx) == 0:
+            continue
+        idx = rng.permutation(idx)
+        n_val = 0
+        if val_fraction > 0 and len(idx) >= 2:
+            n_val = min(max(1, round(val_fraction * len(idx))), len(idx) - 1)
+        val += idx[:n_val].tolist()
+        train += idx[n_val:].tolist()
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def _batches(n: int, batch_size: int, generator, weights: np.ndarray | None) -> list[list[int]]:
+    """Index batches for one epoch (shuffled, or class-balanced sampling with replacement)."""
+    import torch
+
+    if weights is not None:
+        order = torch.multinomial(torch.as_tensor(weights, dtype=torch.double), n,
+                                  replacement=True, generator=generator).tolist()
+    else:
+        order = torch.randperm(n, generator=generator).tolist()
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2] += batches.pop()
+    return batches
+
+
+def _to_device(batch: dict[str, Any], device) -> dict[str, Any]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _forward(model, batch):
+    return model(batch["audio"], batch["text"], batch["audio_mask"], batch["text_mask"])
+
+
+def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None = None,
+            return_gate: bool = False):
+    """Class probabilities ``(D, C)`` (float64) in ``docs`` order; with ``return_gate`` also the
+    per-document MoE gate weights ``(D, K)``."""
+    import torch
+
+    dev = next(model.parameters()).device if device is None else resolve_device(device)
+    model = model.to(dev)
+    was_training = model.training
+    model.eval()
+    probs, gates = [], []
+    with torch.inference_mode():
+        for i in range(0, len(docs), batch_size):
+            batch = _to_device(collate(docs, range(i, min(i + batch_size, len(docs)))), dev)
+            out = _forward(model, batch)
+            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
+            gates.append(out.gate.float().cpu().numpy())
+    model.train(was_training)
+    p = np.concatenate(probs).astype(np.float64)
+    return (p, np.concatenate(gates).astype(np.float64)) if return_gate else p
+
+
+def _add_mi_estimates(terms: dict, output, loss_fn) -> dict:
+    """Add the InfoNCE MI estimates ``mi_audio``/``mi_text`` when the loss did not compute them.
+
+    ``HilbertLoss`` reports I_a and I_t only when the MI-balance term is on; the ``no_mi``
+    ablation and the ``direct`` baseline should still be comparable on them, so they are computed
+    here as diagnostics (no gradient) for two-modality models.
+    """
+    import torch
+
+    from ..model import MIBalanceLoss
+
+    if "mi_audio" in terms or output.z_audio is None or output.z_text is None:
+        return terms
+    both = output.has_audio & output.has_text
+    if int(both.sum()) < 2:
+        return terms
+    with torch.no_grad():
+        _, i_a, i_t = MIBalanceLoss(1.0)(output.z_audio[both], output.z_text[both],
+                                          output.z_joint[both], loss_fn.temperature)
+    return {**terms, "mi_audio": i_a.detach(), "mi_text": i_t.detach()}
+
+
+def loss_terms(model, loss_fn, docs: DocumentSet, device: str | None = None) -> dict[str, float]:
+    """Every loss term and both MI estimates on ``docs`` as one batch, in eval mode."""
+    import torch
+
+    dev = next(model.parameters()).device if device is None else resolve_device(device)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        batch = _to_device(collate(docs, range(len(docs))), dev)
+        output = _forward(model, batch)
+        terms = _add_mi_estimates(loss_fn(output, batch["labels"]), output, loss_fn)
+    model.train(was_training)
+    return {k: float(v.detach().cpu()) for k, v in terms.items()}
+
+
+def _macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, proba.argmax(axis=1), average="macro", zero_division=0))
+
+
+def fit(config, train_docs: DocumentSet, val_docs: DocumentSet | None,
+        training_params: TrainingParams | Mapping[str, Any], seed: int,
+        on_epoch_end: Callable[[int, float | None], None] | None = None) -> FitResult:
+    """Train a :class:`HilbertModel` from ``config`` (a ``HilbertConfig`` or its dict).
+
+    ``val_docs=None`` splits ``train_docs`` with :func:`inner_split` (``val_fraction``, ``seed``);
+    pass explicit ``val_docs`` to control the split yourself. ``config.n_classes`` must equal
+    ``train_docs.n_classes``; feature widths must match the documents.
+    """
+    import torch
+
+    from ..model import HilbertConfig, HilbertLoss, HilbertModel
+
+    t0 = time.perf_counter()
+    tp = (training_params if isinstance(training_params, TrainingParams)
+          else TrainingParams.from_dict(training_params))
+    cfg = config if isinstance(config, HilbertConfig) else HilbertConfig.from_dict(dict(config))
+    if cfg.n_classes != train_docs.n_classes:
+        raise TrainingError(f"config.n_classes={cfg.n_classes} but the documents have "
+                            f"{train_docs.n_classes} classes {train_docs.label_names}")
+    if val_docs is None:
+        tr_idx, va_idx = inner_split(train_docs, tp.val_fraction, seed)
+        val_docs = train_docs.subset(va_idx)
+        train_docs = train_docs.subset(tr_idx)
+    if len(train_docs) < 2:
+        raise TrainingError(f"need at least 2 training documents, got {len(train_docs)}")
+
+    seed_everything(seed)
+    device = resolve_device(tp.device)
+    model = HilbertModel(cfg).to(device)
+    counts = train_docs.class_counts()
+    loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32))
+    loss_fn = loss_fn.to(device)
+    params = list(model.parameters()) + [p for p in loss_fn.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=tp.lr, weight_decay=tp.weight_decay)
+    gen = torch.Generator().manual_seed(int(seed))
+    weights = None
+    if tp.balanced_sampling:
+        weights = 1.0 / np.maximum(counts[train_docs.labels], 1)
+
+    history: list[dict[str, Any]] = []
+    best_f1: float | None = None
+    best_epoch = 0
+    best_state = None
+    stale = 0
+    bar = None
+    if tp.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=tp.epochs, desc="training", unit="epoch", leave=False)
+    try:
+        for epoch in range(1, tp.epochs + 1):
+            model.train()
+            loss_fn.train()
+            sums: dict[str, float] = {}
+            seen: dict[str, int] = {}  # a term may be skipped in some batches
+            for idx in _batches(len(train_docs), tp.batch_size, gen, weights):
+                batch = _to_device(collate(train_docs, idx), device)
+                output = _forward(model, batch)
+                terms = loss_fn(output, batch["labels"])
+                opt.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                if tp.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, tp.grad_clip)
+                opt.step()
+                terms = _add_mi_estimates(terms, output, loss_fn)
+                b = len(idx)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
+                    seen[k] = seen.get(k, 0) + b
+            row: dict[str, Any] = {"epoch": epoch}
+            row.update({f"train_{k}": v / seen[k] for k, v in sums.items()})
+            val_f1 = None
+            if len(val_docs) > 0:
+                proba = predict(model, val_docs, tp.eval_batch_size)
+                val_f1 = _macro_f1(val_docs.labels, proba)
+                if len(val_docs) >= 4:  # contrastive/CKA terms need a few documents
+                    row.update({f"val_{k}": v for k, v in
+                                loss_terms(model, loss_fn, val_docs).items()})
+            row["val_macro_f1"] = val_f1
+            history.append(row)
+            if val_f1 is None or best_f1 is None or val_f1 > best_f1:
+                best_f1, best_epoch, stale = val_f1, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
+                                cls=f"{row.get('train_cls', float('nan')):.3f}",
+                                val_f1="-" if val_f1 is None else f"{val_f1:.3f}")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, val_f1)
+            if val_f1 is not None and stale >= tp.patience and epoch >= tp.min_epochs:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    hist = pd.DataFrame(history)
+    hist["best"] = hist["epoch"] == best_epoch
+    return FitResult(model=model, config=cfg, loss_fn=loss_fn, history=hist, best_epoch=best_epoch,
+                     best_val_macro_f1=best_f1, train_doc_ids=list(train_docs.doc_ids),
+                     val_doc_ids=list(val_docs.doc_ids), label_names=list(train_docs.label_names),
+                     training_params=tp, seconds=time.perf_counter() - t0)
