@@ -1,0 +1,382 @@
+"""Corpus validation (DESIGN §1): one pass that reports *every* problem before any heavy work.
+
+``validate_corpus`` reads the manifest, parses every transcript and reads every audio *header*
+(never the samples), and returns the valid documents plus a JSON-able report. ``load_corpus``
+wraps it: on any remaining problem it writes the report and raises ``CorpusValidationError``.
+
+Problem kinds, and which a user may exclude (``exclude_invalid: true``) instead of failing:
+
+=======================  =============================================================  ========
+kind                     meaning                                                        scope
+=======================  =============================================================  ========
+corpus_missing           the corpus folder does not exist                               corpus
+manifest_*               manifest.csv missing, unreadable, empty or lacking columns     corpus
+doc_id_duplicate         the same doc_id on several rows                                corpus
+label_too_few            a label has fewer documents than ``min_docs_per_label``        corpus*
+label_single_class       only one label among the documents (``require_labels``)        corpus
+corpus_empty             no valid document remains                                      corpus
+split_partial            some rows have a split and others none                         corpus
+doc_id_missing           empty doc_id                                                   document
+audio_missing            audio path empty or not found                                  document
+audio_unreadable         soundfile cannot read the header                               document
+audio_empty              zero-length recording or clip                                  document
+transcript_*             transcript missing, unparsable, empty, or wrong type for audio  document
+cue_negative             a cue starts before 0                                          document
+cue_end_before_start     end <= start                                                   document
+cue_order                a cue starts before the previous cue                           document
+cue_overlap              a cue starts before the previous one ends (beyond tolerance)   document
+cue_beyond_audio         a cue ends after the audio (+ ``duration_tolerance``) or
+                         starts at/after its end                                        document
+clip_count_mismatch      number of clips != number of transcript lines                  document
+clip_foreign_file        a non-audio entry inside a clip folder                         document
+label_missing            empty label while ``require_labels`` is true                   document
+split_invalid            split is not train/test                                        document
+=======================  =============================================================  ========
+
+(*) ``exclude_rare_labels: true`` excludes the documents of such labels instead of failing.
+
+Tolerances: ``duration_tolerance`` (default 0.5 s) because subtitle tools round cue ends and
+encoders pad the last frame, so a cue may end slightly after the decoded audio; segments are then
+clamped to the audio. ``overlap_tolerance`` (default 0 s) lets cues overlap by a few ms (some ASR
+exports do); larger overlaps mean duplicated speech and are errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hilbert_pipeline.audio import AUDIO_EXTENSIONS, AudioError, audio_info
+from hilbert_pipeline.corpus.manifest import SPLIT_VALUES, ManifestError, list_clips, read_manifest
+from hilbert_pipeline.corpus.transcripts import (
+    CLIP_EXTENSIONS,
+    TIMED_EXTENSIONS,
+    Cue,
+    Problem,
+    TranscriptError,
+    parse_transcript,
+)
+from hilbert_pipeline.utils import write_json
+
+logger = logging.getLogger(__name__)
+
+_EPS = 1e-6
+CORPUS_LEVEL = frozenset({
+    "corpus_missing", "manifest_missing", "manifest_unreadable", "manifest_empty",
+    "manifest_columns", "doc_id_duplicate", "label_too_few", "label_single_class", "split_partial",
+    "corpus_empty"})
+
+
+class CorpusValidationError(ValueError):
+    """The corpus has problems; the message lists every one, ``report`` holds them all."""
+
+    def __init__(self, report: dict, report_path: str | Path | None = None):
+        self.report = report
+        probs = report.get("problems", [])
+        fatal = [p for p in probs if p.get("fatal", True)]
+        head = (f"corpus {report.get('corpus')!r} failed validation: {len(fatal)} problem(s)"
+                + (f" (full report: {report_path})" if report_path else ""))
+        lines = [f"  - {_fmt(p)}" for p in fatal]
+        hint = report.get("hint")
+        super().__init__("\n".join([head, *lines] + ([hint] if hint else [])))
+
+
+def _fmt(p: dict) -> str:
+    return str(Problem(**{k: p.get(k) for k in
+                          ("kind", "message", "file", "row", "cue", "line", "doc_id")}))
+
+
+@dataclass
+class Document:
+    """A validated document: resolved paths, its cues and what the audio headers said."""
+
+    doc_id: str
+    row: int
+    label: str | None
+    group: str | None
+    split: str | None
+    audio: Path
+    transcript: Path
+    kind: str  # "recording" or "clips"
+    duration: float
+    cues: list[Cue]
+    clips: list[tuple[Path, float]] = field(default_factory=list)
+
+
+@dataclass
+class ValidationResult:
+    documents: list[Document]
+    report: dict
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.report["ok"])
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return (p if p.is_absolute() else base / p).resolve()
+
+
+def check_cue_times(
+    cues: list[Cue], duration: float, file: str, duration_tolerance: float,
+    overlap_tolerance: float,
+) -> list[Problem]:
+    """Every timing problem of a recording's cues: order, overlap, end<=start, out of the audio."""
+    probs: list[Problem] = []
+    prev: Cue | None = None
+    for c in cues:
+        at = {"file": file, "cue": c.index, "line": c.line}
+        if c.start < 0:
+            probs.append(Problem("cue_negative", f"starts at {c.start:.3f} s (< 0)", **at))
+        if c.end <= c.start + _EPS:
+            probs.append(Problem("cue_end_before_start",
+                                 f"end {c.end:.3f} s is not after start {c.start:.3f} s", **at))
+        if prev is not None:
+            if c.start < prev.start - _EPS:
+                probs.append(Problem("cue_order", f"starts at {c.start:.3f} s, before the previous "
+                                     f"cue ({prev.index}) starting at {prev.start:.3f} s", **at))
+            elif c.start < prev.end - overlap_tolerance - _EPS:
+                probs.append(Problem("cue_overlap", f"starts at {c.start:.3f} s, before the "
+                                     f"previous cue ({prev.index}) ends at {prev.end:.3f} s "
+                                     f"(overlap_tolerance={overlap_tolerance} s)", **at))
+        if c.start >= duration - _EPS and c.start >= 0:
+            probs.append(Problem("cue_beyond_audio", f"starts at {c.start:.3f} s, at or after the "
+                                 f"end of the audio ({duration:.3f} s)", **at))
+        elif c.end > duration + duration_tolerance + _EPS:
+            probs.append(Problem("cue_beyond_audio", f"ends at {c.end:.3f} s, after the end of the "
+                                 f"audio ({duration:.3f} s; tolerance {duration_tolerance} s)",
+                                 **at))
+        prev = c
+    return probs
+
+
+def _check_document(row, corpus_dir: Path, opts: dict) -> tuple[Document | None, list[Problem]]:
+    """Validate one manifest row; return the document (None if unusable) and its problems."""
+    at = {"row": row.row, "doc_id": row.doc_id or None}
+    probs: list[Problem] = []
+    if not row.doc_id:
+        probs.append(Problem("doc_id_missing", "empty doc_id", file="manifest.csv", **at))
+    if opts["require_labels"] and not row.label:
+        probs.append(Problem("label_missing", "empty label (labels are required for training; "
+                             "set segmentation.require_labels: false for unlabelled corpora)",
+                             file="manifest.csv", **at))
+    if row.split is not None and row.split.lower() not in SPLIT_VALUES:
+        probs.append(Problem("split_invalid", f"split {row.split!r} is not one of "
+                             f"{', '.join(SPLIT_VALUES)}", file="manifest.csv", **at))
+    if not row.audio:
+        probs.append(Problem("audio_missing", "empty audio path", file="manifest.csv", **at))
+    if not row.transcript:
+        probs.append(Problem("transcript_missing", "empty transcript path", file="manifest.csv",
+                             **at))
+    if not row.audio or not row.transcript:
+        return None, probs
+    audio, transcript = _resolve(corpus_dir, row.audio), _resolve(corpus_dir, row.transcript)
+    a_file, t_file = str(audio), str(transcript)
+    ext = transcript.suffix.lower()
+    is_clips = audio.is_dir()
+    if not audio.exists():
+        probs.append(Problem("audio_missing", "audio file or clip folder not found",
+                             file=a_file, **at))
+    cues: list[Cue] = []
+    try:
+        cues = parse_transcript(transcript)
+    except TranscriptError as exc:
+        probs.extend(Problem(p.kind, p.message, file=p.file or t_file, cue=p.cue, line=p.line, **at)
+                     for p in exc.problems)
+        cues = []
+    if audio.exists() and is_clips and ext not in CLIP_EXTENSIONS:
+        probs.append(Problem("transcript_format", f"audio is a clip folder, so the transcript must "
+                             f"be a .txt with one line per clip (got {ext or 'no extension'})",
+                             file=t_file, **at))
+        cues = []
+    if audio.exists() and not is_clips and ext in CLIP_EXTENSIONS:
+        probs.append(Problem("transcript_format", "a .txt transcript has no timestamps, so the "
+                             "audio must be a folder of clips (one per line); for one recording "
+                             f"use {', '.join(TIMED_EXTENSIONS)}", file=t_file, **at))
+        cues = []
+    if not audio.exists():
+        return None, probs
+    if is_clips:
+        clip_paths, foreign = list_clips(audio)
+        if foreign:
+            probs.append(Problem("clip_foreign_file", "entries that are not audio clips "
+                                 f"({', '.join(AUDIO_EXTENSIONS)}): "
+                                 f"{', '.join(foreign[:10])}"
+                                 + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""),
+                                 file=a_file, **at))
+        clips: list[tuple[Path, float]] = []
+        for cp in clip_paths:
+            try:
+                dur, _, _ = audio_info(cp)
+            except AudioError as exc:
+                probs.append(Problem("audio_unreadable", str(exc).split(": ", 1)[-1],
+                                     file=str(cp), **at))
+                continue
+            if dur <= 0:
+                probs.append(Problem("audio_empty", "clip has no samples", file=str(cp), **at))
+            clips.append((cp, dur))
+        if not clip_paths:
+            probs.append(Problem("audio_empty", "clip folder holds no audio clips", file=a_file,
+                                 **at))
+        if cues and clip_paths and len(clip_paths) != len(cues):
+            probs.append(Problem("clip_count_mismatch", f"{len(clip_paths)} clips in {a_file} but "
+                                 f"{len(cues)} lines in the transcript (one line per clip, "
+                                 "matched in natural order of the clip names)", file=t_file, **at))
+        if probs:
+            return None, probs
+        return Document(row.doc_id, row.row, row.label, row.group,
+                        row.split.lower() if row.split else None, audio, transcript, "clips",
+                        float(sum(d for _, d in clips)), cues, clips), probs
+    try:
+        duration, _, _ = audio_info(audio)
+    except AudioError as exc:
+        probs.append(Problem("audio_unreadable", str(exc).split(": ", 1)[-1], file=a_file, **at))
+        return None, probs
+    if duration <= 0:
+        probs.append(Problem("audio_empty", "recording has no samples", file=a_file, **at))
+    elif cues:
+        probs.extend(Problem(p.kind, p.message, file=p.file, cue=p.cue, line=p.line, **at)
+                     for p in check_cue_times(cues, duration, t_file, opts["duration_tolerance"],
+                                              opts["overlap_tolerance"]))
+    if probs:
+        return None, probs
+    return Document(row.doc_id, row.row, row.label, row.group,
+                    row.split.lower() if row.split else None, audio, transcript, "recording",
+                    float(duration), cues), probs
+
+
+def validate_corpus(
+    corpus: str | Path,
+    *,
+    require_labels: bool = True,
+    min_docs_per_label: int = 2,
+    exclude_invalid: bool = False,
+    exclude_rare_labels: bool = False,
+    duration_tolerance: float = 0.5,
+    overlap_tolerance: float = 0.0,
+    progress: bool = False,
+    default_corpus_hint: str | None = None,
+) -> ValidationResult:
+    """Check a corpus folder and return its valid documents and a report of every problem.
+
+    Nothing is raised for problems in the data (see ``load_corpus``); the report says ``ok``.
+    ``default_corpus_hint`` is appended to the report when the folder does not exist (e.g. how to
+    build the demo corpus).
+    """
+    from tqdm.auto import tqdm
+
+    corpus_dir = Path(corpus).expanduser().resolve()
+    opts = {"require_labels": bool(require_labels), "min_docs_per_label": int(min_docs_per_label),
+            "exclude_invalid": bool(exclude_invalid),
+            "exclude_rare_labels": bool(exclude_rare_labels),
+            "duration_tolerance": float(duration_tolerance),
+            "overlap_tolerance": float(overlap_tolerance)}
+    if opts["duration_tolerance"] < 0 or opts["overlap_tolerance"] < 0:
+        raise ValueError("segmentation.duration_tolerance and overlap_tolerance must be >= 0")
+    report: dict = {"corpus": str(corpus_dir), "ok": False, "options": opts, "n_rows": 0,
+                    "n_documents": 0, "n_problems": 0, "problems": [], "excluded": [],
+                    "labels": {}}
+
+    def finish(problems: list[Problem], docs: list[Document]) -> ValidationResult:
+        out = []
+        for p in problems:
+            d = p.as_dict()
+            # a document-level problem is not fatal only when the user chose to exclude
+            d["fatal"] = p.kind in CORPUS_LEVEL or not opts["exclude_invalid"]
+            out.append(d)
+        report["problems"] = out
+        report["n_problems"] = len(out)
+        report["ok"] = not any(d["fatal"] for d in out)
+        report["n_documents"] = len(docs)
+        report["labels"] = dict(Counter(d.label for d in docs if d.label).most_common())
+        return ValidationResult(docs, report)
+
+    if not corpus_dir.is_dir():
+        msg = ("corpus folder not found" if not corpus_dir.exists() else "is not a folder")
+        if default_corpus_hint:
+            report["hint"] = default_corpus_hint
+        return finish([Problem("corpus_missing", msg, file=str(corpus_dir))], [])
+    try:
+        rows, _ = read_manifest(corpus_dir / "manifest.csv")
+    except ManifestError as exc:
+        return finish([Problem(exc.kind, exc.message, file=exc.file)], [])
+    report["n_rows"] = len(rows)
+    problems: list[Problem] = []
+    if not rows:
+        problems.append(Problem("manifest_empty", "no documents (only a header)",
+                                file=str(corpus_dir / "manifest.csv")))
+    ids = Counter(r.doc_id for r in rows if r.doc_id)
+    for doc_id, n in ids.items():
+        if n > 1:
+            where = [r.row for r in rows if r.doc_id == doc_id]
+            problems.append(Problem("doc_id_duplicate", f"doc_id appears on {n} rows "
+                                    f"({', '.join(map(str, where))})", file="manifest.csv",
+                                    row=where[1], doc_id=doc_id))
+    with_split = [r for r in rows if r.split is not None]
+    if with_split and len(with_split) != len(rows):
+        empty = [r.row for r in rows if r.split is None]
+        problems.append(Problem("split_partial", f"{len(with_split)} rows set a split but "
+                                f"{len(empty)} leave it empty (rows {', '.join(map(str, empty[:10]))}"
+                                f"{' ...' if len(empty) > 10 else ''}); set it on every row or "
+                                "on none", file="manifest.csv"))
+    docs: list[Document] = []
+    bad_rows: dict[int, list[str]] = {}
+    for r in tqdm(rows, desc="validating corpus", unit="doc", disable=not progress):
+        doc, probs = _check_document(r, corpus_dir, opts)
+        problems.extend(probs)
+        if probs:
+            bad_rows.setdefault(r.row, []).extend(str(p) for p in probs)
+        elif doc is not None:
+            docs.append(doc)
+    kept = docs
+    if opts["exclude_invalid"]:
+        for r in rows:
+            if r.row in bad_rows:
+                report["excluded"].append({"row": r.row, "doc_id": r.doc_id or None,
+                                           "reasons": bad_rows[r.row]})
+                logger.warning("excluding document %r (manifest row %d): %s", r.doc_id, r.row,
+                               "; ".join(bad_rows[r.row]))
+    # label counts among the documents that remain (unlabelled ones do not count)
+    need = opts["min_docs_per_label"]
+    counts = Counter(d.label for d in kept if d.label)
+    rare = {lab: n for lab, n in counts.items() if n < need}
+    if rare and opts["exclude_rare_labels"]:
+        for d in kept:
+            if d.label in rare:
+                reason = (f"label {d.label!r} has {rare[d.label]} document(s), fewer than "
+                          f"min_docs_per_label={need}")
+                report["excluded"].append({"row": d.row, "doc_id": d.doc_id, "reasons": [reason]})
+                logger.warning("excluding document %r: %s", d.doc_id, reason)
+        kept = [d for d in kept if d.label not in rare]
+        rare = {}
+    for lab, n in sorted(rare.items()):
+        problems.append(Problem("label_too_few", f"label {lab!r} has {n} document(s); the folds "
+                                f"need at least min_docs_per_label={need} (add documents, lower "
+                                "min_docs_per_label, or set exclude_rare_labels: true)",
+                                file="manifest.csv"))
+    if opts["require_labels"] and kept and len({d.label for d in kept if d.label}) == 1:
+        problems.append(Problem("label_single_class", "every document has the same label "
+                                f"{kept[0].label!r}; classification needs at least 2 labels",
+                                file="manifest.csv"))
+    if not kept and rows and not any(p.kind in CORPUS_LEVEL for p in problems):
+        problems.append(Problem("corpus_empty", "no valid document remains", file="manifest.csv"))
+    problems.sort(key=lambda p: (p.row is None, p.row or 0))
+    return finish(problems, kept)
+
+
+def load_corpus(
+    corpus: str | Path,
+    report_path: str | Path | None = None,
+    **options,
+) -> ValidationResult:
+    """``validate_corpus`` that fails loudly: on any problem the report is written to
+    ``report_path`` (when given) and ``CorpusValidationError`` is raised listing every problem."""
+    result = validate_corpus(corpus, **options)
+    if not result.ok:
+        if report_path is not None:
+            write_json(report_path, result.report)
+        raise CorpusValidationError(result.report, report_path)
+    return result
