@@ -1,0 +1,79 @@
+"""HilbertConfig validation and checkpoint round trip."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from model_test_helpers import make_batch, tiny_config
+
+from hilbert_pipeline.model import ConfigError, HilbertConfig, HilbertModel
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"d": 15, "n_heads": 2}, "not divisible"),
+    ({"top_k": 5, "n_experts": 3}, "top_k=5 exceeds n_experts=3"),
+    ({"alignment": "diagonal"}, "alignment must be one of"),
+    ({"head": "transformer"}, "head must be one of"),
+    ({"modalities": "video"}, "modalities must be one of"),
+    ({"cka_source": "raw"}, "cka_source"),
+    ({"class_loss": "hinge"}, "class_loss"),
+    ({"dropout": 1.0}, "dropout"),
+    ({"lambda_cka": -0.1}, "lambda_cka"),
+    ({"lambda_mi": float("nan")}, "lambda_mi"),
+    ({"temperature_init": 5.0}, "temperature_min <= temperature_init"),
+    ({"n_classes": 1}, "n_classes"),
+    ({"d": 16.0}, "d must be an integer"),
+    ({"position_encoding": "yes"}, "position_encoding must be a bool"),
+    ({"text_dim": 0}, "text_dim"),
+])
+def test_invalid_configs_raise(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_config(**overrides)
+
+
+def test_validate_reports_every_problem_and_catches_mutation():
+    cfg = tiny_config()
+    cfg.d = 15
+    cfg.head = "x"
+    with pytest.raises(ConfigError) as e:
+        cfg.validate()
+    assert "not divisible" in str(e.value) and "head must be one of" in str(e.value)
+    with pytest.raises(ConfigError):
+        HilbertModel(cfg)
+
+
+def test_unused_modality_may_have_zero_width():
+    cfg = tiny_config(modalities="audio", text_dim=0)
+    assert cfg.head_in_dim == cfg.d
+
+
+def test_round_trip_rebuilds_identical_model():
+    cfg = tiny_config(top_k=2, alignment="direct", pool_combine="mean", max_segments=50)
+    d = json.loads(json.dumps(cfg.to_dict()))  # survives JSON
+    assert HilbertConfig.from_dict(d) == cfg
+    torch.manual_seed(0)
+    model = HilbertModel(cfg).eval()
+    buf = io.BytesIO()
+    torch.save({"config": cfg.to_dict(), "state_dict": model.state_dict()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf, weights_only=True)
+    torch.manual_seed(123)  # different init, overwritten by the state dict
+    rebuilt = HilbertModel(HilbertConfig.from_dict(ckpt["config"]))
+    rebuilt.load_state_dict(ckpt["state_dict"])
+    rebuilt.eval()
+    batch = make_batch(b=3, n=5)
+    assert torch.equal(model(*batch).logits, rebuilt(*batch).logits)
+
+
+def test_from_dict_rejects_unknown_and_missing_keys():
+    d = tiny_config().to_dict()
+    with pytest.raises(ConfigError, match="unknown HilbertConfig keys: \\['lamda_cka'\\]"):
+        HilbertConfig.from_dict({**d, "lamda_cka": 0.3})
+    del d["audio_dim"]
+    with pytest.raises(ConfigError, match="missing required keys: \\['audio_dim'\\]"):
+        HilbertConfig.from_dict(d)
+    with pytest.raises(ConfigError, match="unknown"):
+        tiny_config().replace(colour="red")

@@ -1,0 +1,213 @@
+"""InfoNCE, the loss modules and HilbertLoss's term bookkeeping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from model_test_helpers import make_batch, tiny_config
+
+from hilbert_pipeline.model import (
+    ClassificationLoss,
+    HilbertLoss,
+    HilbertModel,
+    MIBalanceLoss,
+    class_weights,
+    info_nce,
+)
+
+
+def _g(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- InfoNCE
+def test_info_nce_constant_logits_is_log_b():
+    for b in (2, 5, 16):
+        q = torch.ones(b, 4)
+        k = torch.ones(b, 4) * 3
+        assert info_nce(q, k, 0.07).item() == pytest.approx(math.log(b), abs=1e-5)
+
+
+def test_info_nce_aligned_lower_than_shuffled_and_matches_manual():
+    z = torch.randn(8, 16, generator=_g(0))
+    key = z + 0.1 * torch.randn(8, 16, generator=_g(1))
+    aligned = info_nce(z, key, 0.1)
+    shuffled = info_nce(z, key[torch.tensor([1, 2, 3, 4, 5, 6, 7, 0])], 0.1)
+    assert aligned.item() < 0.5 < math.log(8) < shuffled.item()
+    logits = F.normalize(z, dim=-1) @ F.normalize(key, dim=-1).T / 0.1
+    manual = -(logits.diag() - logits.logsumexp(dim=1)).mean()
+    assert aligned.item() == pytest.approx(manual.item(), abs=1e-5)
+
+
+def test_info_nce_is_directional():
+    q = torch.randn(6, 5, generator=_g(2))
+    k = torch.randn(6, 5, generator=_g(3))
+    assert info_nce(q, k, 0.2).item() != pytest.approx(info_nce(k, q, 0.2).item(), abs=1e-4)
+
+
+# ---------------------------------------------------------------- MI balance
+def test_mi_balance_zero_when_equally_aligned():
+    zj = torch.randn(8, 12, generator=_g(4))
+    loss, i_a, i_t = MIBalanceLoss(1.0)(zj.clone(), zj.clone(), zj, torch.tensor(0.1))
+    assert loss.item() == pytest.approx(0.0, abs=1e-10)
+    assert i_a.item() == pytest.approx(i_t.item())
+
+
+def test_mi_balance_gradient_step_reduces_gap():
+    zj = torch.randn(16, 12, generator=_g(5))
+    za = (zj + 0.05 * torch.randn(16, 12, generator=_g(6))).requires_grad_()  # well aligned
+    zt = torch.randn(16, 12, generator=_g(7)).requires_grad_()  # unrelated
+    mi = MIBalanceLoss(1.0)
+    tau = torch.tensor(0.1)
+    loss0, i_a0, i_t0 = mi(za, zt, zj, tau)
+    assert i_a0.item() > i_t0.item() + 1.0
+    opt = torch.optim.SGD([za, zt], lr=0.5)
+    loss0.backward()
+    opt.step()
+    loss1, i_a1, i_t1 = mi(za, zt, zj, tau)
+    assert loss1.item() < loss0.item()
+    assert abs(i_a1.item() - i_t1.item()) < abs(i_a0.item() - i_t0.item())
+
+
+# ---------------------------------------------------------------- classification
+def test_class_weights_inverse_frequency_normalised():
+    w = class_weights([90, 10], power=1.0)
+    assert w[1] / w[0] == pytest.approx(9.0, rel=1e-5)
+    assert (w * torch.tensor([90.0, 10.0])).sum().item() / 100 == pytest.approx(1.0, rel=1e-5)
+    assert torch.allclose(class_weights([5, 50, 7], power=0.0), torch.ones(3))
+    with pytest.raises(ValueError, match="non-negative"):
+        class_weights([3, -1], 0.5)
+
+
+def test_focal_gamma_zero_equals_weighted_ce_and_focal_downweights_easy():
+    logits = torch.randn(10, 3, generator=_g(8))
+    y = torch.randint(0, 3, (10,), generator=_g(9))
+    ce = ClassificationLoss(1.0, 3, [5, 3, 2], power=0.5, kind="ce")(logits, y)
+    f0 = ClassificationLoss(1.0, 3, [5, 3, 2], power=0.5, kind="focal", gamma=0.0)(logits, y)
+    assert f0.item() == pytest.approx(ce.item(), rel=1e-5)
+    f2 = ClassificationLoss(1.0, 3, [5, 3, 2], power=0.5, kind="focal", gamma=2.0)(logits, y)
+    assert f2.item() < ce.item()
+
+
+def test_classification_rejects_bad_labels():
+    loss = ClassificationLoss(1.0, 3)
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        loss(torch.zeros(2, 3), torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match="shape"):
+        loss(torch.zeros(2, 3), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="3 classes"):
+        ClassificationLoss(1.0, 3, [4, 4])
+
+
+# ---------------------------------------------------------------- HilbertLoss
+def _run(cfg, b=6, seed=0, **batch_kw):
+    torch.manual_seed(seed)
+    model = HilbertModel(cfg)
+    out = model(*make_batch(b=b, seed=seed, **batch_kw))
+    labels = torch.arange(b) % cfg.n_classes
+    return model, out, labels
+
+
+def test_full_loss_has_every_term_and_total_is_weighted_sum():
+    cfg = tiny_config(lambda_dual=0.5, lambda_cka=0.2, lambda_mi=0.3, lambda_lb=0.05)
+    _, out, y = _run(cfg)
+    res = HilbertLoss(cfg)(out, y)
+    assert {"cls", "dual", "cka", "mi", "lb", "mi_audio", "mi_text", "temperature",
+            "total"} <= set(res)
+    expect = res["cls"] + 0.5 * res["dual"] + 0.2 * res["cka"] + 0.3 * res["mi"] + 0.05 * res["lb"]
+    assert res["total"].item() == pytest.approx(expect.item(), rel=1e-6)
+    assert not res["mi_audio"].requires_grad and not res["mi_text"].requires_grad
+
+
+@pytest.mark.parametrize("name,field", [("dual", "lambda_dual"), ("cka", "lambda_cka"),
+                                        ("mi", "lambda_mi"), ("lb", "lambda_lb")])
+def test_zero_weight_removes_term_without_computing_it(name, field):
+    cfg = tiny_config(**{field: 0.0})
+    _, out, y = _run(cfg)
+    loss = HilbertLoss(cfg)
+    calls = []
+    for mod in (loss.dual, loss.cka, loss.mi, loss.direct):
+        mod.register_forward_hook(lambda m, i, o, mod=mod: calls.append(mod))
+    res = loss(out, y)
+    assert name not in res
+    if name == "mi":
+        assert "mi_audio" not in res
+    if name != "lb":
+        assert getattr(loss, name) not in calls
+    others = {"dual", "cka", "mi", "lb"} - {name}
+    assert others <= set(res)
+    full = HilbertLoss(tiny_config())(out, y)
+    # total drops exactly the removed term (same outputs, same other weights)
+    lam = getattr(tiny_config(), field)
+    assert (full["total"] - res["total"]).item() == pytest.approx(lam * full[name].item(),
+                                                                  rel=1e-5)
+
+
+def test_direct_alignment_has_no_joint_centric_term():
+    cfg = tiny_config(alignment="direct")
+    _, out, y = _run(cfg)
+    loss = HilbertLoss(cfg)
+    res = loss(out, y)
+    assert "direct" in res and not {"dual", "cka", "mi", "mi_audio"} & set(res)
+    # The alignment part of the objective does not depend on z_joint at all.
+    out.z_joint.retain_grad()
+    (res["total"] - res["cls"] - cfg.lambda_lb * res["lb"]).backward(retain_graph=True)
+    assert out.z_joint.grad is None or out.z_joint.grad.abs().max().item() == 0.0
+    expect = 0.5 * (info_nce(out.z_audio, out.z_text, loss.temperature)
+                    + info_nce(out.z_text, out.z_audio, loss.temperature))
+    assert res["direct"].item() == pytest.approx(expect.item(), rel=1e-6)
+
+
+def test_small_batch_skips_batch_terms():
+    cfg = tiny_config()
+    _, out, y = _run(cfg, b=1)
+    res = HilbertLoss(cfg)(out, y)
+    assert set(res) == {"cls", "lb", "temperature", "total"}
+    cfg_u = tiny_config(cka_unbiased=True)
+    _, out, y = _run(cfg_u, b=3)
+    res = HilbertLoss(cfg_u)(out, y)
+    assert "cka" not in res and "dual" in res
+
+
+def test_documents_missing_a_modality_are_left_out_of_its_terms():
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    model = HilbertModel(cfg).eval()
+    a, t, am, tm = make_batch(b=5, seed=3)
+    tm[4] = False  # document 4 has no transcript
+    out = model(a, t, am, tm)
+    loss = HilbertLoss(cfg)
+    res = loss(out, torch.arange(5) % 3)
+    keep = torch.arange(4)
+    tau = loss.temperature
+    la = 0.5 * (info_nce(out.z_audio, out.z_joint, tau) + info_nce(out.z_joint, out.z_audio, tau))
+    lt = 0.5 * (info_nce(out.z_text[keep], out.z_joint[keep], tau)
+                + info_nce(out.z_joint[keep], out.z_text[keep], tau))
+    assert res["dual"].item() == pytest.approx((la + lt).item(), rel=1e-5)
+
+
+def test_temperature_is_learnable_clamped_and_can_be_frozen():
+    cfg = tiny_config()
+    loss = HilbertLoss(cfg)
+    assert [n for n, _ in loss.named_parameters()] == ["log_temperature"]
+    assert loss.temperature.item() == pytest.approx(0.07, rel=1e-5)
+    with torch.no_grad():
+        loss.log_temperature.fill_(math.log(1e-5))
+    assert loss.temperature.item() == pytest.approx(cfg.temperature_min, rel=1e-5)
+    _, out, y = _run(cfg)
+    loss = HilbertLoss(cfg)
+    loss(out, y)["total"].backward()
+    assert loss.log_temperature.grad is not None and loss.log_temperature.grad.abs() > 0
+    frozen = HilbertLoss(tiny_config(learn_temperature=False))
+    assert list(frozen.parameters()) == []
+
+
+def test_unimodal_loss_is_classification_only():
+    cfg = tiny_config(modalities="text", head="mlp")
+    _, out, y = _run(cfg)
+    res = HilbertLoss(cfg)(out, y)
+    assert set(res) == {"cls", "temperature", "total"}
+    assert res["total"].item() == pytest.approx(res["cls"].item())

@@ -1,0 +1,235 @@
+"""HilbertModel: shapes, masking invariances, missing modalities, input errors, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from model_test_helpers import A_DIM, N_CLS, T_DIM, make_batch, tiny_config
+
+from hilbert_pipeline.model import HilbertModel, ModelInputError
+
+
+def _model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return HilbertModel(tiny_config(**kw)).eval()
+
+
+FIELDS = ("z_audio", "z_text", "z_joint", "logits", "gate", "feat_audio", "feat_text")
+
+
+def _row(out, i):
+    return {f: getattr(out, f)[i] for f in FIELDS}
+
+
+def _assert_rows_close(r1, r2, atol=1e-5):
+    for f in FIELDS:
+        assert torch.allclose(r1[f], r2[f], atol=atol), f
+
+
+def test_output_shapes_and_attention_are_masked_distributions():
+    model = _model()
+    a, t, am, tm = make_batch(b=4, n=7)
+    tm[0, 2] = False  # a segment without text
+    am[1, 0] = False  # a segment without audio
+    out = model(a, t, am, tm)
+    d = model.config.d
+    for f in ("z_audio", "z_text", "z_joint"):
+        assert getattr(out, f).shape == (4, d)
+    assert out.logits.shape == (4, N_CLS) and out.gate.shape == (4, 3)
+    assert out.feat_audio.shape == (4, A_DIM) and out.feat_text.shape == (4, T_DIM)
+    assert torch.allclose(out.gate.sum(1), torch.ones(4), atol=1e-6)
+    r = model.config.pool_hops
+    assert out.attention["audio"].shape == (4, r, 7)
+    assert out.attention["joint"].shape == (4, r, 14)
+    for name, mask in (("audio", am), ("text", tm), ("joint", torch.cat([am, tm], 1))):
+        w = out.attention[name]
+        assert torch.allclose(w.sum(-1), torch.ones(4, r), atol=1e-5)
+        assert (w.masked_select(~mask[:, None, :].expand_as(w)) == 0).all()
+    # masked mean of raw features ignores padding
+    assert torch.allclose(out.feat_text[0], t[0][tm[0]].mean(0), atol=1e-6)
+
+
+def test_padding_appended_does_not_change_a_document():
+    model = _model()
+    a, t, am, tm = make_batch(b=3, n=6)
+    ref = model(a, t, am, tm)
+    pad = 5
+    g = torch.Generator().manual_seed(9)
+    a2 = torch.cat([a, 100 * torch.randn(3, pad, A_DIM, generator=g)], 1)
+    t2 = torch.cat([t, 100 * torch.randn(3, pad, T_DIM, generator=g)], 1)
+    no = torch.zeros(3, pad, dtype=torch.bool)
+    out = model(a2, t2, torch.cat([am, no], 1), torch.cat([tm, no], 1))
+    for i in range(3):
+        _assert_rows_close(_row(ref, i), _row(out, i))
+
+
+def test_padding_values_inside_the_sequence_are_ignored():
+    model = _model()
+    a, t, am, tm = make_batch(b=2, n=6, lengths=[4, 6])
+    tm[1, 2] = False
+    ref = model(a, t, am, tm)
+    a2, t2 = a.clone(), t.clone()
+    a2[0, 4:] = 1e3
+    t2[1, 2] = -1e3
+    t2[0, 4:] = 7.0
+    out = model(a2, t2, am, tm)
+    for i in range(2):
+        _assert_rows_close(_row(ref, i), _row(out, i))
+
+
+def test_other_documents_in_batch_do_not_matter():
+    model = _model()
+    a, t, am, tm = make_batch(b=4, n=6, seed=1)
+    ref = model(a, t, am, tm)
+    b2 = make_batch(b=4, n=6, seed=2, lengths=[2, 3, 6, 1])
+    a2, t2, am2, tm2 = (x.clone() for x in b2)
+    a2[2], t2[2], am2[2], tm2[2] = a[2], t[2], am[2], tm[2]
+    out = model(a2, t2, am2, tm2)
+    _assert_rows_close(_row(ref, 2), _row(out, 2))
+    solo = model(a[2:3], t[2:3], am[2:3], tm[2:3])
+    _assert_rows_close(_row(ref, 2), _row(solo, 0))
+
+
+def test_output_depends_on_real_segments_and_on_both_modalities():
+    """Guards against a model that ignores its inputs (which would pass invariance tests)."""
+    model = _model()
+    a, t, am, tm = make_batch(b=2, n=6)
+    ref = model(a, t, am, tm)
+    t2 = t.clone()
+    # (not a constant shift: the input LayerNorm removes per-segment offset and scale by design)
+    t2[0, 0] += torch.linspace(-1.0, 1.0, T_DIM)
+    out = model(a, t2, am, tm)
+    assert not torch.allclose(ref.z_joint[0], out.z_joint[0], atol=1e-4)
+    assert not torch.allclose(ref.z_text[0], out.z_text[0], atol=1e-4)
+    assert torch.allclose(ref.z_audio[0], out.z_audio[0], atol=1e-6)  # z_a sees only audio
+    assert torch.allclose(ref.z_joint[1], out.z_joint[1], atol=1e-6)
+
+
+def test_position_encoding_makes_order_matter_only_when_enabled():
+    a, t, am, tm = make_batch(b=1, n=5, lengths=[5])
+    perm = torch.tensor([4, 2, 0, 1, 3])
+    for pe in (True, False):
+        model = _model(position_encoding=pe)
+        z1 = model(a, t, am, tm).z_joint
+        z2 = model(a[:, perm], t[:, perm], am, tm).z_joint
+        assert torch.allclose(z1, z2, atol=1e-5) is (not pe)
+
+
+def test_document_missing_one_modality_uses_missing_embedding():
+    model = _model()
+    a, t, am, tm = make_batch(b=3, n=6)
+    tm[1] = False  # no transcript at all
+    am[2] = False  # no audio at all
+    out = model(a, t, am, tm)
+    assert torch.isfinite(out.logits).all() and torch.isfinite(out.z_joint).all()
+    assert torch.equal(out.has_text, torch.tensor([True, False, True]))
+    assert torch.equal(out.has_audio, torch.tensor([True, True, False]))
+    assert torch.allclose(out.z_text[1], model.missing["text"])
+    assert torch.allclose(out.z_audio[2], model.missing["audio"])
+    assert (out.attention["text"][1] == 0).all() and (out.feat_text[1] == 0).all()
+    # the document's joint vector does not depend on its (absent) text values
+    t2 = t.clone()
+    t2[1] = 50.0
+    out2 = model(a, t2, am, tm)
+    assert torch.allclose(out.z_joint[1], out2.z_joint[1], atol=1e-6)
+    # and gradients stay finite
+    model.train()
+    out = model(a, t, am, tm)
+    out.logits.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_document_with_no_segment_in_either_modality_is_an_error():
+    model = _model()
+    a, t, am, tm = make_batch(b=3, n=5)
+    am[1] = False
+    tm[1] = False
+    with pytest.raises(ModelInputError, match=r"batch index \[1\].*either modality"):
+        model(a, t, am, tm)
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda b: (b[0][:, :4], b[1], b[2], b[3]), r"disagree: audio=\(2, 4, 6\), text=\(2, 5, 10\)"),
+    (lambda b: (b[0], b[1][..., :7], b[2], b[3]), "text feature width 7 != configured text_dim=10"),
+    (lambda b: (b[0], b[1], b[2].float(), b[3]), "audio_mask must be a bool tensor"),
+    (lambda b: (b[0][0], b[1], b[2], b[3]), r"audio must have shape \(B, N, d\)"),
+    (lambda b: (b[0], b[1], b[2], b[3][:1]), "disagree"),
+])
+def test_bad_shapes_are_value_errors(mutate, match):
+    model = _model()
+    with pytest.raises(ValueError, match=match):
+        model(*mutate(make_batch(b=2, n=5)))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_features_are_value_errors(value):
+    model = _model()
+    a, t, am, tm = make_batch(b=2, n=5)
+    t[1, 3, 2] = value
+    with pytest.raises(ValueError, match=r"text features contain NaN/inf.*document 1, segment 3"):
+        model(a, t, am, tm)
+
+
+def test_max_segments_enforced():
+    model = _model(max_segments=4)
+    with pytest.raises(ValueError, match="exceed max_segments=4"):
+        model(*make_batch(b=2, n=5))
+
+
+def test_same_seed_same_model_and_outputs():
+    batch = make_batch(b=3, n=5)
+    o1 = _model(seed=7).train()
+    o2 = _model(seed=7).train()
+    torch.manual_seed(11)
+    r1 = o1(*batch)
+    torch.manual_seed(11)
+    r2 = o2(*batch)
+    assert torch.equal(r1.logits, r2.logits) and torch.equal(r1.z_joint, r2.z_joint)
+    o3 = _model(seed=8).train()
+    torch.manual_seed(11)
+    assert not torch.allclose(o3(*batch).logits, r1.logits)
+
+
+def test_eval_mode_is_deterministic_and_dropout_active_in_train():
+    model = _model(dropout=0.3)
+    batch = make_batch(b=2, n=5)
+    assert torch.equal(model(*batch).logits, model(*batch).logits)
+    model.train()
+    assert not torch.equal(model(*batch).logits, model(*batch).logits)
+
+
+@pytest.mark.parametrize("modality", ["audio", "text"])
+def test_unimodal_models(modality):
+    torch.manual_seed(0)
+    model = HilbertModel.unimodal(tiny_config(), modality).eval()
+    a, t, am, tm = make_batch(b=3, n=5)
+    args = (a, None, am, None) if modality == "audio" else (None, t, None, tm)
+    out = model(*args)
+    z = out.z_audio if modality == "audio" else out.z_text
+    other = out.z_text if modality == "audio" else out.z_audio
+    assert other is None and torch.equal(out.z_joint, z)
+    assert set(out.attention) == {modality}
+    assert out.logits.shape == (3, N_CLS)
+    assert not any("xattn" in n or "text" in n and modality == "audio"
+                   for n, _ in model.named_parameters())
+    # same projection + pooling blocks as the bimodal model
+    full = HilbertModel(tiny_config())
+    for name, p in model.named_parameters():
+        if name.startswith(("proj.", "pool.")):
+            assert full.get_parameter(name).shape == p.shape
+    # no segment of the only modality -> error
+    mask = (am if modality == "audio" else tm).clone()
+    mask[0] = False
+    args = (a, None, mask, None) if modality == "audio" else (None, t, None, mask)
+    with pytest.raises(ValueError, match=f"no real segment in the {modality} modality"):
+        model(*args)
+
+
+def test_mlp_head_and_mean_pool_and_no_cross_layers_variants():
+    for kw in ({"head": "mlp"}, {"pool_combine": "mean"}, {"n_cross_layers": 0},
+               {"n_cross_layers": 2, "top_k": 1}):
+        model = _model(**kw)
+        out = model(*make_batch(b=2, n=4))
+        assert torch.isfinite(out.logits).all(), kw
+    out = _model(head="mlp")(*make_batch(b=2, n=4))
+    assert torch.equal(out.gate, torch.ones(2, 1))
