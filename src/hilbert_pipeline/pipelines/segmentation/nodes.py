@@ -1,0 +1,60 @@
+"""Nodes of the ``segmentation`` pipeline: configuration wiring only (logic: ``corpus``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from hilbert_pipeline.corpus import (
+    SegmentationConfig,
+    ValidationResult,
+    load_corpus,
+    segment_corpus,
+)
+
+logger = logging.getLogger(__name__)
+
+#: where the demo corpus is built by default (conf/base/parameters.yml ``corpus``)
+DEFAULT_DEMO_CORPUS = "data/01_raw/sotu"
+_VALIDATION_OPTIONS = ("require_labels", "min_docs_per_label", "exclude_invalid",
+                       "exclude_rare_labels", "duration_tolerance", "overlap_tolerance")
+
+
+def validate_corpus_node(corpus: str, params: dict) -> ValidationResult:
+    """Validate the corpus folder ``corpus``; on problems write the report and fail the run.
+
+    The report is written here (to ``report_path``) and not only through the catalog because a
+    failed node's outputs are never saved, and the user needs the report precisely then.
+    """
+    if not corpus:
+        raise ValueError("parameter 'corpus' is empty: pass --params corpus=/path/to/corpus")
+    hint = None
+    if Path(corpus).resolve() == Path(DEFAULT_DEMO_CORPUS).resolve():
+        hint = ("This is the default demo corpus path: build it first with "
+                "`kedro run --pipelines demo_data` (or `make demo`), or choose your own corpus "
+                "with `kedro run --params corpus=/path/to/corpus`.")
+    options = {k: params[k] for k in _VALIDATION_OPTIONS if k in params}
+    result = load_corpus(corpus, report_path=params.get("report_path"),
+                         progress=bool(params.get("progress", True)), default_corpus_hint=hint,
+                         **options)
+    rep = result.report
+    logger.info("corpus %s: %d of %d documents valid, %d excluded", rep["corpus"],
+                rep["n_documents"], rep["n_rows"], len(rep["excluded"]))
+    return result
+
+
+def segment_corpus_node(
+    validated: ValidationResult, params: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Cut every valid document into segments; return ``segments``, ``documents``, the report."""
+    cfg = SegmentationConfig.from_params(params)
+    segments, documents, stats = segment_corpus(validated.documents, cfg,
+                                                progress=bool(params.get("progress", True)))
+    report = dict(validated.report)
+    report["segmentation"] = stats
+    logger.info("%d segments from %d documents (%d capped at max_segments=%s)",
+                stats["n_segments"], stats["n_documents"], stats["n_documents_capped"],
+                cfg.max_segments)
+    return segments, documents, report
