@@ -44,8 +44,9 @@ class ManifestError(ValueError):
 
 def natural_key(name: str) -> tuple:
     """Sort key where digit runs compare as numbers: ``x_1_2`` < ``x_1_10`` < ``x_2_1``."""
-    parts = re.split(r"(\d+)", name)
-    return tuple((0, int(p), p) if p.isdigit() else (1, p.lower(), p) for p in parts if p != "")
+    parts = [p for p in re.split(r"(\d+)", name) if p != ""]
+    # case-insensitive first; the exact name only breaks ties (x_01 vs x_1, X vs x)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts), name
 
 
 def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[str]]:

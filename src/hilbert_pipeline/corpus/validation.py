@@ -361,7 +361,8 @@ def validate_corpus(
         problems.append(Problem("label_single_class", "every document has the same label "
                                 f"{kept[0].label!r}; classification needs at least 2 labels",
                                 file="manifest.csv"))
-    if not kept and rows and not any(p.kind in CORPUS_LEVEL for p in problems):
+    already_fatal = any(p.kind in CORPUS_LEVEL or not opts["exclude_invalid"] for p in problems)
+    if not kept and rows and not already_fatal:
         problems.append(Problem("corpus_empty", "no valid document remains", file="manifest.csv"))
     problems.sort(key=lambda p: (p.row is None, p.row or 0))
     return finish(problems, kept)
