@@ -69,14 +69,21 @@ def tuning_documents(docs: DocumentSet) -> DocumentSet:
     return dataclasses.replace(docs, splits=None)
 
 
-def base_config(docs: DocumentSet, model_params: Mapping[str, Any]) -> dict[str, Any]:
-    """HilbertConfig fields shared by every trial: the data's widths/classes + ``model_params``."""
+def base_config(docs: DocumentSet, model_params: Mapping[str, Any], space: SearchSpace
+                ) -> dict[str, Any]:
+    """HilbertConfig fields shared by every trial: the data's widths/classes + ``model_params``.
+
+    Validated once here, combined with one point of the search space, so a wrong base parameter
+    is reported before any trial runs (not as a failed first trial).
+    """
     clash = [k for k in DATA_FIELDS if k in (model_params or {})]
     if clash:
         raise TuningDataError(f"model parameters must not set {clash}: they come from the data")
     cfg = {"audio_dim": docs.audio_dim, "text_dim": docs.text_dim, "n_classes": docs.n_classes,
            **dict(model_params or {})}
-    HilbertConfig.from_dict(cfg)  # validate the base once, with a clear error
+    check_space(space, cfg)
+    model_point, _ = split_values(space.first_point())
+    HilbertConfig.from_dict({**cfg, **model_point})
     return cfg
 
 
@@ -98,8 +105,7 @@ def make_objective(docs: DocumentSet, space: SearchSpace, model_params: Mapping[
     docs = tuning_documents(docs)
     if not isinstance(n_folds, int) or isinstance(n_folds, bool) or n_folds < 2:
         raise TuningDataError(f"tuning.n_folds must be an integer >= 2, got {n_folds!r}")
-    base = base_config(docs, model_params)
-    check_space(space, base)
+    base = base_config(docs, model_params, space)
     tp0 = TrainingParams.from_dict(training_params)
     folds = list(iter_folds(make_folds(docs, n_folds, 1, seed), docs))
 

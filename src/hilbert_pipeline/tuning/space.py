@@ -105,6 +105,12 @@ class SearchSpace:
                 values[dim.name] = trial.suggest_float(dim.name, dim.low, dim.high, log=dim.log)
         return effective_values(values)
 
+    def first_point(self) -> dict[str, Any]:
+        """A deterministic point of the space (low ends, first choices), for validation."""
+        values = {d.name: (d.value if d.kind == "fixed" else d.choices[0] if d.kind == "cat"
+                           else d.low) for d in self.dims}
+        return effective_values(values)
+
     def values_from_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Effective values of a finished trial from its raw ``trial.params``."""
         values: dict[str, Any] = {}

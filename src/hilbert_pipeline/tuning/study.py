@@ -14,7 +14,9 @@ Exact trial budget
     advisory lock, MySQL ``GET_LOCK`` or an ``flock`` on ``<sqlite file>.lock`` -- counting
     COMPLETE + PRUNED + RUNNING trials and only then calling ``study.ask()``. The study therefore
     ends with exactly ``n_trials`` COMPLETE + PRUNED trials (FAILED trials, e.g. of a killed
-    worker, free their slot and are redone).
+    worker, free their slot and are redone). When the free slots are all held by RUNNING trials
+    a worker waits for them instead of leaving, so the study is complete when any worker ends
+    with "n_trials reached".
 
 Killed workers (zombie RUNNING trials)
     A worker killed with SIGKILL leaves its trial RUNNING for ever. Workers record a heartbeat
@@ -129,18 +131,20 @@ def open_study(storage: str | None, study_name: str, *, seed: int, n_startup_tri
         raise TuningConfigError(f"tuning.grace_period must be an integer > heartbeat_interval "
                                 f"({heartbeat_interval}) or null, got {grace_period!r}")
     url = resolve_storage_url(storage)
-    with warnings.catch_warnings():
+    # Workers started together would race to create Optuna's tables (PostgreSQL then fails on a
+    # duplicate type); creating the schema and the study under the claim lock serialises that.
+    with claim_lock(url, study_name), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         rdb = optuna.storages.RDBStorage(
             url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             engine_kwargs=_engine_kwargs(url))
-    handle = StudyHandle(study=None, storage=rdb, url=url, seed=seed,  # type: ignore[arg-type]
-                         n_startup_trials=n_startup_trials)
-    handle.study = optuna.create_study(
-        storage=rdb, study_name=study_name, direction="maximize", load_if_exists=True,
-        sampler=handle.new_sampler(0),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials,
-                                           n_warmup_steps=pruner_warmup_steps))
+        handle = StudyHandle(study=None, storage=rdb, url=url, seed=seed,  # type: ignore[arg-type]
+                             n_startup_trials=n_startup_trials)
+        handle.study = optuna.create_study(
+            storage=rdb, study_name=study_name, direction="maximize", load_if_exists=True,
+            sampler=handle.new_sampler(0),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials,
+                                               n_warmup_steps=pruner_warmup_steps))
     return handle
 
 
@@ -251,8 +255,8 @@ def _finished_numbers(handle: StudyHandle, numbers: set[int]) -> set[int]:
 
 
 def run_worker(handle: StudyHandle, objective: Callable[[optuna.Trial], float], *,
-               n_trials: int, timeout: float | None = None, progress: bool = True,
-               on_trial_start: Callable[[optuna.Trial], None] | None = None) -> WorkerResult:
+               n_trials: int, timeout: float | None = None, progress: bool = True
+               ) -> WorkerResult:
     """Run trials until the study holds ``n_trials`` COMPLETE+PRUNED trials or ``timeout``.
 
     ``objective(trial)`` returns the value to maximise or raises ``optuna.TrialPruned``. Any
@@ -280,18 +284,24 @@ def run_worker(handle: StudyHandle, objective: Callable[[optuna.Trial], float], 
                 break
             fail_stale(handle)
             with claim_lock(handle.url, name):
-                if count_trials(handle, CLAIMED) >= n_trials:
+                if count_trials(handle, COUNTED) >= n_trials:
                     result.stop_reason = "n_trials reached"
                     break
-                number = len(storage.get_all_trials(study._study_id, deepcopy=False))
-                study.sampler = handle.new_sampler(number)
-                with warnings.catch_warnings():
-                    # we run the heartbeat ourselves (see module doc), not through optimize()
-                    warnings.filterwarnings("ignore", message="Heartbeat of storage")
-                    trial = study.ask()
-                storage.record_heartbeat(trial._trial_id)
-            if on_trial_start is not None:
-                on_trial_start(trial)
+                wait = count_trials(handle, CLAIMED) >= n_trials
+                if not wait:
+                    number = len(storage.get_all_trials(study._study_id, deepcopy=False))
+                    study.sampler = handle.new_sampler(number)
+                    with warnings.catch_warnings():
+                        # we run the heartbeat ourselves (see module doc), not via optimize()
+                        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                        trial = study.ask()
+                    storage.record_heartbeat(trial._trial_id)
+            if wait:
+                # the remaining slots are held by RUNNING trials: of live workers (they will
+                # finish) or of dead ones (failed by fail_stale after the grace period, and
+                # their slots redone here)
+                time.sleep(min(interval, 5))
+                continue
             with heartbeat(storage, trial._trial_id, interval):
                 try:
                     value = objective(trial)

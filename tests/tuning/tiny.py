@@ -1,0 +1,33 @@
+"""Tiny, fast settings for the tuning tests (real HILBERT training on synthetic features)."""
+
+from __future__ import annotations
+
+from hilbert_pipeline.experiment.data import build_document_set
+from hilbert_pipeline.experiment.synthetic import synthetic_features
+
+TINY_MODEL = {"n_heads": 2, "n_cross_layers": 1, "pool_hops": 2, "expert_hidden": 16}
+TINY_TRAINING = {"epochs": 4, "batch_size": 6, "patience": 2, "val_fraction": 0.25,
+                 "device": "cpu", "progress": False}
+TINY_SPACE = {
+    "lambda_dual": {"low": 0.01, "high": 1.0},
+    "lambda_cka": {"low": 0.01, "high": 1.0},
+    "lambda_mi": {"low": 0.01, "high": 1.0},
+    "n_experts": {"low": 1, "high": 4},
+    "top_k": [None, 1, 2],
+    "lr": {"low": 1e-3, "high": 1e-2},
+    "dropout": {"low": 0.0, "high": 0.3},
+    "d": [8, 16],
+}
+
+
+def tiny_bundle(split: bool = False, seed: int = 0):
+    """``(segment_features, documents)``: 3 classes of 8/7/6 documents, 3-5 segments each."""
+    return synthetic_features([8, 7, 6], n_segments=(3, 5), audio_dim=8, text_dim=6, signal=1.5,
+                              seed=seed, split_test_fraction=0.25 if split else None)
+
+
+def tiny_train_docs(split: bool = False, seed: int = 0):
+    """The training documents of :func:`tiny_bundle` as a DocumentSet."""
+    sf, documents = tiny_bundle(split=split, seed=seed)
+    docs, _ = build_document_set(sf, documents, only_split="train")
+    return docs
