@@ -1,0 +1,1 @@
+"""``embedding``: segments -> frozen audio and text vectors (``segment_features``)."""
