@@ -119,7 +119,7 @@ def split_text(text: str, n: int) -> list[str]:
     pos = [0]
     for w in words:
         pos.append(pos[-1] + len(w) + (1 if pos[-1] else 0))
-    total, width = pos[-1], pos[-1] / n
+    width = pos[-1] / n
     cuts, prev = [0], 0
     for k in range(1, n):
         target = k * width
