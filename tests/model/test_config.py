@@ -21,6 +21,7 @@ from hilbert_pipeline.model import ConfigError, HilbertConfig, HilbertModel
     ({"cka_source": "raw"}, "cka_source"),
     ({"class_loss": "hinge"}, "class_loss"),
     ({"dropout": 1.0}, "dropout"),
+    ({"attention_dropout": -0.1}, "attention_dropout must be in"),
     ({"lambda_cka": -0.1}, "lambda_cka"),
     ({"lambda_mi": float("nan")}, "lambda_mi"),
     ({"temperature_init": 5.0}, "temperature_min <= temperature_init"),

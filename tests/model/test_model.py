@@ -227,6 +227,7 @@ def test_unimodal_models(modality):
 
 def test_mlp_head_and_mean_pool_and_no_cross_layers_variants():
     for kw in ({"head": "mlp"}, {"pool_combine": "mean"}, {"n_cross_layers": 0},
+               {"attention_dropout": 0.2},
                {"n_cross_layers": 2, "top_k": 1}):
         model = _model(**kw)
         out = model(*make_batch(b=2, n=4))

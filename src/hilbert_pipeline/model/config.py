@@ -68,6 +68,7 @@ class HilbertConfig:
     pool_hidden: int | None = None
     pool_combine: str = "linear"
     dropout: float = 0.1
+    attention_dropout: float = 0.0
     position_encoding: bool = True
     max_segments: int | None = None
     head: str = "moe"
@@ -172,8 +173,10 @@ class HilbertConfig:
             errs.append(f"d={self.d} is not divisible by n_heads={self.n_heads}")
         if (is_int(self.top_k) and is_int(self.n_experts) and self.top_k > self.n_experts):
             errs.append(f"top_k={self.top_k} exceeds n_experts={self.n_experts}")
-        if not is_num(self.dropout) or not 0.0 <= self.dropout < 1.0:
-            errs.append(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "attention_dropout"):
+            v = getattr(self, name)
+            if not is_num(v) or not 0.0 <= v < 1.0:
+                errs.append(f"{name} must be in [0, 1), got {v!r}")
         for name in ("lambda_dual", "lambda_cka", "lambda_mi", "lambda_lb", "focal_gamma",
                      "class_weight_power"):
             need_nonneg(name)
@@ -204,8 +207,8 @@ class HilbertConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"unknown HilbertConfig keys: {unknown}")
-        required = [f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
         missing = [n for n in required if n not in data]
         if missing:
             raise ConfigError(f"HilbertConfig is missing required keys: {missing}")

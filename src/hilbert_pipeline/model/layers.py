@@ -64,9 +64,14 @@ class CrossAttentionBlock(nn.Module):
     zero attention message (the block reduces to residual + FFN) instead of the NaN an all-masked
     softmax would give; internally its mask is opened so the kernel stays finite, and the
     message is then multiplied by 0.
+
+    ``dropout`` applies to the message and inside the FFN; ``attention_dropout`` (default 0) to
+    the attention probabilities: a non-zero value makes PyTorch's CPU path use the O(N²)-memory
+    math kernel instead of the flash kernel.
     """
 
-    def __init__(self, d: int, n_heads: int, dropout: float, ffn_mult: int = 4) -> None:
+    def __init__(self, d: int, n_heads: int, dropout: float, ffn_mult: int = 4,
+                 attention_dropout: float = 0.0) -> None:
         super().__init__()
         if d % n_heads:
             raise ValueError(f"d={d} is not divisible by n_heads={n_heads}")
@@ -79,7 +84,7 @@ class CrossAttentionBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d, ffn_mult * d), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(ffn_mult * d, d))
         self.drop = nn.Dropout(dropout)
-        self.attn_dropout = dropout
+        self.attn_dropout = attention_dropout
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape

@@ -57,8 +57,9 @@ class _Weighted(nn.Module):
 
 class DualContrastiveLoss(_Weighted):
     """Reciprocal dual contrastive term toward the joint embedding:
-    ``½[NCE(a→j) + NCE(j→a)] + ½[NCE(t→j) + NCE(j→t)]``. Each half may be computed on its own
-    subset of documents (those that have the modality), given as separate (z_m, z_j) pairs."""
+    ``½[NCE(a→j) + NCE(j→a)] + ½[NCE(t→j) + NCE(j→t)]``. Each half may be computed on its
+    own subset of documents (those that have the modality), given as separate (z_m, z_j)
+    pairs."""
 
     def forward(self, z_audio: torch.Tensor, z_joint_a: torch.Tensor, z_text: torch.Tensor,
                 z_joint_t: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:

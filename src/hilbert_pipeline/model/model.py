@@ -90,10 +90,14 @@ class HilbertModel(nn.Module):
             if c.modalities == "both":
                 self.missing[m] = nn.Parameter(torch.randn(c.d) * 0.02)
         if c.modalities == "both":
-            self.xattn_audio = nn.ModuleList(
-                CrossAttentionBlock(c.d, c.n_heads, c.dropout) for _ in range(c.n_cross_layers))
-            self.xattn_text = nn.ModuleList(
-                CrossAttentionBlock(c.d, c.n_heads, c.dropout) for _ in range(c.n_cross_layers))
+            def blocks() -> nn.ModuleList:
+                return nn.ModuleList(
+                    CrossAttentionBlock(c.d, c.n_heads, c.dropout,
+                                        attention_dropout=c.attention_dropout)
+                    for _ in range(c.n_cross_layers))
+
+            self.xattn_audio = blocks()
+            self.xattn_text = blocks()
             self.pool["joint"] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim,
                                                   c.pool_combine)
         if c.head == "moe":
