@@ -1,14 +1,10 @@
 """Study outputs: best parameters (for training), trials table and HTML plots.
 
-``best_params.json`` layout (read by the training pipeline when ``training.use_tuned: true``)::
-
-    {
-      "model":    {"lambda_dual": .., "lambda_cka": .., "lambda_mi": .., "n_experts": ..,
-                   "top_k": .., "dropout": .., "d": ..},          # HilbertConfig field names
-      "training": {"lr": ..},                                    # TrainingParams field names
-      "study_name": .., "best_trial": .., "best_value": ..,      # provenance
-      "n_complete": .., "n_pruned": .., "objective": "mean inner-CV macro-F1 ..."
-    }
+``best_params.json`` (read by the training pipeline when ``training.use_tuned: true``, see
+``experiment.params``) is a *flat* object whose keys are ``HilbertConfig`` or ``TrainingParams``
+field names -- ``lambda_dual, lambda_cka, lambda_mi, n_experts, top_k, dropout, d, lr`` -- and
+nothing else (training rejects unknown keys); the provenance (study, trial, score) goes to
+``tuning_summary.json``.
 
 The values are the *effective* ones (a switched-off loss weight is ``0.0``; ``top_k >=
 n_experts`` is ``null``, the dense gate), so they can be passed to ``HilbertConfig`` as they are.

@@ -1,0 +1,180 @@
+"""One tuning worker end to end: parameters -> documents -> study -> outputs (no Kedro import).
+
+The ``tuning`` Kedro node calls :func:`run_tuning`; so could any script. Several processes
+(on one machine with SQLite, on several with PostgreSQL) may run it at the same time against one
+study: each runs trials until the study holds ``n_trials`` finished trials, then writes the
+outputs from the *whole* study, so the last worker to finish writes the final ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..experiment.data import build_document_set
+from ..experiment.params import resolve_training_settings
+from ..experiment.trainer import TrainingParams
+from .objective import make_objective
+from .report import (
+    OBJECTIVE,
+    best_params,
+    plot_history_html,
+    plot_importance_html,
+    trials_table,
+)
+from .space import SearchSpace
+from .study import DEFAULT_STORAGE, TuningConfigError, open_study, run_worker
+
+log = logging.getLogger(__name__)
+
+KEYS = {"seed", "study_name", "storage", "n_trials", "timeout", "n_folds", "n_startup_trials",
+        "pruner", "heartbeat_interval", "grace_period", "progress", "optim_overrides",
+        "search_space"}
+PRUNER_KEYS = {"startup_trials", "warmup_steps"}
+
+
+@dataclass
+class TuningSettings:
+    seed: int
+    study_name: str
+    storage: str
+    n_trials: int
+    timeout: float | None
+    n_folds: int
+    n_startup_trials: int
+    pruner_startup_trials: int
+    pruner_warmup_steps: int
+    heartbeat_interval: int
+    grace_period: int | None
+    progress: bool
+    optim_overrides: dict[str, Any]
+    space: SearchSpace
+
+
+def parse_tuning_params(params: Mapping[str, Any]) -> TuningSettings:
+    """Validate the ``tuning:`` parameter block (unknown keys are errors, not ignored)."""
+    if not isinstance(params, Mapping):
+        raise TuningConfigError(f"parameters 'tuning' must be a mapping, got "
+                                f"{type(params).__name__}")
+    unknown = sorted(set(params) - KEYS)
+    if unknown:
+        raise TuningConfigError(f"parameters 'tuning' has unknown keys {unknown} "
+                                f"(known: {sorted(KEYS)})")
+    missing = sorted({"seed", "n_trials", "search_space"} - set(params))
+    if missing:
+        raise TuningConfigError(f"parameters 'tuning' needs {missing}")
+    pruner = dict(params.get("pruner") or {})
+    bad = sorted(set(pruner) - PRUNER_KEYS)
+    if bad:
+        raise TuningConfigError(f"tuning.pruner has unknown keys {bad} (known: "
+                                f"{sorted(PRUNER_KEYS)})")
+    overrides = dict(params.get("optim_overrides") or {})
+    fields = set(TrainingParams.__dataclass_fields__) - {"device", "progress"}
+    bad = sorted(set(overrides) - fields)
+    if bad:
+        raise TuningConfigError(f"tuning.optim_overrides has unknown keys {bad} "
+                                f"(TrainingParams fields: {sorted(fields)})")
+    seed = params["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TuningConfigError(f"tuning.seed must be an integer, got {seed!r}")
+    return TuningSettings(
+        seed=seed,
+        study_name=params.get("study_name") or "hilbert",
+        storage=params.get("storage") or DEFAULT_STORAGE,
+        n_trials=params["n_trials"],
+        timeout=params.get("timeout"),
+        n_folds=params.get("n_folds", 3),
+        n_startup_trials=params.get("n_startup_trials", 8),
+        pruner_startup_trials=pruner.get("startup_trials", 5),
+        pruner_warmup_steps=pruner.get("warmup_steps", 3),
+        heartbeat_interval=params.get("heartbeat_interval", 30),
+        grace_period=params.get("grace_period"),
+        progress=bool(params.get("progress", True)),
+        optim_overrides=overrides,
+        space=SearchSpace.from_dict(params["search_space"]),
+    )
+
+
+@dataclass
+class TuningOutputs:
+    best_params: dict[str, Any]  # flat: HilbertConfig / TrainingParams field -> value
+    summary: dict[str, Any]
+    trials: pd.DataFrame
+    history_html: str
+    importance_html: str
+
+
+def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
+               tuning: Mapping[str, Any], training: Mapping[str, Any],
+               label_map: Mapping[str, str] | None = None,
+               min_class_size: int = 1) -> TuningOutputs:
+    """Run this worker's share of the study and build the outputs from the whole study.
+
+    ``training`` is the ``training:`` parameter block: its ``model`` / ``optim`` settings are the
+    base every trial starts from (``use_tuned`` is ignored here -- tuning never starts from a
+    previous tuning result), ``tuning.optim_overrides`` changes optimisation settings for the
+    trials only (e.g. fewer epochs). The class definition (``label_map``, ``min_class_size``) is
+    the evaluation's, as for training.
+    """
+    ts = parse_tuning_params(tuning)
+    settings = resolve_training_settings({**dict(training), "use_tuned": False,
+                                          "progress": False})
+    optim = {**settings.training_params, **ts.optim_overrides}
+    docs, label_report = build_document_set(segment_features, documents, label_map=label_map,
+                                            min_class_size=int(min_class_size),
+                                            only_split="train")
+    log.info("tuning on %d training documents %s (%d inner folds), study %r in %s",
+             len(docs), label_report["class_counts"], ts.n_folds, ts.study_name,
+             _safe_url(ts.storage))
+    objective = make_objective(docs, ts.space, settings.model_params, optim, n_folds=ts.n_folds,
+                               seed=ts.seed)
+    handle = open_study(ts.storage, ts.study_name, seed=ts.seed,
+                        n_startup_trials=ts.n_startup_trials,
+                        pruner_startup_trials=ts.pruner_startup_trials,
+                        pruner_warmup_steps=ts.pruner_warmup_steps,
+                        heartbeat_interval=ts.heartbeat_interval, grace_period=ts.grace_period)
+    worker = run_worker(handle, objective, n_trials=ts.n_trials, timeout=ts.timeout,
+                        progress=ts.progress)
+    study = handle.study
+    best = best_params(study, ts.space)
+    flat = {**best["model"], **best["training"]}
+    trials = trials_table(study)
+    summary = {
+        "objective": OBJECTIVE,
+        "study_name": study.study_name,
+        "storage": _safe_url(ts.storage),
+        "best_trial": best["best_trial"],
+        "best_value": best["best_value"],
+        "best_fold_macro_f1": best["fold_macro_f1"],
+        "best_params": flat,
+        "n_trials_budget": ts.n_trials,
+        "trial_states": trials["state"].value_counts().to_dict(),
+        "this_worker": {"completed": worker.completed, "pruned": worker.pruned,
+                        "stop_reason": worker.stop_reason},
+        "n_documents": len(docs),
+        "classes": label_report["class_counts"],
+        "excluded": label_report["excluded"],
+        "n_folds": ts.n_folds,
+        "seed": ts.seed,
+        "base_model": settings.model_params,
+        "base_optim": optim,
+    }
+    log.info("study %r: best trial %d, mean inner-CV macro-F1 %.4f, params %s",
+             study.study_name, best["best_trial"], best["best_value"], flat)
+    return TuningOutputs(best_params=flat, summary=summary, trials=trials,
+                         history_html=plot_history_html(study),
+                         importance_html=plot_importance_html(study))
+
+
+def _safe_url(url: str) -> str:
+    """The storage URL without a password (it goes to logs and reports)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
