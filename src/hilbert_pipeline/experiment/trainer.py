@@ -141,7 +141,8 @@ def _batches(n: int, batch_size: int, generator, weights: np.ndarray | None) -> 
         order = torch.randperm(n, generator=generator).tolist()
     batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
     if len(batches) > 1 and len(batches[-1]) == 1:
-        batches[-2] += batches.pop()
+        last = batches.pop()
+        batches[-1] = batches[-1] + last
     return batches
 
 

@@ -1,0 +1,191 @@
+"""The compared methods: HILBERT, its baselines and ablations, and trivial reference points.
+
+Every method takes the same train/test documents of a fold and the same seed and returns test
+probabilities ``(n_test, C)``. Neural methods share the base model hyper-parameters and
+optimisation settings; each changes only the fields named in its spec, so a difference in
+scores is attributable to that change.
+
+=================  ==========  ========================================================
+name               role        what changes
+=================  ==========  ========================================================
+hilbert            proposed    nothing: every regulariser on, MoE head, joint alignment
+text_only          baseline    ``modalities="text"`` (same projection/pooling/head)
+audio_only         baseline    ``modalities="audio"``
+concat_logreg      baseline    masked-mean features of both modalities, standardised,
+                               class-weighted logistic regression (no neural network)
+direct             baseline    ``alignment="direct"``: audio<->text InfoNCE, no joint terms
+majority           trivial     ``DummyClassifier(strategy="most_frequent")``
+stratified         trivial     ``DummyClassifier(strategy="stratified")`` (seeded)
+no_dual            ablation    ``lambda_dual=0``
+no_cka             ablation    ``lambda_cka=0``
+no_mi              ablation    ``lambda_mi=0``
+mlp_head           ablation    ``head="mlp"``
+=================  ==========  ========================================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .data import DocumentSet
+from .trainer import TrainingParams, fit, loss_terms, predict
+
+
+class MethodError(ValueError):
+    """Unknown method or invalid per-method overrides."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    kind: str  # "neural" | "logreg" | "dummy"
+    role: str  # "proposed" | "baseline" | "trivial" | "ablation"
+    description: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+METHODS: dict[str, MethodSpec] = {s.name: s for s in (
+    MethodSpec("hilbert", "neural", "proposed", "HILBERT, all regularisers, MoE head"),
+    MethodSpec("text_only", "neural", "baseline", "text branch only", {"modalities": "text"}),
+    MethodSpec("audio_only", "neural", "baseline", "audio branch only", {"modalities": "audio"}),
+    MethodSpec("concat_logreg", "logreg", "baseline",
+               "pooled audio+text features, logistic regression", options={"C": 1.0,
+                                                                           "max_iter": 2000}),
+    MethodSpec("direct", "neural", "baseline", "direct audio<->text contrastive alignment",
+               {"alignment": "direct"}),
+    MethodSpec("majority", "dummy", "trivial", "always the most frequent training class",
+               options={"strategy": "most_frequent"}),
+    MethodSpec("stratified", "dummy", "trivial", "random labels with the training class rates",
+               options={"strategy": "stratified"}),
+    MethodSpec("no_dual", "neural", "ablation", "without the reciprocal dual contrastive term",
+               {"lambda_dual": 0.0}),
+    MethodSpec("no_cka", "neural", "ablation", "without the CKA term", {"lambda_cka": 0.0}),
+    MethodSpec("no_mi", "neural", "ablation", "without the MI-balance term", {"lambda_mi": 0.0}),
+    MethodSpec("mlp_head", "neural", "ablation", "MLP head instead of mixture of experts",
+               {"head": "mlp"}),
+)}
+
+
+@dataclass
+class MethodResult:
+    proba: np.ndarray  # (n_test, C)
+    gate: np.ndarray | None = None  # (n_test, K) MoE gate weights
+    mi: dict[str, float] = field(default_factory=dict)  # MI estimates on the test documents
+    best_epoch: int | None = None
+    seconds: float = 0.0
+
+
+def resolve_methods(names: list[str]) -> list[MethodSpec]:
+    """Specs for ``names`` (order kept); unknown or duplicate names are errors."""
+    if not names:
+        raise MethodError("evaluation.methods is empty")
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise MethodError(f"unknown methods {unknown}; known: {sorted(METHODS)}")
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise MethodError(f"methods listed twice: {dups}")
+    return [METHODS[n] for n in names]
+
+
+def split_overrides(overrides: Mapping[str, Any] | None) -> tuple[dict, dict, dict]:
+    """Route flat overrides to (HilbertConfig fields, TrainingParams fields, other options)."""
+    from ..model import HilbertConfig
+
+    cfg_fields = {f.name for f in dataclasses.fields(HilbertConfig)}
+    tr_fields = {f.name for f in dataclasses.fields(TrainingParams)}
+    cfg, tr, other = {}, {}, {}
+    for k, v in (overrides or {}).items():
+        if k in cfg_fields:
+            cfg[k] = v
+        elif k in tr_fields:
+            tr[k] = v
+        else:
+            other[k] = v
+    return cfg, tr, other
+
+
+def build_config(docs: DocumentSet, model_params: Mapping[str, Any], **changes: Any):
+    """``HilbertConfig`` with the data's feature widths / class count and the given settings."""
+    from ..model import HilbertConfig
+
+    fixed = {"audio_dim", "text_dim", "n_classes"}
+    clash = sorted(fixed & (set(model_params) | set(changes)))
+    if clash:
+        raise MethodError(f"{clash} are taken from the data and cannot be set in parameters")
+    return HilbertConfig.from_dict({"audio_dim": docs.audio_dim, "text_dim": docs.text_dim,
+                                    "n_classes": docs.n_classes, **dict(model_params),
+                                    **changes})
+
+
+def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
+               model_params: Mapping[str, Any], training_params: Mapping[str, Any],
+               seed: int, overrides: Mapping[str, Any] | None = None) -> MethodResult:
+    """Fit ``spec`` on ``train`` and return its probabilities on ``test``."""
+    t0 = time.perf_counter()
+    cfg_over, tr_over, other = split_overrides(overrides)
+    if spec.kind == "neural":
+        if other:
+            raise MethodError(f"method {spec.name}: unknown override keys {sorted(other)}")
+        cfg = build_config(train, model_params, **{**dict(spec.config), **cfg_over})
+        tp = TrainingParams.from_dict({**dict(training_params), **tr_over})
+        res = fit(cfg, train, None, tp, seed)
+        proba, gate = predict(res.model, test, tp.eval_batch_size, return_gate=True)
+        mi = {}
+        if len(test) >= 2:
+            terms = loss_terms(res.model, res.loss_fn, test)
+            mi = {k: terms[k] for k in ("mi_audio", "mi_text") if k in terms}
+        has_gate = cfg.head == "moe"
+        return MethodResult(proba, gate if has_gate else None, mi, res.best_epoch,
+                            time.perf_counter() - t0)
+    if cfg_over or tr_over:
+        raise MethodError(f"method {spec.name} has no model/training parameters; got "
+                          f"{sorted({**cfg_over, **tr_over})}")
+    opts = {**dict(spec.options), **other}
+    if spec.kind == "logreg":
+        proba = _logreg(train, test, seed, **opts)
+    elif spec.kind == "dummy":
+        proba = _dummy(train, test, seed, **opts)
+    else:  # pragma: no cover - the registry only holds the kinds above
+        raise MethodError(f"unknown method kind {spec.kind}")
+    return MethodResult(proba, seconds=time.perf_counter() - t0)
+
+
+def _full_proba(clf, proba: np.ndarray, n_classes: int) -> np.ndarray:
+    """Columns for every class: a class absent from the training fold gets probability 0."""
+    out = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
+    out[:, np.asarray(clf.classes_, dtype=np.int64)] = proba
+    return out
+
+
+def _logreg(train: DocumentSet, test: DocumentSet, seed: int, C: float = 1.0,  # noqa: N803
+            max_iter: int = 2000) -> np.ndarray:
+    """Standardised pooled features -> class-weighted (``balanced``) logistic regression.
+
+    ``class_weight="balanced"`` is the logistic-regression counterpart of the neural methods'
+    inverse-frequency class weights, so the baseline is not handicapped on the minority classes.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(
+        C=float(C), max_iter=int(max_iter), class_weight="balanced", random_state=seed))
+    clf.fit(train.pooled_features(), train.labels)
+    proba = clf.predict_proba(test.pooled_features())
+    return _full_proba(clf[-1], proba, train.n_classes)
+
+
+def _dummy(train: DocumentSet, test: DocumentSet, seed: int, strategy: str) -> np.ndarray:
+    from sklearn.dummy import DummyClassifier
+
+    clf = DummyClassifier(strategy=strategy, random_state=seed)
+    clf.fit(np.zeros((len(train), 1)), train.labels)
+    return _full_proba(clf, clf.predict_proba(np.zeros((len(test), 1))), train.n_classes)

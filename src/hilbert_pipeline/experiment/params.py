@@ -1,0 +1,105 @@
+"""Turn the ``training:`` parameters block into model hyper-parameters + optimisation settings.
+
+Layout of ``conf/base/parameters_training.yml``::
+
+    training:
+      seed: 42
+      device: auto
+      progress: true
+      use_tuned: false
+      best_params_path: data/06_models/best_params.json
+      model: {d: 64, ...}       # HilbertConfig fields (widths and n_classes come from the data)
+      optim: {epochs: 40, ...}  # TrainingParams fields
+
+With ``use_tuned: true`` the JSON at ``best_params_path`` (written by the tuning pipeline; a flat
+object whose keys are ``HilbertConfig`` or ``TrainingParams`` field names) overrides ``model`` and
+``optim``. An unknown key there is an error, as is a missing file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .trainer import TrainingParams
+
+
+class ParamsError(ValueError):
+    """The training parameters or the tuned-parameters file are invalid."""
+
+
+@dataclass
+class TrainingSettings:
+    model_params: dict[str, Any]  # HilbertConfig fields except audio_dim/text_dim/n_classes
+    training_params: dict[str, Any]  # TrainingParams fields
+    seed: int
+    source: str  # "parameters" or the tuned JSON path
+    tuned: dict[str, Any]
+
+
+TOP_KEYS = {"seed", "device", "progress", "use_tuned", "best_params_path", "model", "optim"}
+
+
+def resolve_training_settings(training: Mapping[str, Any]) -> TrainingSettings:
+    """Validate the ``training`` block and apply the tuned parameters when asked."""
+    from ..model import HilbertConfig
+
+    unknown = sorted(set(training) - TOP_KEYS)
+    if unknown:
+        raise ParamsError(f"parameters 'training' has unknown keys {unknown} "
+                          f"(known: {sorted(TOP_KEYS)})")
+    if "seed" not in training:
+        raise ParamsError("parameters 'training' needs an explicit 'seed'")
+    model = dict(training.get("model") or {})
+    optim = dict(training.get("optim") or {})
+    cfg_fields = {f.name for f in dataclasses.fields(HilbertConfig)} - {
+        "audio_dim", "text_dim", "n_classes"}
+    tr_fields = {f.name for f in dataclasses.fields(TrainingParams)}
+    bad_m = sorted(set(model) - cfg_fields)
+    if bad_m:
+        raise ParamsError(f"training.model has unknown keys {bad_m} (HilbertConfig fields: "
+                          f"{sorted(cfg_fields)})")
+    for k in ("device", "progress"):
+        if k in optim:
+            raise ParamsError(f"set training.{k}, not training.optim.{k}")
+    bad_o = sorted(set(optim) - tr_fields)
+    if bad_o:
+        raise ParamsError(f"training.optim has unknown keys {bad_o} (TrainingParams fields: "
+                          f"{sorted(tr_fields)})")
+    optim["device"] = training.get("device", "auto")
+    optim["progress"] = bool(training.get("progress", False))
+    source, tuned = "parameters", {}
+    if training.get("use_tuned", False):
+        path = Path(training.get("best_params_path") or "data/06_models/best_params.json")
+        tuned = read_best_params(path)
+        for k, v in tuned.items():
+            if k in cfg_fields:
+                model[k] = v
+            elif k in tr_fields - {"device", "progress"}:
+                optim[k] = v
+            else:
+                raise ParamsError(f"{path}: key '{k}' is neither a HilbertConfig nor a "
+                                  f"TrainingParams field")
+        source = str(path)
+    TrainingParams.from_dict(optim)  # validate now, before any data work
+    return TrainingSettings(model, optim, int(training["seed"]), source, tuned)
+
+
+def read_best_params(path: str | Path) -> dict[str, Any]:
+    """Read the tuning pipeline's best-parameters JSON (a flat object)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"training.use_tuned is true but {path} does not exist: run the tuning "
+                          f"pipeline first (`kedro run --pipelines tuning`) or set use_tuned: "
+                          f"false")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ParamsError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must hold a JSON object of parameter name -> value")
+    return data

@@ -1,0 +1,102 @@
+"""Nodes of the ``evaluation`` pipeline: wiring only; the logic is in ``hilbert_pipeline.experiment``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from hilbert_pipeline.experiment import evaluate as ev
+from hilbert_pipeline.experiment.data import build_document_set
+from hilbert_pipeline.experiment.folds import make_folds
+from hilbert_pipeline.experiment.params import resolve_training_settings
+
+log = logging.getLogger(__name__)
+
+EVAL_KEYS = {"n_splits", "n_repeats", "seed", "methods", "method_overrides", "label_map",
+             "min_class_size", "ci", "progress", "report_dir"}
+
+
+def _check(evaluation: dict) -> None:
+    unknown = sorted(set(evaluation) - EVAL_KEYS)
+    if unknown:
+        raise ValueError(f"parameters 'evaluation' has unknown keys {unknown} "
+                         f"(known: {sorted(EVAL_KEYS)})")
+    if "seed" not in evaluation:
+        raise ValueError("parameters 'evaluation' needs an explicit 'seed'")
+
+
+def _documents(segment_features: dict, documents: pd.DataFrame, evaluation: dict):
+    """Labelled documents; classes smaller than the fold count are an error (fixed split: not)."""
+    has_split = "split" in documents.columns and documents["split"].notna().any()
+    return build_document_set(
+        segment_features, documents, label_map=evaluation.get("label_map"),
+        min_class_size=int(evaluation.get("min_class_size", 1)),
+        min_docs_per_class=None if has_split else int(evaluation["n_splits"]))
+
+
+def make_folds_node(segment_features: dict, documents: pd.DataFrame, evaluation: dict
+                    ) -> tuple[pd.DataFrame, dict]:
+    """Compute the folds once (saved to data/05_model_input/folds.csv) + the label report."""
+    _check(evaluation)
+    docs, report = _documents(segment_features, documents, evaluation)
+    folds = make_folds(docs, int(evaluation["n_splits"]), int(evaluation.get("n_repeats", 1)),
+                       int(evaluation["seed"]))
+    n_folds = folds.groupby(["repeat", "fold"]).ngroups
+    report = {**report, "n_folds": n_folds, "grouped": docs.groups is not None,
+              "fixed_split": docs.splits is not None}
+    if report["excluded"]:
+        log.warning("%d document(s) excluded from evaluation (see evaluation_labels.json): %s",
+                    len(report["excluded"]), report["excluded"][:5])
+    log.info("evaluation on %d documents, classes %s, %d folds", len(docs),
+             report["class_counts"], n_folds)
+    return folds, report
+
+
+def evaluate_methods_node(segment_features: dict, documents: pd.DataFrame, folds: pd.DataFrame,
+                          evaluation: dict, training: dict
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Fit every method on every fold; model/optimisation settings come from ``training``."""
+    _check(evaluation)
+    docs, _ = _documents(segment_features, documents, evaluation)
+    settings = resolve_training_settings(training)
+    tp = {**settings.training_params, "progress": False}
+    run = ev.run_evaluation(docs, folds, list(evaluation["methods"]), settings.model_params, tp,
+                            int(evaluation["seed"]), evaluation.get("method_overrides") or {},
+                            progress=bool(evaluation.get("progress", True)))
+    return run.predictions, run.fold_metrics, run.gate_usage, run.mi
+
+
+def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usage: pd.DataFrame,
+                mi: pd.DataFrame, label_report: dict, evaluation: dict
+                ) -> tuple[dict, pd.DataFrame, str, Any, Any, pd.DataFrame, dict]:
+    """metrics.json, per-class table, comparison.md, confusion matrices, gate usage, MI."""
+    ci = evaluation.get("ci", "t")
+    names = list(label_report["label_names"])
+    summary = ev.summarize(fold_metrics, ci=ci)
+    per_class = ev.per_class_table(predictions, names)
+    n_rep = int(fold_metrics["repeat"].nunique())
+    n_fold = int(fold_metrics["fold"].nunique())
+    if label_report.get("fixed_split"):
+        info = "Protocol: fixed train/test split from the corpus `split` column (one fold)."
+    else:
+        info = (f"Protocol: {n_rep} x {n_fold}-fold stratified "
+                f"{'group ' if label_report.get('grouped') else ''}cross-validation "
+                f"({n_rep * n_fold} folds, identical for every method); CI: {ci}.")
+    table = ev.comparison_markdown(summary, info, label_report["class_counts"])
+    main = "hilbert" if "hilbert" in summary else next(iter(summary))
+    cm, cmn = ev.confusion_matrices(predictions, main, names)
+    fig_main = ev.confusion_figure(cm, cmn, names, f"{main} (all folds)")
+    base = ev.best_baseline(summary)
+    if base is None:
+        base = next((m for m in summary if m != main), main)
+    cm, cmn = ev.confusion_matrices(predictions, base, names)
+    fig_base = ev.confusion_figure(cm, cmn, names, f"best baseline: {base} (all folds)")
+    gates = ev.gate_summary(gate_usage)
+    mi_sum = ev.mi_summary(mi, ci=ci)
+    report_dir = evaluation.get("report_dir", "data/08_reporting")
+    log.info("method comparison\n%s\nreports: %s (metrics.json, comparison.md, fold_metrics.csv, "
+             "per_class_metrics.csv, confusion_*.png, gate_usage.csv, mi_estimates.json)",
+             table, report_dir)
+    return summary, per_class, table, fig_main, fig_base, gates, mi_sum

@@ -1,0 +1,62 @@
+"""Nodes of the ``training`` pipeline: wiring only; the logic is in ``hilbert_pipeline.experiment``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from hilbert_pipeline.experiment.checkpoint import make_payload
+from hilbert_pipeline.experiment.data import build_document_set
+from hilbert_pipeline.experiment.evaluate import curves_figure
+from hilbert_pipeline.experiment.methods import build_config
+from hilbert_pipeline.experiment.params import resolve_training_settings
+from hilbert_pipeline.experiment.trainer import fit
+
+log = logging.getLogger(__name__)
+
+
+def train_model_node(segment_features: dict, documents: pd.DataFrame, training: dict,
+                     label_map: dict | None, min_class_size: int
+                     ) -> tuple[dict, pd.DataFrame, Any, dict]:
+    """Train HILBERT on every labelled training-split document.
+
+    The class definition (``label_map``, ``min_class_size``) is read from the ``evaluation``
+    parameters so that the deployed model predicts exactly the classes that were evaluated.
+    """
+    settings = resolve_training_settings(training)
+    docs, label_report = build_document_set(segment_features, documents, label_map=label_map,
+                                            min_class_size=int(min_class_size),
+                                            only_split="train")
+    config = build_config(docs, settings.model_params)
+    log.info("training HILBERT on %d documents, classes %s (params from %s)", len(docs),
+             label_report["class_counts"], settings.source)
+    result = fit(config, docs, None, settings.training_params, settings.seed)
+    payload = make_payload(
+        result.model, docs.label_names, encoder_meta=docs.meta,
+        training_params=result.training_params.to_dict(),
+        extra={"seed": settings.seed, "best_epoch": result.best_epoch,
+               "best_val_macro_f1": result.best_val_macro_f1,
+               "train_doc_ids": result.train_doc_ids, "val_doc_ids": result.val_doc_ids,
+               "params_source": settings.source})
+    summary = {
+        "n_documents": len(docs),
+        "n_train": len(result.train_doc_ids),
+        "n_validation": len(result.val_doc_ids),
+        "classes": label_report["class_counts"],
+        "excluded": label_report["excluded"],
+        "best_epoch": result.best_epoch,
+        "epochs_run": int(result.history["epoch"].max()),
+        "best_val_macro_f1": result.best_val_macro_f1,
+        "seconds": round(result.seconds, 2),
+        "seed": settings.seed,
+        "params_source": settings.source,
+        "tuned_params": settings.tuned,
+        "config": config.to_dict(),
+        "training_params": result.training_params.to_dict(),
+    }
+    log.info("training done: best epoch %d, inner-validation macro-F1 %s, %.1fs",
+             result.best_epoch, result.best_val_macro_f1, result.seconds)
+    fig = curves_figure(result.history, f"HILBERT training ({len(docs)} documents)")
+    return payload, result.history, fig, summary

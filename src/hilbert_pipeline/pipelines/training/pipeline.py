@@ -1,0 +1,16 @@
+"""``training``: segment features + documents → ``hilbert_model`` checkpoint, curves, summary."""
+
+from kedro.pipeline import Node, Pipeline
+
+from hilbert_pipeline.pipelines.training.nodes import train_model_node
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline([
+        Node(train_model_node,
+             inputs=["segment_features", "documents", "params:training",
+                     "params:evaluation.label_map", "params:evaluation.min_class_size"],
+             outputs=["hilbert_model", "training_history", "training_curves",
+                      "training_summary"],
+             name="train_hilbert"),
+    ])

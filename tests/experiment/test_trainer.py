@@ -1,0 +1,231 @@
+"""Trainer, checkpoints, methods and the evaluation engine on small synthetic features."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hilbert_pipeline.experiment import evaluate as ev
+from hilbert_pipeline.experiment.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from hilbert_pipeline.experiment.data import build_document_set, collate
+from hilbert_pipeline.experiment.folds import make_folds
+from hilbert_pipeline.experiment.methods import MethodError, build_config, resolve_methods
+from hilbert_pipeline.experiment.params import ParamsError, resolve_training_settings
+from hilbert_pipeline.experiment.synthetic import synthetic_features
+from hilbert_pipeline.experiment.trainer import (
+    TrainingError,
+    TrainingParams,
+    _batches,
+    fit,
+    inner_split,
+    predict,
+)
+
+MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2}
+OPTIM = {"epochs": 4, "batch_size": 4, "lr": 5e-3, "patience": 3}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def docs():
+    sf, table = synthetic_features([8, 6, 4], n_segments=(2, 5), audio_dim=6, text_dim=10,
+                                   seed=0, signal=1.5, missing_text_rate=0.2)
+    ds, _ = build_document_set(sf, table)
+    return ds
+
+
+def test_fit_history_has_every_term_and_early_stopping_state(docs):
+    cfg = build_config(docs, MODEL)
+    res = fit(cfg, docs, None, OPTIM, seed=0)
+    h = res.history
+    for col in ("train_cls", "train_dual", "train_cka", "train_mi", "train_lb", "train_total",
+                "train_mi_audio", "train_mi_text", "val_macro_f1", "val_mi_audio"):
+        assert col in h.columns and h[col].notna().all(), col
+    assert h["best"].sum() == 1
+    assert res.best_val_macro_f1 == h["val_macro_f1"].max()
+    assert set(res.train_doc_ids).isdisjoint(res.val_doc_ids)
+    assert len(res.train_doc_ids) + len(res.val_doc_ids) == len(docs)
+    # the restored model is the best epoch's: its validation F1 is reproduced
+    from sklearn.metrics import f1_score
+    val = docs.select_ids(res.val_doc_ids)
+    p = predict(res.model, val)
+    assert f1_score(val.labels, p.argmax(1), average="macro", zero_division=0) == pytest.approx(
+        res.best_val_macro_f1)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
+
+
+def test_same_seed_same_model_different_seed_differs(docs):
+    cfg = build_config(docs, MODEL)
+    a = predict(fit(cfg, docs, None, OPTIM, seed=3).model, docs)
+    b = predict(fit(cfg, docs, None, OPTIM, seed=3).model, docs)
+    c = predict(fit(cfg, docs, None, OPTIM, seed=4).model, docs)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_on_epoch_end_can_stop_training(docs):
+    class Prune(Exception):
+        pass
+
+    calls = []
+
+    def cb(epoch, f1):
+        calls.append((epoch, f1))
+        if epoch == 2:
+            raise Prune
+
+    with pytest.raises(Prune):
+        fit(build_config(docs, MODEL), docs, None, {**OPTIM, "epochs": 10}, 0, on_epoch_end=cb)
+    assert [e for e, _ in calls] == [1, 2] and all(isinstance(f, float) for _, f in calls)
+
+
+def test_patience_stops_early(docs):
+    res = fit(build_config(docs, MODEL), docs, None,
+              {**OPTIM, "epochs": 50, "patience": 1, "lr": 0.0}, seed=0)
+    assert len(res.history) == 2  # lr 0: no improvement after epoch 1
+
+
+def test_batches_never_leave_a_singleton():
+    g = torch.Generator().manual_seed(0)
+    for n in range(2, 30):
+        for bs in (2, 3, 4, 7):
+            bl = _batches(n, bs, g, None)
+            assert all(len(b) >= 2 for b in bl)
+            assert sorted(i for b in bl for i in b) == list(range(n))
+    w = np.array([1.0, 1.0, 10.0])
+    bl = _batches(300, 16, torch.Generator().manual_seed(0), w)
+    flat = np.concatenate(bl)
+    assert (flat == 2).mean() > 0.6  # weighted sampling draws the heavy item more often
+
+
+def test_inner_split_stratified_keeps_singletons_in_train(docs):
+    tr, va = inner_split(docs, 0.25, seed=0)
+    assert not set(tr) & set(va) and len(tr) + len(va) == len(docs)
+    assert np.bincount(docs.labels[va], minlength=3).tolist() == [2, 2, 1]
+    one = docs.subset([0, 1] + [i for i in range(len(docs)) if docs.labels[i] == 2][:1])
+    tr, va = inner_split(one, 0.5, seed=0)
+    lab = one.labels[0 if one.labels[0] != one.labels[1] else 2]
+    assert all(one.labels[i] != lab or i in tr for i in range(len(one)))
+
+
+def test_training_params_validation():
+    with pytest.raises(TrainingError, match="batch_size"):
+        TrainingParams(batch_size=1)
+    with pytest.raises(TrainingError, match="unknown training parameters"):
+        TrainingParams.from_dict({"epoch": 3})
+
+
+def test_checkpoint_roundtrip_same_logits(docs, tmp_path):
+    res = fit(build_config(docs, MODEL), docs, None, {**OPTIM, "epochs": 2}, seed=1)
+    path = tmp_path / "m" / "model.pt"
+    save_checkpoint(path, res.model, docs.label_names, docs.meta, res.training_params.to_dict(),
+                    {"best_epoch": res.best_epoch, "ids": np.array([1, 2])})
+    assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temp file left
+    ck = load_checkpoint(path)
+    assert ck.label_names == docs.label_names and ck.config == res.config
+    assert ck.encoder_meta == docs.meta and ck.extra["ids"] == [1, 2]
+    batch = collate(docs, range(len(docs)))
+    args = (batch["audio"], batch["text"], batch["audio_mask"], batch["text_mask"])
+    res.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(ck.model(*args).logits, res.model(*args).logits)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"hello": 1}, bad)
+    with pytest.raises(CheckpointError, match="not a HILBERT checkpoint"):
+        load_checkpoint(bad)
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_methods_registry_errors():
+    with pytest.raises(MethodError, match="unknown methods"):
+        resolve_methods(["hilbert", "bert"])
+    with pytest.raises(MethodError, match="twice"):
+        resolve_methods(["hilbert", "hilbert"])
+
+
+def test_evaluation_identical_folds_and_reproducible(docs):
+    folds = make_folds(docs, 3, 1, seed=0)
+    methods = ["hilbert", "text_only", "concat_logreg", "majority", "stratified", "mlp_head"]
+    run = ev.run_evaluation(docs, folds, methods, MODEL, {**OPTIM, "epochs": 2}, seed=0)
+    # every method predicted exactly the same test documents in every fold
+    sets = {m: sorted(map(tuple, part[["repeat", "fold", "doc_id"]].to_numpy().tolist()))
+            for m, part in run.predictions.groupby("method")}
+    ref = sets["hilbert"]
+    assert all(s == ref for s in sets.values()) and len(ref) == len(docs)
+    fm = run.fold_metrics
+    assert len(fm) == 3 * len(methods)
+    maj = fm[fm.method == "majority"]
+    assert np.allclose(maj["balanced_accuracy"], 1 / 3)
+    gates = run.gate_usage
+    assert set(gates["method"]) == {"hilbert", "text_only"}  # MoE heads; MLP head has no gate
+    g = gates.groupby(["method", "repeat", "fold"])["mean_weight"].sum()
+    assert np.allclose(g, 1.0, atol=1e-5)
+    assert set(run.mi["method"]) == {"hilbert", "mlp_head"}
+    s = ev.summarize(fm)
+    s2 = ev.summarize(ev.run_evaluation(docs, folds, methods, MODEL, {**OPTIM, "epochs": 2},
+                                        seed=0).fold_metrics)
+    assert json.dumps(s) == json.dumps(s2)
+    pc = ev.per_class_table(run.predictions, docs.label_names)
+    assert set(pc["support"][pc.method == "hilbert"]) == {8, 6, 4}
+    cm, cmn = ev.confusion_matrices(run.predictions, "hilbert", docs.label_names)
+    assert cm.sum() == len(docs) and np.allclose(cmn.sum(1), 1)
+    assert ev.best_baseline(s) in {"text_only", "concat_logreg", "majority", "stratified"}
+    md = ev.comparison_markdown(s, "3 folds", {"c0": 8, "c1": 6, "c2": 4})
+    assert md.count("\n| ") == len(methods) + 1
+
+
+def test_method_overrides_are_routed(docs):
+    folds = make_folds(docs, 3, 1, seed=0)
+    run = ev.run_evaluation(docs, folds, ["concat_logreg", "hilbert"], MODEL,
+                            {**OPTIM, "epochs": 1}, seed=0,
+                            method_overrides={"concat_logreg": {"C": 0.01},
+                                              "hilbert": {"epochs": 2, "n_experts": 3}})
+    assert run.gate_usage["expert"].max() == 2
+    with pytest.raises(MethodError, match="unknown override"):
+        ev.run_evaluation(docs, folds, ["hilbert"], MODEL, OPTIM, 0,
+                          method_overrides={"hilbert": {"bogus": 1}})
+    with pytest.raises(MethodError, match="unknown methods"):
+        ev.run_evaluation(docs, folds, ["hilbert"], MODEL, OPTIM, 0,
+                          method_overrides={"bert": {}})
+
+
+def test_use_tuned_reads_best_params(tmp_path):
+    base = {"seed": 1, "model": {"d": 16, "lambda_cka": 0.1}, "optim": {"lr": 0.001}}
+    s = resolve_training_settings(base)
+    assert s.model_params == {"d": 16, "lambda_cka": 0.1} and s.source == "parameters"
+    path = tmp_path / "best_params.json"
+    tuned = {**base, "use_tuned": True, "best_params_path": str(path)}
+    with pytest.raises(ParamsError, match="tuning pipeline"):
+        resolve_training_settings(tuned)
+    path.write_text(json.dumps({"lambda_cka": 0.7, "lr": 0.01, "n_experts": 2}))
+    s = resolve_training_settings(tuned)
+    assert s.model_params == {"d": 16, "lambda_cka": 0.7, "n_experts": 2}
+    assert s.training_params["lr"] == 0.01 and s.source == str(path)
+    path.write_text(json.dumps({"lamda_cka": 0.7}))
+    with pytest.raises(ParamsError, match="lamda_cka"):
+        resolve_training_settings(tuned)
+    with pytest.raises(ParamsError, match="unknown keys"):
+        resolve_training_settings({**base, "model": {"dd": 3}})
+    with pytest.raises(ParamsError, match="seed"):
+        resolve_training_settings({"model": {}})
