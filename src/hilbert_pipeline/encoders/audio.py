@@ -53,6 +53,7 @@ def _import_resemblyzer():
     # webrtcvad (a resemblyzer dependency) imports the deprecated pkg_resources at import time
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+        warnings.filterwarnings("ignore", message=".*scipy.ndimage.morphology.*")
         import resemblyzer
         from resemblyzer import audio as r_audio
         from resemblyzer import hparams
@@ -111,9 +112,8 @@ class ResemblyzerEncoder(_AudioEncoder):
 
     def prepare(self, wav: np.ndarray) -> np.ndarray:
         """Mel frames of the 1.6 s partial windows: float32 ``(n_partials, 160, 40)``."""
-        from resemblyzer import VoiceEncoder
-
-        _, r_audio, hp = _import_resemblyzer()
+        resemblyzer, r_audio, hp = _import_resemblyzer()
+        VoiceEncoder = resemblyzer.VoiceEncoder  # noqa: N806
         wav = np.asarray(wav, dtype=np.float32)
         if self.preprocess:
             wav = r_audio.normalize_volume(wav, hp.audio_norm_target_dBFS, increase_only=True)
@@ -201,10 +201,12 @@ class HFSpeechEncoder(_AudioEncoder):
     output, ``n_layers`` = last; negative indices count from the end; default last),
     ``min_seconds``, ``version``. The vector is the mean over the frames covering the real audio:
     for wav2vec2-style models frame counts come from the model's own conv arithmetic
-    (``_get_feat_extract_output_lengths``); the attention mask is passed only when the feature
-    extractor asks for one (models with group-norm feature encoders were trained without it,
-    so batches are sorted by length to keep padding small — use ``batch_size: 1`` for results
-    that are exactly independent of batching). Whisper: ``WhisperModel.encoder`` with the
+    (``_get_feat_extract_output_lengths``). Models whose conv feature encoder uses layer norm
+    (``feat_extract_norm: layer``, e.g. wav2vec2-large-lv60, WavLM-large) are run in padded
+    batches with the attention mask. Models with a group-norm feature encoder (wav2vec2-base,
+    HuBERT-base) normalise over the whole padded sequence and were trained without a mask, so
+    zero padding would change a segment's vector depending on its batch neighbours; they are run
+    one segment at a time so that cached vectors never depend on batching. Whisper: ``WhisperModel.encoder`` with the
     ``WhisperFeatureExtractor``; its 30 s input padding is excluded from the mean, and longer
     segments are cut into 30 s windows whose frames are pooled together.
     """
@@ -235,6 +237,9 @@ class HFSpeechEncoder(_AudioEncoder):
         super().__init__(min_seconds=min_seconds, device=device, batch_size=batch_size,
                          path=str(self.path), layer=int(layer), user_version=version)
         self.layer = int(layer)
+        #: padded batches are exact only when the conv feature encoder is not group-normalised
+        self.batchable = self.is_whisper or getattr(self.config, "feat_extract_norm",
+                                                    "layer") != "group"
         self._model = None
         self._version: str | None = None
 
@@ -288,36 +293,45 @@ class HFSpeechEncoder(_AudioEncoder):
     def _hidden(self, out) -> "torch.Tensor":  # noqa: F821
         return out.hidden_states[self.layer].float()
 
+    def _window_means(self, windows: list[tuple[np.ndarray, int]]):
+        """Mean hidden state over the real frames of each window -> (means, frame counts)."""
+        import torch
+
+        dev = self.device
+        if self.is_whisper:
+            feats = torch.from_numpy(np.stack([w for w, _ in windows])).to(dev)
+            hidden = self._hidden(self._model(feats, output_hidden_states=True))
+            frames = torch.tensor([n for _, n in windows], device=dev)
+        else:
+            lengths = torch.tensor([n for _, n in windows])
+            width = int(lengths.max())
+            x = torch.full((len(windows), width), float(self.feature_extractor.padding_value))
+            mask = torch.zeros((len(windows), width), dtype=torch.long)
+            for r, (w, n) in enumerate(windows):
+                x[r, :n] = torch.from_numpy(w)
+                mask[r, :n] = 1
+            kwargs = {"output_hidden_states": True}
+            if getattr(self.feature_extractor, "return_attention_mask", False) or len(windows) > 1:
+                kwargs["attention_mask"] = mask.to(dev)
+            hidden = self._hidden(self._model(x.to(dev), **kwargs))
+            frames = self._model._get_feat_extract_output_lengths(lengths).to(dev)
+        frames = frames.clamp(1, hidden.shape[1])
+        valid = torch.arange(hidden.shape[1], device=dev)[None, :] < frames[:, None]
+        sums = (hidden * valid[..., None].to(hidden.dtype)).sum(1)
+        return sums / frames[:, None].to(hidden.dtype), frames.to(hidden.dtype)
+
     def encode_prepared(self, prepared: Sequence[list[tuple[np.ndarray, int]]]) -> np.ndarray:
         import torch
 
         self.ensure_loaded()
-        dev = self.device
         windows = [w for p in prepared for w in p]
         owners = [i for i, p in enumerate(prepared) for _ in p]
         with torch.inference_mode():
-            if self.is_whisper:
-                feats = torch.from_numpy(np.stack([w for w, _ in windows])).to(dev)
-                out = self._model(feats, output_hidden_states=True)
-                hidden = self._hidden(out)
-                frames = torch.tensor([n for _, n in windows], device=dev)
+            if self.batchable:
+                means, frames = self._window_means(windows)
             else:
-                lengths = torch.tensor([n for _, n in windows])
-                width = int(lengths.max())
-                x = torch.full((len(windows), width), float(self.feature_extractor.padding_value))
-                mask = torch.zeros((len(windows), width), dtype=torch.long)
-                for r, (w, n) in enumerate(windows):
-                    x[r, :n] = torch.from_numpy(w)
-                    mask[r, :n] = 1
-                kwargs = {"output_hidden_states": True}
-                if getattr(self.feature_extractor, "return_attention_mask", False):
-                    kwargs["attention_mask"] = mask.to(dev)
-                out = self._model(x.to(dev), **kwargs)
-                hidden = self._hidden(out)
-                frames = self._model._get_feat_extract_output_lengths(lengths).to(dev)
-            frames = frames.clamp(1, hidden.shape[1])
-            valid = (torch.arange(hidden.shape[1], device=dev)[None, :] < frames[:, None])
-            sums = (hidden * valid[..., None].to(hidden.dtype)).sum(1)
-            means = sums / frames[:, None].to(hidden.dtype)
-            vec = pool_groups(means, owners, len(prepared), weights=frames.to(hidden.dtype))
+                parts = [self._window_means([w]) for w in windows]
+                means = torch.cat([m for m, _ in parts])
+                frames = torch.cat([f for _, f in parts])
+            vec = pool_groups(means, owners, len(prepared), weights=frames)
         return vec.cpu().numpy().astype(np.float32, copy=False)
