@@ -1,0 +1,138 @@
+"""``dvc repro`` runs the whole chain on a tiny demo corpus in a throw-away project copy; a second
+repro does nothing; a changed parameter makes exactly the stages that read it out of date;
+``dvc metrics show`` prints the evaluated methods."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = str(Path(sys.executable).with_name("dvc"))
+METHODS = ["hilbert", "concat_logreg", "majority"]
+TINY_SPACE = {
+    "lambda_dual": {"low": 0.01, "high": 1.0},
+    "lambda_cka": 0.0,
+    "lambda_mi": 0.0,
+    "n_experts": {"low": 1, "high": 2},
+    "top_k": [None],
+    "lr": {"low": 1e-3, "high": 1e-2},
+    "dropout": 0.0,
+    "d": [16],
+}
+
+
+def _edit(path: Path, key: str, update) -> None:
+    data = yaml.safe_load(path.read_text())
+    update(data[key])
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _root_conftest():
+    """tests/conftest.py as a module (``make_project_copy``), whatever ``conftest`` names now."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hilbert_root_conftest",
+                                                  ROOT / "tests" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def make_dvc_project(dest: Path) -> Path:
+    """Copy what `dvc repro` needs (pyproject, conf, src, dvc.yaml, .dvcignore) and shrink the
+    parameters *in conf/base* -- the files DVC tracks -- to a 14-document corpus."""
+    _root_conftest().make_project_copy(dest)
+    shutil.copytree(ROOT / "src", dest / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy2(ROOT / name, dest / name)
+    base = dest / "conf" / "base"
+    _edit(base / "parameters_demo_data.yml", "demo_data", lambda p: p.update(
+        n_documents=14, sentences_per_document=1, workers=2, progress=False))
+    _edit(base / "parameters_segmentation.yml", "segmentation", lambda p: p.update(
+        min_docs_per_label=1, max_segments=4, progress=False))
+    _edit(base / "parameters_embedding.yml", "embedding", lambda p: p.update(
+        progress=False, device="cpu", torch_threads=1))
+    _edit(base / "parameters_tuning.yml", "tuning", lambda p: p.update(
+        n_trials=2, n_folds=2, n_startup_trials=1, progress=False, search_space=TINY_SPACE,
+        optim_overrides={"epochs": 2, "patience": 2}, heartbeat_interval=5, grace_period=20))
+
+    def training(p):
+        p.update(device="cpu", progress=False)
+        p["model"].update(d=16, n_heads=2, pool_hops=1, n_experts=2, expert_hidden=16)
+        p["optim"].update(epochs=2, batch_size=4, min_epochs=1, patience=2)
+
+    _edit(base / "parameters_training.yml", "training", training)
+    _edit(base / "parameters_evaluation.yml", "evaluation", lambda p: p.update(
+        n_splits=2, n_repeats=1, methods=METHODS, progress=False))
+    return dest
+
+
+def dvc(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", KEDRO_DISABLE_TELEMETRY="true",
+               DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               OMP_NUM_THREADS="1", MPLBACKEND="Agg", COLUMNS="200",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run([DVC, *args], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode})\n--- stdout\n"
+                             f"{proc.stdout[-8000:]}\n--- stderr\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def stale_stages(project: Path) -> set[str]:
+    status = json.loads(dvc(project, "status", "--json").stdout or "{}")
+    return set(status)
+
+
+@pytest.mark.slow
+def test_dvc_repro_chain_status_and_metrics(tmp_path, espeak):
+    project = make_dvc_project(tmp_path / "project")
+    dvc(project, "init", "--no-scm")
+    dvc(project, "config", "core.analytics", "false")
+
+    dvc(project, "repro", "demo_data", "segmentation", "embedding", "tuning", "training",
+        "evaluation")
+    assert (project / "dvc.lock").is_file()
+    for out in ("data/01_raw/sotu/manifest.csv", "data/04_feature/segment_features.pkl",
+                "data/06_models/optuna.db", "data/06_models/best_params.json",
+                "data/06_models/hilbert_model.pt", "data/08_reporting/metrics.json"):
+        assert (project / out).exists(), out
+    assert stale_stages(project) == set()
+
+    # nothing changed: nothing runs
+    again = dvc(project, "repro", "demo_data", "segmentation", "embedding", "tuning", "training",
+                "evaluation")
+    out = again.stdout + again.stderr
+    assert "Running stage" not in out
+    for stage in ("demo_data", "segmentation", "embedding", "tuning", "training", "evaluation"):
+        assert f"Stage '{stage}' didn't change, skipping" in out
+
+    # the tuning database survives a forced re-run of its stage (persist: true) and resumes
+    before = (project / "data/06_models/optuna.db").stat().st_size
+    dvc(project, "repro", "--force", "--single-item", "tuning")
+    summary = json.loads((project / "data/08_reporting/tuning_summary.json").read_text())
+    assert sum(summary["trial_states"].values()) == 2  # resumed: the budget was already reached
+    assert (project / "data/06_models/optuna.db").stat().st_size >= before
+
+    # one training parameter that only training and evaluation read
+    _edit(project / "conf/base/parameters_training.yml", "training",
+          lambda p: p.update(use_tuned=True))
+    assert stale_stages(project) == {"training", "evaluation"}
+    # one that tuning reads as well (every trial starts from training.optim)
+    _edit(project / "conf/base/parameters_training.yml", "training",
+          lambda p: p["optim"].update(weight_decay=0.05))
+    assert stale_stages(project) == {"tuning", "training", "evaluation"}
+
+    metrics = dvc(project, "metrics", "show").stdout
+    for method in METHODS:
+        assert method in metrics, metrics
