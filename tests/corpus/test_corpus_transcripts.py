@@ -17,8 +17,30 @@ from hilbert_pipeline.corpus import (
     segment_corpus,
     validate_corpus,
 )
+from hilbert_pipeline.demo import synthesize_corpus
 
 NO_RULES = SegmentationConfig(min_duration=None, max_duration=None, max_segments=None)
+
+SENTENCES = {
+    "d1": ["The river was wide and calm this morning.", "Boats drifted past the old mill.",
+           "Nobody spoke."],
+    "d2": ["Taxes will be lower next year for every family.",
+           "Congress must act before the winter session ends."],
+}
+
+
+@pytest.fixture(scope="session")
+def speech_docs() -> list[dict]:
+    return [{"doc_id": k, "label": lab, "sentences": v}
+            for (k, v), lab in zip(SENTENCES.items(), ["a", "b"], strict=True)]
+
+
+@pytest.fixture(scope="session")
+def speech_corpus(tmp_path_factory, espeak, speech_docs) -> dict[str, Path]:
+    """The same two documents synthesised once in every transcript format."""
+    root = tmp_path_factory.mktemp("speech")
+    return {fmt: synthesize_corpus(root / fmt, speech_docs, transcript_format=fmt, seed=3)
+            for fmt in ("json", "vtt", "srt", "tsv", "txt")}
 
 
 @pytest.mark.parametrize("fmt", ["json", "vtt", "srt", "tsv", "txt"])
