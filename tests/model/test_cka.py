@@ -50,7 +50,8 @@ def test_not_invariant_to_anisotropic_scaling():
 
 
 def test_independent_matrices_far_below_one():
-    x, y = _rand(2000, 5, 8), _rand(2000, 7, 9)
+    # non-zero means: an implementation that forgets to centre would report ~1 here
+    x, y = _rand(2000, 5, 8) + 3.0, _rand(2000, 7, 9) - 2.0
     assert linear_cka(x, y).item() < 0.02
 
 

@@ -154,6 +154,7 @@ def test_document_with_no_segment_in_either_modality_is_an_error():
     (lambda b: (b[0], b[1], b[2].float(), b[3]), "audio_mask must be a bool tensor"),
     (lambda b: (b[0][0], b[1], b[2], b[3]), r"audio must have shape \(B, N, d\)"),
     (lambda b: (b[0], b[1], b[2], b[3][:1]), "disagree"),
+    (lambda b: (b[0].double(), b[1], b[2], b[3]), "audio must have the model's dtype"),
 ])
 def test_bad_shapes_are_value_errors(mutate, match):
     model = _model()

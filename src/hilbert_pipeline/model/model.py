@@ -124,8 +124,10 @@ class HilbertModel(nn.Module):
                 raise ModelInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
             if x.dim() != 3:
                 raise ModelInputError(f"{name} must have shape (B, N, d), got {tuple(x.shape)}")
-            if not x.is_floating_point():
-                raise ModelInputError(f"{name} must be a float tensor, got {x.dtype}")
+            p_dtype = self.proj[name].linear.weight.dtype
+            if x.dtype != p_dtype:
+                raise ModelInputError(f"{name} must have the model's dtype {p_dtype}, got "
+                                      f"{x.dtype}")
             given[name] = x
         for name, m, used in (("audio_mask", audio_mask, c.uses_audio),
                               ("text_mask", text_mask, c.uses_text)):
