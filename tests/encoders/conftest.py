@@ -43,7 +43,9 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_bert")
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(TINY_VOCAB) + "\n")
-    BertTokenizer(vocab_file=str(vocab)).save_pretrained(folder)
+    tok = BertTokenizer(vocab=str(vocab))  # transformers 5: `vocab` takes the vocab.txt path
+    assert tok("the union")["input_ids"] == [2, 5, 9, 3]  # real word pieces, not [UNK]
+    tok.save_pretrained(folder)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(TINY_VOCAB), hidden_size=16, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
