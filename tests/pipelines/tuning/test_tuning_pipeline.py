@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
 from pathlib import Path
@@ -11,6 +12,32 @@ import pytest
 import yaml
 
 from hilbert_pipeline.experiment.synthetic import synthetic_features
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _root_conftest():
+    """tests/conftest.py as a module (``run_kedro``), without relying on the name ``conftest``."""
+    spec = importlib.util.spec_from_file_location("hilbert_root_conftest",
+                                                  ROOT / "tests" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def run_kedro():
+    return _root_conftest().run_kedro
+
+
+@pytest.fixture
+def project(kedro_project: Path, monkeypatch) -> Path:
+    """The throw-away project copy; Kedro needs <project>/src to exist (the package itself comes
+    from the editable install). Wide terminal so log lines are not wrapped."""
+    (kedro_project / "src").mkdir(exist_ok=True)
+    monkeypatch.setenv("COLUMNS", "400")
+    return kedro_project
+
 
 TINY_SPACE = {
     "lambda_dual": {"low": 0.01, "high": 1.0},

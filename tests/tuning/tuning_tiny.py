@@ -1,9 +1,17 @@
-"""Tiny, fast settings for the tuning tests (real HILBERT training on synthetic features)."""
+"""Tiny, fast settings for the tuning tests (real HILBERT training on synthetic features).
+
+pytest puts this folder on ``sys.path`` when it imports the test modules next to it (rootdir-less
+test folders), so ``from tuning_tiny import ...`` needs no conftest.py.
+"""
 
 from __future__ import annotations
 
+import torch
+
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.synthetic import synthetic_features
+
+torch.set_num_threads(1)  # the test machine's cores are shared; tiny tensors need no threads
 
 TINY_MODEL = {"n_heads": 2, "n_cross_layers": 1, "pool_hops": 2, "expert_hidden": 16}
 TINY_TRAINING = {"epochs": 4, "batch_size": 6, "patience": 2, "val_fraction": 0.25,

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiny import TINY_MODEL, TINY_SPACE, TINY_TRAINING, tiny_train_docs  # noqa: E402
+from tuning_tiny import TINY_MODEL, TINY_SPACE, TINY_TRAINING, tiny_train_docs  # noqa: E402
 
 from hilbert_pipeline.tuning import SearchSpace, make_objective, open_study, run_worker  # noqa: E402
 

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from postgres import PostgresUnavailable, start_postgres
-from tiny import TINY_MODEL, TINY_SPACE, TINY_TRAINING, tiny_train_docs
+from tuning_tiny import TINY_MODEL, TINY_SPACE, TINY_TRAINING, tiny_train_docs
 
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.synthetic import synthetic_features
@@ -32,7 +32,7 @@ from hilbert_pipeline.tuning import (
     tuning_documents,
 )
 
-WORKER = Path(__file__).resolve().parent / "worker.py"
+WORKER = Path(__file__).resolve().parent / "tuning_worker.py"
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import copy
 
 import optuna
 import pytest
-from tiny import TINY_SPACE
+from tuning_tiny import TINY_SPACE
 
 from hilbert_pipeline.model import HilbertConfig
 from hilbert_pipeline.tuning import SearchSpace, SearchSpaceError, split_values
