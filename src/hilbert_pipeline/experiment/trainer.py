@@ -45,6 +45,8 @@ class TrainingParams:
     ``val_fraction``: share of each class held out for early stopping (0 disables early stopping:
     all ``epochs`` run and the last state is kept). ``min_epochs``: early stopping never fires
     before this epoch. ``eval_batch_size``: batch size for validation / prediction.
+    ``num_threads``: torch intra-op threads during ``fit`` (None = torch's default). The models
+    here are small, so one thread per process is often fastest on a shared or small CPU.
     """
 
     epochs: int = 50
@@ -59,9 +61,13 @@ class TrainingParams:
     eval_batch_size: int = 64
     device: str = "auto"
     progress: bool = False
+    num_threads: int | None = None
 
     def __post_init__(self) -> None:
         errs = []
+        if self.num_threads is not None and (not isinstance(self.num_threads, int)
+                                             or self.num_threads < 1):
+            errs.append(f"num_threads must be an integer >= 1 or null, got {self.num_threads!r}")
         for name in ("epochs", "batch_size", "patience", "min_epochs", "eval_batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -230,7 +236,7 @@ def fit(config, train_docs: DocumentSet, val_docs: DocumentSet | None,
     """
     import torch
 
-    from ..model import HilbertConfig, HilbertLoss, HilbertModel
+    from ..model import HilbertConfig
 
     t0 = time.perf_counter()
     tp = (training_params if isinstance(training_params, TrainingParams)
@@ -245,6 +251,20 @@ def fit(config, train_docs: DocumentSet, val_docs: DocumentSet | None,
         train_docs = train_docs.subset(tr_idx)
     if len(train_docs) < 2:
         raise TrainingError(f"need at least 2 training documents, got {len(train_docs)}")
+    threads = torch.get_num_threads()
+    if tp.num_threads is not None:
+        torch.set_num_threads(tp.num_threads)
+    try:
+        return _fit(cfg, train_docs, val_docs, tp, seed, on_epoch_end, t0)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams, seed: int,
+         on_epoch_end, t0: float) -> FitResult:
+    import torch
+
+    from ..model import HilbertLoss, HilbertModel
 
     seed_everything(seed)
     device = resolve_device(tp.device)
@@ -253,7 +273,9 @@ def fit(config, train_docs: DocumentSet, val_docs: DocumentSet | None,
     loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32))
     loss_fn = loss_fn.to(device)
     params = list(model.parameters()) + [p for p in loss_fn.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tp.lr, weight_decay=tp.weight_decay)
+    # foreach: one fused update over all parameters; the default single-tensor loop on CPU
+    # costs more than the model's forward pass at the small widths used here
+    opt = torch.optim.AdamW(params, lr=tp.lr, weight_decay=tp.weight_decay, foreach=True)
     gen = torch.Generator().manual_seed(int(seed))
     weights = None
     if tp.balanced_sampling:
