@@ -5,27 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-
-def run_kedro(*args, **kwargs):
-    """``run_kedro`` of tests/conftest.py, loaded by path: ``import conftest`` is ambiguous when
-    several test folders have a conftest.py."""
-    import importlib.util
-    import sys
-
-    name = "_hilbert_tests_root_conftest"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name].run_kedro(*args, **kwargs)
-
+from kedro_helpers import run_kedro
 
 
 @pytest.fixture(autouse=True)
