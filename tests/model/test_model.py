@@ -218,12 +218,16 @@ def test_unimodal_models(modality):
     for name, p in model.named_parameters():
         if name.startswith(("proj.", "pool.")):
             assert full.get_parameter(name).shape == p.shape
-    # no segment of the only modality -> error
+    # no segment of the only modality -> the learned missing embedding, whatever the features
     mask = (am if modality == "audio" else tm).clone()
     mask[0] = False
-    args = (a, None, mask, None) if modality == "audio" else (None, t, None, mask)
-    with pytest.raises(ValueError, match=f"no real segment in the {modality} modality"):
-        model(*args)
+    feats = (a if modality == "audio" else t).clone()
+    out1 = model(*((feats, None, mask, None) if modality == "audio" else (None, feats, None, mask)))
+    feats[0] = torch.randn_like(feats[0]) * 5
+    out2 = model(*((feats, None, mask, None) if modality == "audio" else (None, feats, None, mask)))
+    missing = model.missing[modality]
+    assert torch.equal(out1.z_joint[0], missing) and torch.equal(out2.logits[0], out1.logits[0])
+    assert torch.equal(out1.logits[1:], out.logits[1:])
 
 
 def test_mlp_head_and_mean_pool_and_no_cross_layers_variants():

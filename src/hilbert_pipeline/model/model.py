@@ -69,8 +69,10 @@ class HilbertModel(nn.Module):
     Unimodal baselines (``modalities="audio"`` / ``"text"``, e.g. ``HilbertModel.unimodal(cfg,
     "audio")``): the same projection + pooling blocks, no cross-attention, the head reads the
     single pooled vector, ``z_joint`` is that vector and the other modality's fields are None.
-    The other modality's tensors may be passed as None. There is no missing embedding here: a
-    document without any segment of the modality is an error (the model has nothing to use).
+    The other modality's tensors may be passed as None. A document without any segment of the
+    modality gets that modality's learned "missing" embedding, so the baseline still predicts
+    (from what the head learned for such documents, in effect the class prior) and every method
+    is scored on the identical test documents instead of silently dropping some.
     """
 
     def __init__(self, config: HilbertConfig) -> None:
@@ -87,8 +89,7 @@ class HilbertModel(nn.Module):
                 continue
             self.proj[m] = ModalityProjection(dim, c.d, c.dropout, c.position_encoding)
             self.pool[m] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim, c.pool_combine)
-            if c.modalities == "both":
-                self.missing[m] = nn.Parameter(torch.randn(c.d) * 0.02)
+            self.missing[m] = nn.Parameter(torch.randn(c.d) * 0.02)
         if c.modalities == "both":
             def blocks() -> nn.ModuleList:
                 return nn.ModuleList(
@@ -161,13 +162,12 @@ class HilbertModel(nn.Module):
                 doc, seg = bad[0].tolist()
                 raise ModelInputError(f"{name} features contain NaN/inf ({len(bad)} segment(s), "
                                       f"first at document {doc}, segment {seg})")
-        masks = [given[k] for k in ("audio_mask", "text_mask") if k in given]
-        any_real = torch.stack([m.any(dim=1) for m in masks]).any(dim=0)
-        if not any_real.all():
-            docs = (~any_real).nonzero().flatten().tolist()
-            which = "either modality" if c.modalities == "both" else f"the {c.modalities} modality"
-            raise ModelInputError(f"document(s) at batch index {docs} have no real segment in "
-                                  f"{which}")
+        if c.modalities == "both":
+            any_real = given["audio_mask"].any(dim=1) | given["text_mask"].any(dim=1)
+            if not any_real.all():
+                docs = (~any_real).nonzero().flatten().tolist()
+                raise ModelInputError(f"document(s) at batch index {docs} have no real segment "
+                                      f"in either modality")
 
     # ------------------------------------------------------------------ forward
     def forward(self, audio: torch.Tensor | None, text: torch.Tensor | None,
