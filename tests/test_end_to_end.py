@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from kedro_helpers import run_kedro
 
 from hilbert_pipeline.demo import synthesize_corpus
 
@@ -60,11 +61,9 @@ def _documents() -> list[dict]:
     return docs
 
 
-def test_default_pipeline_end_to_end(kedro_project: Path, run_kedro_fn, espeak: str):
-    # Kedro checks that <project>/src exists; the package comes from the editable install
-    (kedro_project / "src").mkdir(exist_ok=True)
+def test_default_pipeline_end_to_end(kedro_project: Path, espeak: str):
     corpus = synthesize_corpus(kedro_project / "data" / "01_raw" / "tiny", _documents(), seed=0)
-    proc = run_kedro_fn(kedro_project, "run", "--params", f"corpus={corpus},{PARAMS}")
+    proc = run_kedro(kedro_project, "run", "--params", f"corpus={corpus},{PARAMS}")
     reports = kedro_project / "data" / "08_reporting"
     for name in REPORTS:
         assert (reports / name).is_file(), f"{name} missing; stderr:\n{proc.stderr[-3000:]}"
@@ -100,22 +99,6 @@ def test_default_pipeline_end_to_end(kedro_project: Path, run_kedro_fn, espeak: 
 
     # same seed, same folds and features -> identical metrics
     first = (reports / "metrics.json").read_text()
-    run_kedro_fn(kedro_project, "run", "--pipelines", "evaluation", "--params",
+    run_kedro(kedro_project, "run", "--pipelines", "evaluation", "--params",
                  f"corpus={corpus},{PARAMS}")
     assert (reports / "metrics.json").read_text() == first
-
-
-@pytest.fixture
-def run_kedro_fn():
-    """``run_kedro`` of tests/conftest.py, loaded by path (``import conftest`` is ambiguous when
-    several test folders have a conftest.py)."""
-    import importlib.util
-    import sys
-
-    name = "_hilbert_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "conftest.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name].run_kedro
