@@ -71,13 +71,19 @@ class ResemblyzerEncoder(_AudioEncoder):
     webrtcvad — as the model was trained on such audio; if trimming leaves less than
     ``min_seconds`` (no voice found), the untrimmed waveform is embedded rather than dropping it.
     All-zero audio is reported missing (the model's output is undefined for it).
+
+    Throughput: the LSTM's cost per partial window falls steeply with the number of windows per
+    forward on CPU (measured with 2 threads: ~110 ms at 5, ~36 ms at 256, ~16 ms at 1024), so the
+    default batch is large (96 segments, ~1000 windows for 8 s segments) and the windows of a
+    batch go through the LSTM in forwards of at most ``max_partials`` (bounds memory).
     """
 
     name = "resemblyzer"
     sample_rate = 16000
 
     def __init__(self, preprocess: bool = True, rate: float = 1.3, min_coverage: float = 0.75,
-                 min_seconds: float = 0.3, device: str = "auto", batch_size: int = 32) -> None:
+                 min_seconds: float = 0.3, device: str = "auto", batch_size: int = 96,
+                 max_partials: int = 1024) -> None:
         if not 0 < float(min_coverage) <= 1:
             raise EncoderError(f"resemblyzer: min_coverage must be in (0, 1], got {min_coverage}")
         if not 0.625 <= float(rate) <= 100:
@@ -88,6 +94,9 @@ class ResemblyzerEncoder(_AudioEncoder):
         self.preprocess = bool(preprocess)
         self.rate = float(rate)
         self.min_coverage = float(min_coverage)
+        if int(max_partials) < 1:
+            raise EncoderError(f"resemblyzer: max_partials must be >= 1, got {max_partials}")
+        self.max_partials = int(max_partials)
         self._model = None
         self._version: str | None = None
 
@@ -136,9 +145,10 @@ class ResemblyzerEncoder(_AudioEncoder):
 
         self.ensure_loaded()
         owners = [i for i, p in enumerate(prepared) for _ in range(len(p))]
-        mels = torch.from_numpy(np.concatenate(list(prepared), axis=0)).to(self.device)
+        mels = torch.from_numpy(np.concatenate(list(prepared), axis=0))
         with torch.inference_mode():
-            partial = self._model(mels)
+            partial = torch.cat([self._model(mels[s:s + self.max_partials].to(self.device))
+                                 for s in range(0, len(mels), self.max_partials)])
             mean = pool_groups(partial, owners, len(prepared))
             vec = mean / torch.linalg.vector_norm(mean, dim=1, keepdim=True)
         return vec.cpu().numpy().astype(np.float32, copy=False)

@@ -233,7 +233,7 @@ def _decode_group(path: str, group: list[_Job], segments: pd.DataFrame, rate: in
 
 def embed_audio(segments: pd.DataFrame, enc: Encoder, cache_dir: str | Path,
                 progress: bool = True, max_read_seconds: float = 600.0,
-                pool_batches: int = 8) -> ModalityResult:
+                pool_batches: int = 4) -> ModalityResult:
     """Audio vectors of every segment (too short / unusable audio -> missing, not an error)."""
     t0 = time.perf_counter()
     n = len(segments)
