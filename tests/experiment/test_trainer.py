@@ -195,6 +195,19 @@ def test_evaluation_identical_folds_and_reproducible(docs):
     assert md.count("\n| ") == len(methods) + 1
 
 
+def test_parallel_evaluation_gives_identical_results(docs):
+    folds = make_folds(docs, 3, 1, seed=0)
+    args = (docs, folds, ["hilbert", "concat_logreg"], MODEL,
+            {**OPTIM, "epochs": 2, "num_threads": 1}, 0)
+    a = ev.run_evaluation(*args, n_jobs=1)
+    b = ev.run_evaluation(*args, n_jobs=2)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    pd.testing.assert_frame_equal(a.fold_metrics.drop(columns="seconds"),
+                                  b.fold_metrics.drop(columns="seconds"))
+
+
 def test_method_overrides_are_routed(docs):
     folds = make_folds(docs, 3, 1, seed=0)
     run = ev.run_evaluation(docs, folds, ["concat_logreg", "hilbert"], MODEL,

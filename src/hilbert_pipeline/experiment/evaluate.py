@@ -40,11 +40,23 @@ def fold_seed(seed: int, repeat: int, fold: int) -> int:
     return int(seed) + 1000 * int(repeat) + int(fold)
 
 
+def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_params, seed,
+          overrides):
+    """One (method, fold) fit; module-level so that joblib workers can run it."""
+    return run_method(spec, train, test, model_params, training_params, seed, overrides)
+
+
 def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str],
                    model_params: Mapping[str, Any], training_params: Mapping[str, Any],
                    seed: int, method_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                   progress: bool = False) -> EvaluationRun:
-    """Fit and score every method on every fold of ``folds``."""
+                   progress: bool = False, n_jobs: int = 1) -> EvaluationRun:
+    """Fit and score every method on every fold of ``folds``.
+
+    ``n_jobs > 1`` runs the (method, fold) fits in that many worker processes (joblib/loky).
+    Each fit is seeded on its own, so results do not depend on ``n_jobs`` as long as the torch
+    thread count is the same (set ``num_threads`` in the training parameters: workers and the
+    main process then use the same count).
+    """
     specs = resolve_methods(list(methods))
     overrides = dict(method_overrides or {})
     stray = sorted(set(overrides) - set(METHODS))
@@ -59,12 +71,19 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
         bar = tqdm(total=len(tasks), desc="evaluation", unit="fit")
     pred_rows, metric_rows, gate_rows, mi_rows = [], [], [], []
     names = docs.label_names
+    calls = [(spec, docs.subset(tr), docs.subset(te), dict(model_params),
+              dict(training_params), fold_seed(seed, r, f), overrides.get(spec.name))
+             for spec, (r, f, tr, te) in tasks]
+    if n_jobs == 1:
+        results = (_task(*c) for c in calls)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_task)(*c)
+                                                                  for c in calls)
     try:
-        for spec, (r, f, tr, te) in tasks:
-            train, test = docs.subset(tr), docs.subset(te)
-            s = fold_seed(seed, r, f)
-            res = run_method(spec, train, test, model_params, training_params, s,
-                             overrides.get(spec.name))
+        for (spec, (r, f, _, _)), (_, train, test, *_rest), res in zip(tasks, calls, results,
+                                                                        strict=True):
             m = fold_metrics(test.labels, res.proba)
             metric_rows.append({"method": spec.name, "repeat": r, "fold": f,
                                 "n_train": len(train), "n_test": len(test), **m,

@@ -219,6 +219,34 @@ def loss_terms(model, loss_fn, docs: DocumentSet, device: str | None = None) -> 
     return {k: float(v.detach().cpu()) for k, v in terms.items()}
 
 
+def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
+              ) -> tuple[np.ndarray, dict[str, float]]:
+    """One eval-mode pass over ``docs``: probabilities and every loss term + MI estimate.
+
+    Loss terms are averaged over chunks of ``batch_size`` documents (weighted by chunk size);
+    chunks of fewer than 4 documents give no terms (the contrastive/CKA terms need a few).
+    """
+    import torch
+
+    dev = next(model.parameters()).device
+    model.eval()
+    probs, sums, seen = [], {}, {}
+    with torch.inference_mode():
+        for i in range(0, len(docs), batch_size):
+            idx = range(i, min(i + batch_size, len(docs)))
+            batch = _to_device(collate(docs, idx), dev)
+            out = _forward(model, batch)
+            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
+            if len(idx) >= 4:
+                terms = _add_mi_estimates(loss_fn(out, batch["labels"]), out, loss_fn)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+                    seen[k] = seen.get(k, 0) + len(idx)
+    model.train()
+    return (np.concatenate(probs).astype(np.float64),
+            {k: v / seen[k] for k, v in sums.items()})
+
+
 def _macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
     from sklearn.metrics import f1_score
 
@@ -315,11 +343,9 @@ def _fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams
             row.update({f"train_{k}": v / seen[k] for k, v in sums.items()})
             val_f1 = None
             if len(val_docs) > 0:
-                proba = predict(model, val_docs, tp.eval_batch_size)
+                proba, vterms = _validate(model, loss_fn, val_docs, tp.eval_batch_size)
                 val_f1 = _macro_f1(val_docs.labels, proba)
-                if len(val_docs) >= 4:  # contrastive/CKA terms need a few documents
-                    row.update({f"val_{k}": v for k, v in
-                                loss_terms(model, loss_fn, val_docs).items()})
+                row.update({f"val_{k}": v for k, v in vterms.items()})
             row["val_macro_f1"] = val_f1
             history.append(row)
             if val_f1 is None or best_f1 is None or val_f1 > best_f1:

@@ -15,7 +15,7 @@ from hilbert_pipeline.experiment.params import resolve_training_settings
 log = logging.getLogger(__name__)
 
 EVAL_KEYS = {"n_splits", "n_repeats", "seed", "methods", "method_overrides", "label_map",
-             "min_class_size", "ci", "progress", "report_dir"}
+             "min_class_size", "ci", "progress", "report_dir", "n_jobs"}
 
 
 def _check(evaluation: dict) -> None:
@@ -64,7 +64,8 @@ def evaluate_methods_node(segment_features: dict, documents: pd.DataFrame, folds
     tp = {**settings.training_params, "progress": False}
     run = ev.run_evaluation(docs, folds, list(evaluation["methods"]), settings.model_params, tp,
                             int(evaluation["seed"]), evaluation.get("method_overrides") or {},
-                            progress=bool(evaluation.get("progress", True)))
+                            progress=bool(evaluation.get("progress", True)),
+                            n_jobs=int(evaluation.get("n_jobs", 1)))
     return run.predictions, run.fold_metrics, run.gate_usage, run.mi
 
 
