@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kedro_helpers import make_project_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -35,22 +36,11 @@ def _edit(path: Path, key: str, update) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def _root_conftest():
-    """tests/conftest.py as a module (``make_project_copy``), whatever ``conftest`` names now."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("hilbert_root_conftest",
-                                                  ROOT / "tests" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def make_dvc_project(dest: Path) -> Path:
     """Copy what `dvc repro` needs (pyproject, conf, src, dvc.yaml, .dvcignore) and shrink the
     parameters *in conf/base* -- the files DVC tracks -- to a 14-document corpus."""
-    _root_conftest().make_project_copy(dest)
-    shutil.copytree(ROOT / "src", dest / "src",
+    make_project_copy(dest)
+    shutil.copytree(ROOT / "src", dest / "src", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy2(ROOT / name, dest / name)

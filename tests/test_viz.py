@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kedro_helpers import make_project_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "src" / "hilbert_pipeline" / "pipelines"
@@ -18,20 +18,9 @@ LAYERS = {"raw", "intermediate", "primary", "feature", "model_input", "models", 
           "reporting"}
 
 
-def _make_project_copy(dest: Path) -> Path:
-    spec = importlib.util.spec_from_file_location("hilbert_root_conftest",
-                                                  ROOT / "tests" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    project = mod.make_project_copy(dest)
-    # Kedro needs <project>/src; the package itself comes from the editable install
-    (project / "src").mkdir(exist_ok=True)
-    return project
-
-
 @pytest.mark.slow
 def test_viz_build_has_every_pipeline_with_layers(tmp_path):
-    project = _make_project_copy(tmp_path / "project")
+    project = make_project_copy(tmp_path / "project")
     env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", COLUMNS="200")
     proc = subprocess.run([sys.executable, "-m", "kedro", "viz", "build"], cwd=project, env=env,
                           capture_output=True, text=True, timeout=300)

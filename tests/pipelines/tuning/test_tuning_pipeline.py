@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 from pathlib import Path
@@ -10,31 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from kedro_helpers import run_kedro
 
 from hilbert_pipeline.experiment.synthetic import synthetic_features
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _root_conftest():
-    """tests/conftest.py as a module (``run_kedro``), without relying on the name ``conftest``."""
-    spec = importlib.util.spec_from_file_location("hilbert_root_conftest",
-                                                  ROOT / "tests" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture
-def run_kedro():
-    return _root_conftest().run_kedro
 
 
 @pytest.fixture
 def project(kedro_project: Path, monkeypatch) -> Path:
-    """The throw-away project copy; Kedro needs <project>/src to exist (the package itself comes
-    from the editable install). Wide terminal so log lines are not wrapped."""
-    (kedro_project / "src").mkdir(exist_ok=True)
+    """The throw-away project copy; wide terminal so log lines are not wrapped."""
     monkeypatch.setenv("COLUMNS", "400")
     return kedro_project
 
@@ -80,7 +62,7 @@ def write_tiny_params(project: Path, n_trials: int = 3) -> dict:
 
 
 @pytest.mark.slow
-def test_tuning_pipeline_then_training_uses_best_params(project, run_kedro):
+def test_tuning_pipeline_then_training_uses_best_params(project):
     kedro_project = project
     write_tiny_inputs(kedro_project)
     write_tiny_params(kedro_project, n_trials=3)
@@ -109,7 +91,7 @@ def test_tuning_pipeline_then_training_uses_best_params(project, run_kedro):
     assert trained["training_params"]["lr"] == best["lr"]
 
 
-def test_bad_tuning_parameter_fails_with_its_name(project, run_kedro):
+def test_bad_tuning_parameter_fails_with_its_name(project):
     kedro_project = project
     write_tiny_inputs(kedro_project)
     write_tiny_params(kedro_project)
