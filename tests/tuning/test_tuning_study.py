@@ -138,6 +138,15 @@ def test_bad_settings_are_errors(tmp_path):
                        {**TINY_MODEL, "n_heads": 3}, TINY_TRAINING, n_folds=3, seed=1)
 
 
+def test_resuming_with_another_objective_is_an_error(tmp_path):
+    url = f"sqlite:///{tmp_path}/f.db"
+    h = open_study(url, "fp", seed=1, fingerprint="aaaa")
+    assert h.study.user_attrs["fingerprint"] == "aaaa"
+    open_study(url, "fp", seed=1, fingerprint="aaaa")  # same objective: resumes
+    with pytest.raises(TuningConfigError, match="aaaa != bbbb.*another tuning.study_name"):
+        open_study(url, "fp", seed=1, fingerprint="bbbb")
+
+
 def _worker_cmd(url: str, study: str, n_trials: int, *extra: str) -> list[str]:
     return [sys.executable, str(WORKER), "--storage", url, "--study", study,
             "--n-trials", str(n_trials), *extra]

@@ -31,9 +31,9 @@ from .study import DEFAULT_STORAGE, TuningConfigError, open_study, run_worker
 
 log = logging.getLogger(__name__)
 
-KEYS = {"seed", "study_name", "storage", "n_trials", "timeout", "n_folds", "n_startup_trials",
-        "pruner", "heartbeat_interval", "grace_period", "progress", "optim_overrides",
-        "search_space"}
+KEYS = {"seed", "study_name", "name_with_fingerprint", "storage", "n_trials", "timeout",
+        "n_folds", "n_startup_trials", "pruner", "heartbeat_interval", "grace_period", "progress",
+        "optim_overrides", "search_space"}
 PRUNER_KEYS = {"startup_trials", "warmup_steps"}
 
 
@@ -41,6 +41,7 @@ PRUNER_KEYS = {"startup_trials", "warmup_steps"}
 class TuningSettings:
     seed: int
     study_name: str
+    name_with_fingerprint: bool
     storage: str
     n_trials: int
     timeout: float | None
@@ -84,6 +85,7 @@ def parse_tuning_params(params: Mapping[str, Any]) -> TuningSettings:
     return TuningSettings(
         seed=seed,
         study_name=params.get("study_name") or "hilbert",
+        name_with_fingerprint=bool(params.get("name_with_fingerprint", True)),
         storage=params.get("storage") or DEFAULT_STORAGE,
         n_trials=params["n_trials"],
         timeout=params.get("timeout"),
@@ -127,16 +129,19 @@ def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     docs, label_report = build_document_set(segment_features, documents, label_map=label_map,
                                             min_class_size=int(min_class_size),
                                             only_split="train")
-    log.info("tuning on %d training documents %s (%d inner folds), study %r in %s",
-             len(docs), label_report["class_counts"], ts.n_folds, ts.study_name,
-             _safe_url(ts.storage))
     objective = make_objective(docs, ts.space, settings.model_params, optim, n_folds=ts.n_folds,
                                seed=ts.seed)
-    handle = open_study(ts.storage, ts.study_name, seed=ts.seed,
+    fingerprint = study_fingerprint(tuning, settings.model_params, optim, docs)
+    study_name = (f"{ts.study_name}-{fingerprint}" if ts.name_with_fingerprint
+                  else ts.study_name)
+    handle = open_study(ts.storage, study_name, seed=ts.seed, fingerprint=fingerprint,
                         n_startup_trials=ts.n_startup_trials,
                         pruner_startup_trials=ts.pruner_startup_trials,
                         pruner_warmup_steps=ts.pruner_warmup_steps,
                         heartbeat_interval=ts.heartbeat_interval, grace_period=ts.grace_period)
+    log.info("tuning on %d training documents %s (%d inner folds), study %r in %s",
+             len(docs), label_report["class_counts"], ts.n_folds, study_name,
+             _safe_url(ts.storage))
     worker = run_worker(handle, objective, n_trials=ts.n_trials, timeout=ts.timeout,
                         progress=ts.progress)
     study = handle.study
@@ -146,6 +151,7 @@ def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     summary = {
         "objective": OBJECTIVE,
         "study_name": study.study_name,
+        "fingerprint": fingerprint,
         "storage": _safe_url(ts.storage),
         "best_trial": best["best_trial"],
         "best_value": best["best_value"],
@@ -168,6 +174,34 @@ def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     return TuningOutputs(best_params=flat, summary=summary, trials=trials,
                          history_html=plot_history_html(study),
                          importance_html=plot_importance_html(study))
+
+
+def study_fingerprint(tuning: Mapping[str, Any], model_params: Mapping[str, Any],
+                      optim: Mapping[str, Any], docs: Any) -> str:
+    """10 hex digits identifying what a trial measures.
+
+    Covers the search space, the base model and optimisation settings, the inner folds and seed,
+    the documents with their labels and the encoders that made the features -- not the budget
+    (``n_trials``, ``timeout``), the storage, the pruner or the progress bar, so a study can be
+    resumed with a larger budget but a changed objective starts a new study (see module doc of
+    :mod:`.study` and docs/tuning.md).
+    """
+    import hashlib
+    import json
+
+    ignored = {"device", "progress", "eval_batch_size"}
+    payload = {
+        "search_space": tuning.get("search_space"),
+        "n_folds": tuning.get("n_folds", 3),
+        "seed": tuning.get("seed"),
+        "model": dict(model_params),
+        "optim": {k: v for k, v in optim.items() if k not in ignored},
+        "documents": list(docs.doc_ids),
+        "labels": [docs.label_names[k] for k in docs.labels],
+        "encoders": docs.meta,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
 
 
 def _safe_url(url: str) -> str:

@@ -115,8 +115,14 @@ def sqlite_path(url: str) -> Path | None:
 
 def open_study(storage: str | None, study_name: str, *, seed: int, n_startup_trials: int = 5,
                pruner_startup_trials: int = 3, pruner_warmup_steps: int = 2,
-               heartbeat_interval: int = 30, grace_period: int | None = None) -> StudyHandle:
-    """Create or resume (``load_if_exists``) the maximising study ``study_name``."""
+               heartbeat_interval: int = 30, grace_period: int | None = None,
+               fingerprint: str | None = None) -> StudyHandle:
+    """Create or resume (``load_if_exists``) the maximising study ``study_name``.
+
+    ``fingerprint`` identifies what the trials measure (objective, data, search space). It is
+    stored with a new study; resuming a study stored with a different fingerprint is an error,
+    because its old trials would be compared with new ones measured differently.
+    """
     if not isinstance(study_name, str) or not study_name:
         raise TuningConfigError(f"tuning.study_name must be a non-empty string, got "
                                 f"{study_name!r}")
@@ -145,6 +151,15 @@ def open_study(storage: str | None, study_name: str, *, seed: int, n_startup_tri
             sampler=handle.new_sampler(0),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials,
                                                n_warmup_steps=pruner_warmup_steps))
+        if fingerprint is not None:
+            stored = handle.study.user_attrs.get("fingerprint")
+            if stored is None:
+                handle.study.set_user_attr("fingerprint", fingerprint)
+            elif stored != fingerprint:
+                raise TuningConfigError(
+                    f"study {study_name!r} in {url.split('@')[-1]} was run with other settings "
+                    f"or data (fingerprint {stored} != {fingerprint}); its trials are not "
+                    f"comparable: choose another tuning.study_name or delete the study")
     return handle
 
 

@@ -75,6 +75,7 @@ def test_tuning_pipeline_then_training_uses_best_params(project):
                          "dropout", "d", "lr"}
     summary = json.loads((reporting / "tuning_summary.json").read_text())
     assert summary["best_params"] == best and summary["n_trials_budget"] == 3
+    assert summary["study_name"] == f"hilbert-{summary['fingerprint']}"
     assert sum(summary["trial_states"].values()) == 3
     trials = pd.read_csv(reporting / "tuning_trials.csv")
     assert list(trials["number"]) == [0, 1, 2]
