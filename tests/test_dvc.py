@@ -62,7 +62,7 @@ def make_dvc_project(dest: Path) -> Path:
 
     _edit(base / "parameters_training.yml", "training", training)
     _edit(base / "parameters_evaluation.yml", "evaluation", lambda p: p.update(
-        n_splits=2, n_repeats=1, methods=METHODS, progress=False))
+        n_splits=2, n_repeats=1, methods=METHODS, progress=False, n_jobs=1))
     return dest
 
 

@@ -40,7 +40,7 @@ def _tiny_params(project: Path, corpus: Path) -> None:
     tr.update(progress=False, device="cpu")
     tr["model"].update(d=16, n_heads=2, n_experts=2, pool_hops=1)
     tr["optim"].update(epochs=2, batch_size=4, min_epochs=1)
-    ev.update(n_splits=2, n_repeats=1, methods=METHODS, progress=False)
+    ev.update(n_splits=2, n_repeats=1, methods=METHODS, progress=False, n_jobs=1)
     (project / "conf" / "local" / "parameters_tiny.yml").write_text(yaml.safe_dump(
         {"corpus": str(corpus), "segmentation": seg, "embedding": emb, "training": tr,
          "evaluation": ev}))
