@@ -101,7 +101,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--segments", help="segments parquet (default: data/03_primary/...)")
     ap.add_argument("--n", type=int, default=500, help="segments to embed")
-    ap.add_argument("--naive-n", type=int, default=100, help="segments for the naive loop")
+    ap.add_argument("--naive-n", type=int, default=100,
+                    help="segments for the naive loop (spread evenly over the n)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="blocks over which (a), (b), (c) are interleaved")
     ap.add_argument("--audio-encoder", default="resemblyzer")
     ap.add_argument("--text-encoder", default="minilm")
     ap.add_argument("--device", default="auto")
@@ -139,66 +142,82 @@ def main() -> None:
     text.encode([seg["text"][0], "warm up"])
     results: dict[str, dict] = {"model_load_seconds": {"seconds": round(load_s, 2)}}
 
-    # (a) cold pipeline
+    # (a), (b), (c) are interleaved over --rounds blocks of segments: the machine is shared, and
+    # interleaving exposes every method to the same background load.
     cache = Path(tempfile.mkdtemp(prefix="bench_embedding_cache_"))
-    t = time.perf_counter()
-    feats, summary = embed_segments(seg, audio, text, cache, progress=args.progress)
-    cold_s = time.perf_counter() - t
-    results["a_cold_pipeline"] = {"seconds": round(cold_s, 2), "seg_per_s": n / cold_s,
-                                  "audio_seconds": summary["audio"]["seconds"],
-                                  "text_seconds": summary["text"]["seconds"]}
-    print(f"(a) cold pipeline: {cold_s:.1f} s, {n / cold_s:.2f} seg/s", flush=True)
-
-    # (b) raw batched encoders on pre-decoded audio and pre-tokenised text
-    a_rows = np.flatnonzero(feats["audio_mask"])
-    t_rows = np.flatnonzero(feats["text_mask"])
-    wavs = [load_audio(seg["audio_path"][i], audio.sample_rate, seg["audio_start"][i],
-                       seg["audio_end"][i])[0] for i in a_rows]
-    tokens = [text.prepare(seg["text"][i]) for i in t_rows]
-    t = time.perf_counter()
-    raw_audio = audio.encode(wavs)
-    raw_audio_s = time.perf_counter() - t
-    t = time.perf_counter()
-    order = sorted(range(len(tokens)), key=lambda i: text.length(tokens[i]))
-    raw_text = np.zeros((len(tokens), text.dim), np.float32)
-    for b in range(0, len(order), text.batch_size):
-        idx = order[b:b + text.batch_size]
-        raw_text[idx] = text.encode_prepared([tokens[i] for i in idx])
-    raw_text_s = time.perf_counter() - t
-    raw_s = raw_audio_s + raw_text_s
-    fwd_only_s = float("nan")
-    if args.forward_only:
-        prepared = [audio.prepare(w) for w in wavs]
+    blocks = np.array_split(np.arange(n), max(1, args.rounds))
+    step = max(1, round(n / max(1, args.naive_n)))
+    cold_s = raw_s = raw_audio_s = raw_text_s = fwd_only_s = naive_s = 0.0
+    naive_count, max_diff, audio_s, text_s = 0, 0.0, 0.0, 0.0
+    feats_parts = []
+    for r, block in enumerate(blocks):
+        part = seg.iloc[block].reset_index(drop=True)
+        # (a) cold pipeline on this block
         t = time.perf_counter()
-        for b in range(0, len(prepared), audio.batch_size):
-            audio.encode_prepared(prepared[b:b + audio.batch_size])
-        fwd_only_s = time.perf_counter() - t
-        del prepared
-    del wavs
+        feats, summary = embed_segments(part, audio, text, cache, progress=args.progress)
+        cold_s += time.perf_counter() - t
+        audio_s += summary["audio"]["seconds"]
+        text_s += summary["text"]["seconds"]
+        feats_parts.append(feats)
+        # (b) raw encoders on pre-decoded audio and pre-tokenised text (decoding not timed)
+        a_rows = np.flatnonzero(feats["audio_mask"])
+        t_rows = np.flatnonzero(feats["text_mask"])
+        wavs = [load_audio(part["audio_path"][i], audio.sample_rate, part["audio_start"][i],
+                           part["audio_end"][i])[0] for i in a_rows]
+        tokens = [text.prepare(part["text"][i]) for i in t_rows]
+        t = time.perf_counter()
+        raw_audio = audio.encode(wavs)
+        dt_audio = time.perf_counter() - t
+        t = time.perf_counter()
+        order = sorted(range(len(tokens)), key=lambda i: text.length(tokens[i]))
+        raw_text = np.zeros((len(tokens), text.dim), np.float32)
+        for b in range(0, len(order), text.batch_size):
+            idx = order[b:b + text.batch_size]
+            raw_text[idx] = text.encode_prepared([tokens[i] for i in idx])
+        dt_text = time.perf_counter() - t
+        raw_audio_s += dt_audio
+        raw_text_s += dt_text
+        raw_s += dt_audio + dt_text
+        max_diff = max(max_diff, float(np.abs(raw_audio - feats["audio"][a_rows]).max()),
+                       float(np.abs(raw_text - feats["text"][t_rows]).max()))
+        if args.forward_only:
+            prepared = [audio.prepare(w) for w in wavs]
+            t = time.perf_counter()
+            for b in range(0, len(prepared), audio.batch_size):
+                audio.encode_prepared(prepared[b:b + audio.batch_size])
+            fwd_only_s += time.perf_counter() - t
+            del prepared
+        del wavs
+        # (c) naive loop, one segment at a time, on every step-th segment of the block
+        t = time.perf_counter()
+        for i in range(0, len(part), step):
+            wav = load_audio(part["audio_path"][i], audio.sample_rate, part["audio_start"][i],
+                             part["audio_end"][i])[0]
+            if audio.usable(wav) is None:
+                audio.encode([wav])
+            if text.usable(part["text"][i]) is None:
+                text.encode([part["text"][i]])
+            naive_count += 1
+        naive_s += time.perf_counter() - t
+        print(f"round {r + 1}/{len(blocks)}: {len(part)} segments; cumulative seconds "
+              f"cold {cold_s:.1f}, raw {raw_s:.1f}, naive {naive_s:.1f} ({naive_count} seg)",
+              flush=True)
+    m = naive_count
+    results["a_cold_pipeline"] = {"seconds": round(cold_s, 2), "seg_per_s": n / cold_s,
+                                  "audio_seconds": round(audio_s, 2),
+                                  "text_seconds": round(text_s, 2)}
     results["b_raw_encoders"] = {"seconds": round(raw_s, 2), "seg_per_s": n / raw_s,
                                  "audio_seconds": round(raw_audio_s, 2),
-                                 "audio_forward_only_seconds": round(fwd_only_s, 2),
                                  "text_seconds": round(raw_text_s, 2),
-                                 "max_abs_diff_vs_pipeline": float(max(
-                                     np.abs(raw_audio - feats["audio"][a_rows]).max(),
-                                     np.abs(raw_text - feats["text"][t_rows]).max()))}
-    print(f"(b) raw encoders: {raw_s:.1f} s, {n / raw_s:.2f} seg/s "
-          f"(audio: {raw_audio_s:.1f} s, of which forward alone: {fwd_only_s:.1f} s)", flush=True)
-
-    # (c) naive: one segment at a time
-    m = min(args.naive_n, n)
-    t = time.perf_counter()
-    for i in range(m):
-        wav = load_audio(seg["audio_path"][i], audio.sample_rate, seg["audio_start"][i],
-                         seg["audio_end"][i])[0]
-        if audio.usable(wav) is None:
-            audio.encode([wav])
-        if text.usable(seg["text"][i]) is None:
-            text.encode([seg["text"][i]])
-    naive_s = time.perf_counter() - t
+                                 "max_abs_diff_vs_pipeline": max_diff}
+    if args.forward_only:
+        results["b_raw_encoders"]["audio_forward_only_seconds"] = round(fwd_only_s, 2)
     results["c_naive_loop"] = {"segments": m, "seconds": round(naive_s, 2),
                                "seg_per_s": m / naive_s}
+    print(f"(a) cold pipeline: {cold_s:.1f} s, {n / cold_s:.2f} seg/s", flush=True)
+    print(f"(b) raw encoders: {raw_s:.1f} s, {n / raw_s:.2f} seg/s", flush=True)
     print(f"(c) naive loop: {m} segments in {naive_s:.1f} s, {m / naive_s:.2f} seg/s", flush=True)
+    feats = {k: np.concatenate([f[k] for f in feats_parts]) for k in ("audio", "text")}
 
     # (d) warm re-run: fresh, unloaded encoders, filled cache
     audio2, text2 = build()
