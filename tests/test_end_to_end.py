@@ -34,6 +34,7 @@ PARAMS = ",".join([
     "evaluation.n_splits=3",
     "evaluation.seed=7",
     "evaluation.progress=false",
+    "evaluation.n_jobs=1",
     "training.progress=false",
     "training.model.d=16",
     "training.model.n_heads=2",

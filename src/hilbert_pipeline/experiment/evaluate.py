@@ -7,6 +7,7 @@ method itself differs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from .data import DocumentSet
 from .folds import iter_folds
 from .methods import METHODS, MethodError, resolve_methods, run_method
 from .metrics import METRICS, aggregate, confusion, fold_metrics, per_class_metrics, row_normalise
+from .trainer import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,9 @@ def fold_seed(seed: int, repeat: int, fold: int) -> int:
 
 def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_params, seed,
           overrides):
-    """One (method, fold) fit; module-level so that joblib workers can run it."""
-    return run_method(spec, train, test, model_params, training_params, seed, overrides)
+    """One (method, fold) fit in a joblib worker (module level so that it can be pickled)."""
+    with torch_threads(training_params.get("num_threads")):
+        return run_method(spec, train, test, model_params, training_params, seed, overrides)
 
 
 def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str],
@@ -75,13 +78,18 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
               dict(training_params), fold_seed(seed, r, f), overrides.get(spec.name))
              for spec, (r, f, tr, te) in tasks]
     if n_jobs == 1:
-        results = (_task(*c) for c in calls)
+        results = (run_method(*c) for c in calls)
     else:
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_task)(*c)
                                                                   for c in calls)
-    try:
+    stack = contextlib.ExitStack()
+    # one thread count for the whole in-process loop (fit, predict and MI terms alike)
+    stack.enter_context(torch_threads(training_params.get("num_threads")))
+    if bar is not None:
+        stack.callback(bar.close)
+    with stack:
         for (spec, (r, f, _, _)), (_, train, test, *_rest), res in zip(tasks, calls, results,
                                                                         strict=True):
             m = fold_metrics(test.labels, res.proba)
@@ -110,9 +118,6 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
                 bar.set_postfix(method=spec.name, fold=f"{r}.{f}", macro_f1=f"{m['macro_f1']:.3f}")
             log.debug("%s repeat %d fold %d: macro-F1 %.3f (%.1fs)", spec.name, r, f,
                       m["macro_f1"], res.seconds)
-    finally:
-        if bar is not None:
-            bar.close()
     return EvaluationRun(
         predictions=pd.concat(pred_rows, ignore_index=True),
         fold_metrics=pd.DataFrame(metric_rows),

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -262,7 +263,6 @@ def fit(config, train_docs: DocumentSet, val_docs: DocumentSet | None,
     pass explicit ``val_docs`` to control the split yourself. ``config.n_classes`` must equal
     ``train_docs.n_classes``; feature widths must match the documents.
     """
-    import torch
 
     from ..model import HilbertConfig
 
@@ -279,13 +279,27 @@ def fit(config, train_docs: DocumentSet, val_docs: DocumentSet | None,
         train_docs = train_docs.subset(tr_idx)
     if len(train_docs) < 2:
         raise TrainingError(f"need at least 2 training documents, got {len(train_docs)}")
-    threads = torch.get_num_threads()
-    if tp.num_threads is not None:
-        torch.set_num_threads(tp.num_threads)
-    try:
+    with torch_threads(tp.num_threads):
         return _fit(cfg, train_docs, val_docs, tp, seed, on_epoch_end, t0)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Use ``n`` torch intra-op threads inside the block (None: leave as is).
+
+    Changes only when needed: resizing the thread pool on every call is slow on a busy CPU.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    change = n is not None and n != before
+    if change:
+        torch.set_num_threads(n)
+    try:
+        yield
     finally:
-        torch.set_num_threads(threads)
+        if change:
+            torch.set_num_threads(before)
 
 
 def _fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams, seed: int,
