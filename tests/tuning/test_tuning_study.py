@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -156,35 +157,49 @@ def _env():
     return dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
 
 
+def _trial_states(db: Path) -> list[str]:
+    """Trial states read straight from the SQLite file, read-only.
+
+    Not through Optuna: opening an Optuna storage creates its tables, which would race with the
+    worker creating them.
+    """
+    if not db.exists():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return [r[0] for r in con.execute("SELECT state FROM trials")]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # tables not created yet, or locked for a moment
+        return []
+
+
 def test_sigkilled_worker_resumes_the_same_study(tmp_path):
     url = f"sqlite:///{tmp_path}/optuna.db"
     n_trials = 5
     proc = subprocess.Popen(_worker_cmd(url, "resume", n_trials, "--epochs", "6"), env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    snapshot = None
+    deadline = time.monotonic() + 90
+    killed = False
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-            if not Path(f"{tmp_path}/optuna.db").exists():
-                continue
-            try:
-                trials = optuna.load_study(study_name="resume", storage=url).get_trials()
-            except KeyError:  # study not created yet
-                continue
-            done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-            running = [t for t in trials if t.state == TrialState.RUNNING]
-            if len(done) >= 2 and running:
+            states = _trial_states(tmp_path / "optuna.db")
+            done = sum(st in ("COMPLETE", "PRUNED") for st in states)
+            if done >= 2 and "RUNNING" in states:
                 os.kill(proc.pid, signal.SIGKILL)
-                snapshot = trials
+                killed = True
                 break
     finally:
-        if proc.poll() is None and snapshot is None:
+        if proc.poll() is None and not killed:
             proc.kill()
-        proc.communicate()
-    assert snapshot is not None, "the worker finished or failed before it could be killed"
+        _, stderr = proc.communicate()
+    assert killed, f"the worker finished or failed before it could be killed:\n{stderr[-3000:]}"
     assert proc.returncode == -signal.SIGKILL
+    # nothing writes to the database after the kill: this is the state the worker left
     study = optuna.load_study(study_name="resume", storage=url)
+    snapshot = study.get_trials()
     zombies = [t.number for t in study.get_trials() if t.state == TrialState.RUNNING]
     assert zombies, "the killed worker's trial should still be RUNNING"
     before = {t.number: (t.state, t.value, t.params) for t in snapshot
