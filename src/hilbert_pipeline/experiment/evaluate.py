@@ -273,7 +273,7 @@ def curves_figure(history: pd.DataFrame, title: str = "training curves"):
         if col.startswith("train_") and col not in ("train_temperature",):
             ax1.plot(history["epoch"], history[col], label=col[len("train_"):])
     ax1.set_xlabel("epoch")
-    ax1.set_ylabel("training loss term (unweighted)")
+    ax1.set_ylabel("training loss terms (unweighted), MI estimates")
     ax1.legend(fontsize=7)
     if "val_macro_f1" in history and history["val_macro_f1"].notna().any():
         ax2.plot(history["epoch"], history["val_macro_f1"], marker="o", ms=3)
