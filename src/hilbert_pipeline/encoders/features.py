@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hilbert_pipeline.audio import AudioError, load_audio, resample
+from hilbert_pipeline.audio import AudioError, audio_info, load_audio, resample
 from hilbert_pipeline.encoders.base import Encoder, EncoderError, check_finite
 from hilbert_pipeline.encoders.cache import FeatureCache, FileHasher, audio_key, text_key
 
@@ -215,15 +215,29 @@ def _decode_group(path: str, group: list[_Job], segments: pd.DataFrame, rate: in
     """Read the span covering ``group`` once; cut each segment exactly as load_audio would."""
     start = segments["audio_start"].to_numpy(np.float64)
     end = segments["audio_end"].to_numpy(np.float64)
-    lo = min(start[j.row] for j in group)
-    hi = max(end[j.row] for j in group)
+    try:
+        duration = audio_info(path)[0]
+    except AudioError as exc:
+        raise AudioError(f"{exc} (while reading {labels[group[0].row]})") from exc
+    out = []
+    inside = []
+    for j in group:
+        if start[j.row] >= duration:  # nothing to decode: missing, with its own reason
+            out.append((j, np.zeros(0, np.float32)))
+            j.reason = f"outside the audio file (span starts at {start[j.row]:.3f} s, " \
+                       f"file ends at {duration:.3f} s)"
+        else:
+            inside.append(j)
+    if not inside:
+        return out
+    lo = min(start[j.row] for j in inside)
+    hi = min(max(end[j.row] for j in inside), duration)
     try:
         span, sr = load_audio(path, None, lo, hi)
     except AudioError as exc:
-        raise AudioError(f"{exc} (while reading {labels[group[0].row]})") from exc
+        raise AudioError(f"{exc} (while reading {labels[inside[0].row]})") from exc
     base = int(round(max(0.0, lo) * sr))
-    out = []
-    for j in group:
+    for j in inside:
         s0 = int(round(max(0.0, start[j.row]) * sr)) - base
         s1 = int(round(end[j.row] * sr)) - base
         wav = span[s0:s1]
@@ -293,7 +307,8 @@ def _compute_audio(jobs: list[_Job], segments: pd.DataFrame, enc: Encoder, cache
                 t = time.perf_counter()
                 decoded = _decode_group(path, group, segments, enc.sample_rate, labels)
                 for job, wav in decoded:
-                    job.reason = enc.usable(wav)
+                    if job.reason is None:
+                        job.reason = enc.usable(wav)
                     if job.reason is None:
                         job.prepared = enc.prepare(wav)
                         job.length = enc.length(job.prepared)

@@ -136,13 +136,20 @@ def test_short_audio_and_empty_text_are_masked_and_counted(make_segments, tmp_pa
     assert not feats["audio"][~feats["audio_mask"]].any()
     assert not feats["text"][~feats["text_mask"]].any()
     assert summary["audio"]["missing"] == 3 and summary["audio"]["missing_reasons"] == {
-        "too short": 3}
+        "too short": 2, "outside the audio file": 1}
     assert summary["text"]["missing"] == 2 and summary["text"]["missing_reasons"] == {
         "empty text": 2}
     # the decoded-then-found-short verdict is cached too: nothing is decoded again
     audio2, text2 = encoders()
     feats2, _ = embed_segments(seg, audio2, text2, tmp_path / "cache", progress=False)
     assert audio2.prepared == 0 and feats2["audio_mask"].tolist() == feats["audio_mask"].tolist()
+    # alone in its read window, the out-of-file span gets the same verdict (not a decode error)
+    alone = seg.iloc[[8]].copy()
+    alone["doc_id"] = "d3"
+    audio3 = CountingResemblyzer(device="cpu")
+    feats3, summary3 = embed_segments(alone, audio3, None, tmp_path / "cache2", progress=False)
+    assert not feats3["audio_mask"].any() and audio3.prepared == 0
+    assert summary3["audio"]["missing_reasons"] == {"outside the audio file": 1}
 
 
 @pytest.fixture
