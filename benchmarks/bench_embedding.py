@@ -11,7 +11,9 @@ Measured in one process, on the same segments and the same loaded encoders:
              its text (first ``--naive-n`` segments; throughput is per segment, so comparable);
 (d) warm   — ``embed_segments`` again with freshly built (unloaded) encoders on the filled cache.
 
-Models are loaded and warmed up (librosa/oneDNN first-call costs) before any timing; the load
+(a), (b) and (c) are interleaved over ``--rounds`` blocks of segments, so that on a shared machine
+every method sees the same background load; per-round ratios and process-CPU-time ratios (less
+sensitive to other processes) are printed too. Models are loaded and warmed up (librosa/oneDNN first-call costs) before any timing; the load
 time is reported separately. The last line is
 ``embedding: vs_raw=<a/b> vs_naive=<a/c> warm_over_cold=<d/a time>`` (throughputs in segments/s).
 
@@ -103,7 +105,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500, help="segments to embed")
     ap.add_argument("--naive-n", type=int, default=100,
                     help="segments for the naive loop (spread evenly over the n)")
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--rounds", type=int, default=5,
                     help="blocks over which (a), (b), (c) are interleaved")
     ap.add_argument("--audio-encoder", default="resemblyzer")
     ap.add_argument("--text-encoder", default="minilm")
@@ -148,14 +150,18 @@ def main() -> None:
     blocks = np.array_split(np.arange(n), max(1, args.rounds))
     step = max(1, round(n / max(1, args.naive_n)))
     cold_s = raw_s = raw_audio_s = raw_text_s = fwd_only_s = naive_s = 0.0
+    cpu = {"cold": 0.0, "raw": 0.0, "naive": 0.0}  # process CPU seconds (all threads)
+    per_round: list[dict] = []
     naive_count, max_diff, audio_s, text_s = 0, 0.0, 0.0, 0.0
     feats_parts = []
     for r, block in enumerate(blocks):
         part = seg.iloc[block].reset_index(drop=True)
         # (a) cold pipeline on this block
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         feats, summary = embed_segments(part, audio, text, cache, progress=args.progress)
-        cold_s += time.perf_counter() - t
+        r_cold = time.perf_counter() - t
+        cold_s += r_cold
+        cpu["cold"] += time.process_time() - c
         audio_s += summary["audio"]["seconds"]
         text_s += summary["text"]["seconds"]
         feats_parts.append(feats)
@@ -165,7 +171,7 @@ def main() -> None:
         wavs = [load_audio(part["audio_path"][i], audio.sample_rate, part["audio_start"][i],
                            part["audio_end"][i])[0] for i in a_rows]
         tokens = [text.prepare(part["text"][i]) for i in t_rows]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         raw_audio = audio.encode(wavs)
         dt_audio = time.perf_counter() - t
         t = time.perf_counter()
@@ -175,6 +181,7 @@ def main() -> None:
             idx = order[b:b + text.batch_size]
             raw_text[idx] = text.encode_prepared([tokens[i] for i in idx])
         dt_text = time.perf_counter() - t
+        cpu["raw"] += time.process_time() - c
         raw_audio_s += dt_audio
         raw_text_s += dt_text
         raw_s += dt_audio + dt_text
@@ -189,7 +196,8 @@ def main() -> None:
             del prepared
         del wavs
         # (c) naive loop, one segment at a time, on every step-th segment of the block
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
+        r_naive_n = 0
         for i in range(0, len(part), step):
             wav = load_audio(part["audio_path"][i], audio.sample_rate, part["audio_start"][i],
                              part["audio_end"][i])[0]
@@ -198,7 +206,12 @@ def main() -> None:
             if text.usable(part["text"][i]) is None:
                 text.encode([part["text"][i]])
             naive_count += 1
-        naive_s += time.perf_counter() - t
+            r_naive_n += 1
+        r_naive = time.perf_counter() - t
+        naive_s += r_naive
+        cpu["naive"] += time.process_time() - c
+        per_round.append({"segments": len(part), "vs_raw": (dt_audio + dt_text) / r_cold,
+                          "vs_naive": (len(part) / r_cold) / (r_naive_n / r_naive)})
         print(f"round {r + 1}/{len(blocks)}: {len(part)} segments; cumulative seconds "
               f"cold {cold_s:.1f}, raw {raw_s:.1f}, naive {naive_s:.1f} ({naive_count} seg)",
               flush=True)
@@ -214,6 +227,10 @@ def main() -> None:
         results["b_raw_encoders"]["audio_forward_only_seconds"] = round(fwd_only_s, 2)
     results["c_naive_loop"] = {"segments": m, "seconds": round(naive_s, 2),
                                "seg_per_s": m / naive_s}
+    results["cpu_seconds"] = {**{k: round(v, 1) for k, v in cpu.items()},
+                              "vs_raw": (n / cpu["cold"]) / (n / cpu["raw"]),
+                              "vs_naive": (n / cpu["cold"]) / (m / cpu["naive"])}
+    results["per_round_wall_ratios"] = per_round
     print(f"(a) cold pipeline: {cold_s:.1f} s, {n / cold_s:.2f} seg/s", flush=True)
     print(f"(b) raw encoders: {raw_s:.1f} s, {n / raw_s:.2f} seg/s", flush=True)
     print(f"(c) naive loop: {m} segments in {naive_s:.1f} s, {m / naive_s:.2f} seg/s", flush=True)
