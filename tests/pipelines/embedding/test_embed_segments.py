@@ -205,3 +205,21 @@ def test_bad_segments_are_reported_with_rows(make_segments, tmp_path):
         embed_segments(gone, get_encoder("egemaps"), None, tmp_path / "cache", progress=False)
     with pytest.raises(EncoderError, match="text encoder"):
         embed_segments(seg, get_encoder("minilm"), None, tmp_path / "cache", progress=False)
+
+
+def test_node_rejects_malformed_encoder_spec_and_unknown_names(make_segments, tmp_path):
+    from hilbert_pipeline.pipelines.embedding.nodes import embed_segments_node
+
+    seg = make_segments()
+    base = {"cache_dir": str(tmp_path / "cache"), "progress": False, "device": "cpu"}
+    with pytest.raises(EncoderError, match="embedding.audio_encoder must be"):
+        embed_segments_node(seg, {**base, "audio_encoder": "resemblyzer", "text_encoder": None})
+    with pytest.raises(EncoderError, match="unknown encoder 'wav3vec'"):
+        embed_segments_node(seg, {**base, "audio_encoder": {"name": "wav3vec"},
+                                  "text_encoder": None})
+    feats, summary = embed_segments_node(
+        seg, {**base, "audio_encoder": None, "text_encoder": {"name": "minilm", "options": {}},
+              "batch_size": 2, "torch_threads": 1})
+    assert feats["meta"]["audio_encoder"] is None and feats["audio"].shape == (len(seg), 0)
+    assert summary["audio"]["missing_reasons"] == {"disabled": len(seg)}
+    assert feats["text_mask"].all() and summary["text"]["computed"] == len(seg)
