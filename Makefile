@@ -49,6 +49,9 @@ system-deps:
 demo: setup
 	$(BIN)/kedro run --pipelines demo_data
 	$(BIN)/kedro run
+	@echo; cat data/08_reporting/comparison.md; echo
+	@echo "Reports: data/08_reporting/ (metrics.json, comparison.md, fold_metrics.csv,"
+	@echo "  per_class_metrics.csv, confusion_*.png, training_curves.png); model: data/06_models/"
 
 test: setup
 	$(BIN)/python -m pytest
