@@ -54,6 +54,11 @@ def test_aggregate_t_interval():
     assert a["ci95"] == pytest.approx([0.65 - h, 0.65 + h])
     c = aggregate(v, ci="corrected_t", test_train_ratio=0.25)
     assert c["ci95"][1] - c["mean"] == pytest.approx(3.182446305284263 * sd * math.sqrt(0.5))
+    # the interval is clipped to the metric's range when bounds are given
+    wide = aggregate([1.0, 1.0, 0.8])
+    assert wide["ci95"][1] > 1.0
+    clipped = aggregate([1.0, 1.0, 0.8], bounds=(0.0, 1.0))
+    assert clipped["ci95"] == [wide["ci95"][0], 1.0] and clipped["mean"] == wide["mean"]
     assert aggregate([0.4])["std"] is None and aggregate([None, 0.4, float("nan")])["n"] == 1
 
 

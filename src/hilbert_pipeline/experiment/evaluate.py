@@ -138,7 +138,8 @@ def summarize(fold_table: pd.DataFrame, ci: str = "t") -> dict[str, dict[str, di
         out[str(method)] = {}
         for metric in METRICS:
             agg = aggregate([None if v is None or (isinstance(v, float) and math.isnan(v))
-                             else float(v) for v in part[metric]], ci=ci, test_train_ratio=ratio)
+                             else float(v) for v in part[metric]], ci=ci, test_train_ratio=ratio,
+                            bounds=(0.0, 1.0))  # every reported metric is a rate in [0, 1]
             out[str(method)][metric] = {"mean": agg["mean"], "std": agg["std"],
                                         "ci95": agg["ci95"]}
     return out

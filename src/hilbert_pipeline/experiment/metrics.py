@@ -90,12 +90,15 @@ def _t_quantile(df: int) -> float:
 
 
 def aggregate(values: Sequence[float | None], ci: str = "t",
-              test_train_ratio: float | None = None) -> dict[str, Any]:
+              test_train_ratio: float | None = None,
+              bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     """``{"mean", "std", "ci95": [lo, hi], "n"}`` over the defined (non-None/NaN) values.
 
     ``ci="t"``: Student-t interval; ``ci="corrected_t"``: Nadeau-Bengio corrected resampled t
     (needs ``test_train_ratio`` = n_test / n_train of a fold). With fewer than two values the
-    spread is undefined and reported as ``None`` (JSON null, never NaN).
+    spread is undefined and reported as ``None`` (JSON null, never NaN). ``bounds`` clips the
+    interval to the metric's range (e.g. ``(0, 1)`` for F1, balanced accuracy and AUC), so a
+    small-sample t-interval never reports an impossible score such as 1.19.
     """
     v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
     n = len(v)
@@ -114,4 +117,7 @@ def aggregate(values: Sequence[float | None], ci: str = "t",
     else:
         raise ValueError(f"unknown ci method '{ci}' (use 't' or 'corrected_t')")
     h = _t_quantile(n - 1) * se
-    return {"mean": mean, "std": std, "ci95": [mean - h, mean + h], "n": n}
+    lo, hi = mean - h, mean + h
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return {"mean": mean, "std": std, "ci95": [lo, hi], "n": n}
