@@ -115,3 +115,16 @@ def test_duration_tolerance(corpus, tmp_path):
         assert res.ok is ok
     assert validate_corpus(c, require_labels=False, min_docs_per_label=1,
                            duration_tolerance=1.0).ok
+
+
+def test_unreadable_audio_does_not_hide_the_transcripts_own_timing_faults(corpus, tmp_path):
+    c = _copy(corpus, tmp_path, "doc_id,label,audio,transcript\n"
+              "d0,a,audio/d0.flac,transcripts/d0.json\nd1,a,audio/d1.flac,transcripts/d1.json\n"
+              "d2,b,audio/d2.flac,transcripts/d2.json\nd3,b,audio/broken.flac,"
+              "transcripts/overlap.json\n")
+    (c / "audio" / "broken.flac").write_bytes(b"not a flac file" * 20)
+    (c / "transcripts" / "overlap.json").write_text(json.dumps({"segments": [
+        {"start": 0.2, "end": 2.0, "text": "one"}, {"start": 1.0, "end": 3.0, "text": "two"}]}))
+    res = validate_corpus(c)
+    kinds = sorted(p["kind"] for p in res.report["problems"] if p.get("row") == 5)
+    assert kinds == ["audio_unreadable", "cue_overlap"]

@@ -234,6 +234,12 @@ def _check_document(row, corpus_dir: Path, opts: dict) -> tuple[Document | None,
         duration, _, _ = audio_info(audio)
     except AudioError as exc:
         probs.append(Problem("audio_unreadable", str(exc).split(": ", 1)[-1], file=a_file, **at))
+        # the transcript's own timing faults (order, overlap, end <= start) are reported too, so
+        # one pass lists everything; only the checks against the audio's duration need the audio
+        probs.extend(Problem(p.kind, p.message, file=p.file, cue=p.cue, line=p.line, **at)
+                     for p in check_cue_times(cues, float("inf"), t_file,
+                                              opts["duration_tolerance"],
+                                              opts["overlap_tolerance"]))
         return None, probs
     if duration <= 0:
         probs.append(Problem("audio_empty", "recording has no samples", file=a_file, **at))
