@@ -145,15 +145,7 @@ def embed_text(segments: pd.DataFrame, enc: Encoder, cache_dir: str | Path,
             keys.append(None)
         else:
             keys.append(text_key(fp, t))
-    todo: dict[str, int] = {}  # key -> first row needing it
-    hits = 0
-    for i, k in enumerate(keys):
-        if k is None:
-            continue
-        if k in cache:
-            hits += 1
-        elif k not in todo:
-            todo[k] = i
+    todo, hits = _pending(keys, cache)
     labels = _labels(segments)
     if todo:
         order = list(todo.items())
@@ -172,6 +164,24 @@ def embed_text(segments: pd.DataFrame, enc: Encoder, cache_dir: str | Path,
 
 # ------------------------------------------------------------------------------------ audio
 _DONE = object()
+
+
+def _pending(keys: list[str | None], cache) -> tuple[dict[str, int], int]:
+    """Keys to compute (each mapped to the first row needing it) and the number of cache hits.
+
+    ``None`` keys (segments missing in this modality) are skipped; a key shared by several rows
+    (identical content) is computed once.
+    """
+    todo: dict[str, int] = {}
+    hits = 0
+    for i, k in enumerate(keys):
+        if k is None:
+            continue
+        if k in cache:
+            hits += 1
+        elif k not in todo:
+            todo[k] = i
+    return todo, hits
 
 
 @dataclass
@@ -275,18 +285,10 @@ def embed_audio(segments: pd.DataFrame, enc: Encoder, cache_dir: str | Path,
                 raise AudioError(f"{path}: cannot read audio file ({exc}) for {labels[i]}") from exc
         keys.append(audio_key(fp, file_sha[path], float(start[i]), float(end[i])))
     hasher.save()
-    todo: dict[str, _Job] = {}
-    hits = 0
-    for i, k in enumerate(keys):
-        if k is None:
-            continue
-        if k in cache:
-            hits += 1
-        elif k not in todo:
-            todo[k] = _Job(k, i)
+    todo, hits = _pending(keys, cache)
     decode_seconds = 0.0
     if todo:
-        decode_seconds = _compute_audio(list(todo.values()), segments, enc, cache, labels,
+        decode_seconds = _compute_audio([_Job(k, i) for k, i in todo.items()], segments, enc, cache, labels,
                                         progress, max_read_seconds, pool_batches)
     extra = {"files_hashed": hasher.files_hashed, "decode_prepare_seconds": round(decode_seconds, 3)}
     return _finish(enc, keys, cache, missing_reason, len(todo), hits,
