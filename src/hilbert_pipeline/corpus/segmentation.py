@@ -51,7 +51,7 @@ class SegmentationConfig:
     max_duration: float | None = 15.0
     max_merge_gap: float | None = 1.5
     max_segments: int | None = 64
-    cap_strategy: str = "contiguous"
+    cap_strategy: str = "stride"
     seed: int = 0
 
     def __post_init__(self) -> None:
