@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: help setup system-deps demo test bench viz lint clean-data
+.PHONY: help setup system-deps-demo system-deps-test demo test bench viz lint
 
 help:
 	@echo "make demo   - set up, build the State-of-the-Union demo corpus, run the default pipeline"
@@ -28,13 +28,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
-setup: $(STAMP) system-deps
+setup: $(STAMP)
 
-# System packages: espeak-ng (demo speech), PostgreSQL server (multi-worker tuning test).
-system-deps:
+# System packages, installed only when missing (as root via apt-get, else the exact command):
+# espeak-ng synthesises the demo speech (demo and tests); the PostgreSQL server runs the
+# multi-worker tuning test (tests only).
+define ensure_apt
 	@missing=""; \
-	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
-	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	for pkg in $(1); do \
+	  case $$pkg in \
+	    espeak-ng) command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng";; \
+	    postgresql) { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql";; \
+	  esac; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "installing system packages:$$missing"; \
@@ -45,15 +51,22 @@ system-deps:
 	    echo "install them with: sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
+endef
 
-demo: setup
+system-deps-demo:
+	$(call ensure_apt,espeak-ng)
+
+system-deps-test:
+	$(call ensure_apt,espeak-ng postgresql)
+
+demo: setup system-deps-demo
 	$(BIN)/kedro run --pipelines demo_data
 	$(BIN)/kedro run
 	@echo; cat data/08_reporting/comparison.md; echo
 	@echo "Reports: data/08_reporting/ (metrics.json, comparison.md, fold_metrics.csv,"
 	@echo "  per_class_metrics.csv, confusion_*.png, training_curves.png); model: data/06_models/"
 
-test: setup
+test: setup system-deps-test
 	$(BIN)/python -m pytest
 
 bench: setup
