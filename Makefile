@@ -1,6 +1,7 @@
 # hilbert_pipeline — the two Quickstart commands (`make demo`, `make test`) set themselves up.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# python3.11 when present (the tested version), else python3 (pyproject allows 3.11-3.12)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
