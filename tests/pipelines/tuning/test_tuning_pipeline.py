@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from kedro_helpers import run_kedro
+from tuning.tuning_tiny import TINY_SPACE
 
 from hilbert_pipeline.experiment.synthetic import synthetic_features
 
@@ -21,16 +22,6 @@ def project(kedro_project: Path, monkeypatch) -> Path:
     return kedro_project
 
 
-TINY_SPACE = {
-    "lambda_dual": {"low": 0.01, "high": 1.0},
-    "lambda_cka": {"low": 0.01, "high": 1.0},
-    "lambda_mi": {"low": 0.01, "high": 1.0},
-    "n_experts": {"low": 1, "high": 4},
-    "top_k": [None, 1, 2],
-    "lr": {"low": 1e-3, "high": 1e-2},
-    "dropout": {"low": 0.0, "high": 0.3},
-    "d": [8, 16],
-}
 
 
 def write_tiny_inputs(project: Path) -> None:
