@@ -13,41 +13,36 @@ from hilbert_pipeline.encoders.audio import ResemblyzerEncoder
 from hilbert_pipeline.encoders.text import HFTextEncoder, MiniLMEncoder
 
 
-class CountingResemblyzer(ResemblyzerEncoder):
-    """The real resemblyzer encoder, counting how many items it prepares and encodes."""
+class CountEncoded:
+    """Mixin for a real encoder: counts how many prepared items reach its forward pass."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.encoded = 0
+
+    def encode_prepared(self, prepared):
+        self.encoded += len(prepared)
+        return super().encode_prepared(prepared)
+
+
+class CountingResemblyzer(CountEncoded, ResemblyzerEncoder):
+    """The real resemblyzer encoder, also counting how many items it prepares (decodes)."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self.prepared = 0
-        self.encoded = 0
 
     def prepare(self, wav):
         self.prepared += 1
         return super().prepare(wav)
 
-    def encode_prepared(self, prepared):
-        self.encoded += len(prepared)
-        return super().encode_prepared(prepared)
+
+class CountingMiniLM(CountEncoded, MiniLMEncoder):
+    pass
 
 
-class CountingMiniLM(MiniLMEncoder):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.encoded = 0
-
-    def encode_prepared(self, prepared):
-        self.encoded += len(prepared)
-        return super().encode_prepared(prepared)
-
-
-class CountingHFText(HFTextEncoder):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.encoded = 0
-
-    def encode_prepared(self, prepared):
-        self.encoded += len(prepared)
-        return super().encode_prepared(prepared)
+class CountingHFText(CountEncoded, HFTextEncoder):
+    pass
 
 
 def encoders(batch_size=4):
