@@ -53,6 +53,18 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def reject_unknown_keys(where: str, given, known, error: type[Exception] = ValueError,
+                        known_label: str = "known") -> None:
+    """Raise ``error`` naming every key of ``given`` that is not in ``known``.
+
+    Parameter blocks are checked this way so that a typo (``lamda_mi``) is an error, not a
+    silently ignored setting.
+    """
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise error(f"{where} has unknown keys {unknown} ({known_label}: {sorted(known)})")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) from one explicit seed."""
     import torch

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..utils import reject_unknown_keys
 from .trainer import TrainingParams
 
 
@@ -48,10 +49,7 @@ def resolve_training_settings(training: Mapping[str, Any]) -> TrainingSettings:
     """Validate the ``training`` block and apply the tuned parameters when asked."""
     from ..model import HilbertConfig
 
-    unknown = sorted(set(training) - TOP_KEYS)
-    if unknown:
-        raise ParamsError(f"parameters 'training' has unknown keys {unknown} "
-                          f"(known: {sorted(TOP_KEYS)})")
+    reject_unknown_keys("parameters 'training'", training, TOP_KEYS, ParamsError)
     if "seed" not in training:
         raise ParamsError("parameters 'training' needs an explicit 'seed'")
     model = dict(training.get("model") or {})
@@ -59,17 +57,11 @@ def resolve_training_settings(training: Mapping[str, Any]) -> TrainingSettings:
     cfg_fields = {f.name for f in dataclasses.fields(HilbertConfig)} - {
         "audio_dim", "text_dim", "n_classes"}
     tr_fields = {f.name for f in dataclasses.fields(TrainingParams)}
-    bad_m = sorted(set(model) - cfg_fields)
-    if bad_m:
-        raise ParamsError(f"training.model has unknown keys {bad_m} (HilbertConfig fields: "
-                          f"{sorted(cfg_fields)})")
+    reject_unknown_keys("training.model", model, cfg_fields, ParamsError, "HilbertConfig fields")
     for k in ("device", "progress"):
         if k in optim:
             raise ParamsError(f"set training.{k}, not training.optim.{k}")
-    bad_o = sorted(set(optim) - tr_fields)
-    if bad_o:
-        raise ParamsError(f"training.optim has unknown keys {bad_o} (TrainingParams fields: "
-                          f"{sorted(tr_fields)})")
+    reject_unknown_keys("training.optim", optim, tr_fields, ParamsError, "TrainingParams fields")
     optim["device"] = training.get("device", "auto")
     optim["progress"] = bool(training.get("progress", False))
     source, tuned = "parameters", {}

@@ -18,6 +18,7 @@ import pandas as pd
 from ..experiment.data import build_document_set
 from ..experiment.params import resolve_training_settings
 from ..experiment.trainer import TrainingParams
+from ..utils import reject_unknown_keys
 from .objective import make_objective
 from .report import (
     OBJECTIVE,
@@ -61,24 +62,16 @@ def parse_tuning_params(params: Mapping[str, Any]) -> TuningSettings:
     if not isinstance(params, Mapping):
         raise TuningConfigError(f"parameters 'tuning' must be a mapping, got "
                                 f"{type(params).__name__}")
-    unknown = sorted(set(params) - KEYS)
-    if unknown:
-        raise TuningConfigError(f"parameters 'tuning' has unknown keys {unknown} "
-                                f"(known: {sorted(KEYS)})")
+    reject_unknown_keys("parameters 'tuning'", params, KEYS, TuningConfigError)
     missing = sorted({"seed", "n_trials", "search_space"} - set(params))
     if missing:
         raise TuningConfigError(f"parameters 'tuning' needs {missing}")
     pruner = dict(params.get("pruner") or {})
-    bad = sorted(set(pruner) - PRUNER_KEYS)
-    if bad:
-        raise TuningConfigError(f"tuning.pruner has unknown keys {bad} (known: "
-                                f"{sorted(PRUNER_KEYS)})")
+    reject_unknown_keys("tuning.pruner", pruner, PRUNER_KEYS, TuningConfigError)
     overrides = dict(params.get("optim_overrides") or {})
     fields = set(TrainingParams.__dataclass_fields__) - {"device", "progress"}
-    bad = sorted(set(overrides) - fields)
-    if bad:
-        raise TuningConfigError(f"tuning.optim_overrides has unknown keys {bad} "
-                                f"(TrainingParams fields: {sorted(fields)})")
+    reject_unknown_keys("tuning.optim_overrides", overrides, fields, TuningConfigError,
+                        "TrainingParams fields")
     seed = params["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TuningConfigError(f"tuning.seed must be an integer, got {seed!r}")

@@ -11,6 +11,7 @@ from hilbert_pipeline.experiment import evaluate as ev
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.folds import make_folds
 from hilbert_pipeline.experiment.params import resolve_training_settings
+from hilbert_pipeline.utils import reject_unknown_keys
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,7 @@ EVAL_KEYS = {"n_splits", "n_repeats", "seed", "methods", "method_overrides", "la
 
 
 def _check(evaluation: dict) -> None:
-    unknown = sorted(set(evaluation) - EVAL_KEYS)
-    if unknown:
-        raise ValueError(f"parameters 'evaluation' has unknown keys {unknown} "
-                         f"(known: {sorted(EVAL_KEYS)})")
+    reject_unknown_keys("parameters 'evaluation'", evaluation, EVAL_KEYS)
     if "seed" not in evaluation:
         raise ValueError("parameters 'evaluation' needs an explicit 'seed'")
 
