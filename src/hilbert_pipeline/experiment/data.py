@@ -98,8 +98,9 @@ class DocumentSet:
     def pooled_features(self) -> np.ndarray:
         """Masked mean of each modality's segment features, concatenated: ``(D, d_a + d_t)``.
 
-        A document with no segment of a modality gets zeros for it (the standardisation in the
-        logistic-regression baseline then treats it as an average document for that modality).
+        A document with no segment of a modality gets zeros for it: a fixed value that the
+        logistic-regression baseline can learn to recognise as "modality absent" (after
+        standardisation it becomes ``-mean/std`` of the training documents, not an average one).
         """
         out = np.zeros((len(self), self.audio_dim + self.text_dim), dtype=np.float64)
         for i in range(len(self)):
