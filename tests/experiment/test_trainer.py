@@ -32,6 +32,10 @@ MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2}
 OPTIM = {"epochs": 4, "batch_size": 4, "lr": 5e-3, "patience": 3}
 
 
+def tp(**changes) -> TrainingParams:
+    return TrainingParams(**{**OPTIM, **changes})
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     n = torch.get_num_threads()
@@ -50,7 +54,7 @@ def docs():
 
 def test_fit_history_has_every_term_and_early_stopping_state(docs):
     cfg = build_config(docs, MODEL)
-    res = fit(cfg, docs, None, OPTIM, seed=0)
+    res = fit(cfg, docs, None, tp(refit=False), seed=0)
     h = res.history
     for col in ("train_cls", "train_dual", "train_cka", "train_mi", "train_lb", "train_total",
                 "train_mi_audio", "train_mi_text", "val_macro_f1", "val_mi_audio"):
@@ -66,13 +70,46 @@ def test_fit_history_has_every_term_and_early_stopping_state(docs):
     assert f1_score(val.labels, p.argmax(1), average="macro", zero_division=0) == pytest.approx(
         res.best_val_macro_f1)
     np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
+    assert res.refit_epochs is None
+
+
+def test_refit_trains_on_every_training_document_for_the_chosen_epochs(docs):
+    cfg = build_config(docs, MODEL)
+    res = fit(cfg, docs, None, tp(epochs=6), seed=0)
+    assert res.refit_epochs == res.best_epoch >= 1
+    assert sorted(res.train_doc_ids) == sorted(docs.doc_ids)  # validation documents included
+    assert res.val_doc_ids and set(res.val_doc_ids) < set(docs.doc_ids)
+    # the same as training on all documents for best_epoch epochs without any validation split
+    direct = fit(cfg, docs, docs.subset([]), tp(epochs=res.best_epoch), seed=0)
+    np.testing.assert_array_equal(predict(res.model, docs), predict(direct.model, docs))
+    # and not what the selection run alone gives (which never saw the validation documents)
+    sel = fit(cfg, docs, None, tp(epochs=6, refit=False), seed=0)
+    assert not np.allclose(predict(res.model, docs), predict(sel.model, docs))
+
+
+def test_grouped_inner_split_never_splits_a_group():
+    sf, table = synthetic_features([12, 9, 6], n_segments=(2, 3), audio_dim=4, text_dim=4,
+                                   seed=1, groups_per_class=3)
+    grouped, _ = build_document_set(sf, table)
+    tr, va = inner_split(grouped, 0.25, seed=0)
+    assert len(va) and not set(grouped.groups[tr]) & set(grouped.groups[va])
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(len(grouped)))
+
+
+def test_temperature_is_restored_with_the_best_epoch(docs):
+    cfg = build_config(docs, MODEL)
+    res = fit(cfg, docs, None, tp(epochs=8, lr=5e-2, refit=False), seed=0)
+    h = res.history
+    kept = h.loc[h["best"], "temperature"].item()
+    assert res.model.temperature.item() == pytest.approx(kept, rel=1e-6)
+    assert h["temperature"].nunique() > 1  # it is learned
 
 
 def test_same_seed_same_model_different_seed_differs(docs):
     cfg = build_config(docs, MODEL)
-    a = predict(fit(cfg, docs, None, OPTIM, seed=3).model, docs)
-    b = predict(fit(cfg, docs, None, OPTIM, seed=3).model, docs)
-    c = predict(fit(cfg, docs, None, OPTIM, seed=4).model, docs)
+    a = predict(fit(cfg, docs, None, tp(), seed=3).model, docs)
+    b = predict(fit(cfg, docs, None, tp(), seed=3).model, docs)
+    c = predict(fit(cfg, docs, None, tp(), seed=4).model, docs)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
@@ -89,13 +126,12 @@ def test_on_epoch_end_can_stop_training(docs):
             raise Prune
 
     with pytest.raises(Prune):
-        fit(build_config(docs, MODEL), docs, None, {**OPTIM, "epochs": 10}, 0, on_epoch_end=cb)
+        fit(build_config(docs, MODEL), docs, None, tp(epochs=10), 0, on_epoch_end=cb)
     assert [e for e, _ in calls] == [1, 2] and all(isinstance(f, float) for _, f in calls)
 
 
 def test_patience_stops_early(docs):
-    res = fit(build_config(docs, MODEL), docs, None,
-              {**OPTIM, "epochs": 50, "patience": 1, "lr": 0.0}, seed=0)
+    res = fit(build_config(docs, MODEL), docs, None, tp(epochs=50, patience=1, lr=0.0), seed=0)
     assert len(res.history) == 2  # lr 0: no improvement after epoch 1
 
 
@@ -130,7 +166,7 @@ def test_training_params_validation():
 
 
 def test_checkpoint_roundtrip_same_logits(docs, tmp_path):
-    res = fit(build_config(docs, MODEL), docs, None, {**OPTIM, "epochs": 2}, seed=1)
+    res = fit(build_config(docs, MODEL), docs, None, tp(epochs=2), seed=1)
     path = tmp_path / "m" / "model.pt"
     save_checkpoint(path, res.model, docs.label_names, docs.meta, res.training_params.to_dict(),
                     {"best_epoch": res.best_epoch, "ids": np.array([1, 2])})

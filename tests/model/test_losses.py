@@ -115,8 +115,8 @@ def test_full_loss_has_every_term_and_total_is_weighted_sum():
     cfg = tiny_config(lambda_dual=0.5, lambda_cka=0.2, lambda_mi=0.3, lambda_lb=0.05)
     _, out, y = _run(cfg)
     res = HilbertLoss(cfg)(out, y)
-    assert {"cls", "dual", "cka", "mi", "lb", "mi_audio", "mi_text", "temperature",
-            "total"} <= set(res)
+    assert {"cls", "dual", "cka", "mi", "lb", "mi_audio", "mi_text", "total"} <= set(res)
+    assert "temperature" not in res  # model state, not a loss
     expect = res["cls"] + 0.5 * res["dual"] + 0.2 * res["cka"] + 0.3 * res["mi"] + 0.05 * res["lb"]
     assert res["total"].item() == pytest.approx(expect.item(), rel=1e-6)
     assert not res["mi_audio"].requires_grad and not res["mi_text"].requires_grad
@@ -156,8 +156,8 @@ def test_direct_alignment_has_no_joint_centric_term():
     out.z_joint.retain_grad()
     (res["total"] - res["cls"] - cfg.lambda_lb * res["lb"]).backward(retain_graph=True)
     assert out.z_joint.grad is None or out.z_joint.grad.abs().max().item() == 0.0
-    expect = 0.5 * (info_nce(out.z_audio, out.z_text, loss.temperature)
-                    + info_nce(out.z_text, out.z_audio, loss.temperature))
+    expect = 0.5 * (info_nce(out.z_audio, out.z_text, out.temperature)
+                    + info_nce(out.z_text, out.z_audio, out.temperature))
     assert res["direct"].item() == pytest.approx(expect.item(), rel=1e-6)
 
 
@@ -165,7 +165,7 @@ def test_small_batch_skips_batch_terms():
     cfg = tiny_config()
     _, out, y = _run(cfg, b=1)
     res = HilbertLoss(cfg)(out, y)
-    assert set(res) == {"cls", "lb", "temperature", "total"}
+    assert set(res) == {"cls", "lb", "total"}
     cfg_u = tiny_config(cka_unbiased=True)
     _, out, y = _run(cfg_u, b=3)
     res = HilbertLoss(cfg_u)(out, y)
@@ -182,32 +182,87 @@ def test_documents_missing_a_modality_are_left_out_of_its_terms():
     loss = HilbertLoss(cfg)
     res = loss(out, torch.arange(5) % 3)
     keep = torch.arange(4)
-    tau = loss.temperature
+    tau = out.temperature
     la = 0.5 * (info_nce(out.z_audio, out.z_joint, tau) + info_nce(out.z_joint, out.z_audio, tau))
     lt = 0.5 * (info_nce(out.z_text[keep], out.z_joint[keep], tau)
                 + info_nce(out.z_joint[keep], out.z_text[keep], tau))
     assert res["dual"].item() == pytest.approx((la + lt).item(), rel=1e-5)
 
 
-def test_temperature_is_learnable_clamped_and_can_be_frozen():
+def test_temperature_is_model_state_learnable_clamped_and_can_be_frozen():
     cfg = tiny_config()
-    loss = HilbertLoss(cfg)
-    assert [n for n, _ in loss.named_parameters()] == ["log_temperature"]
-    assert loss.temperature.item() == pytest.approx(0.07, rel=1e-5)
+    model = HilbertModel(cfg)
+    assert list(HilbertLoss(cfg).parameters()) == []  # the loss holds no state
+    assert "log_temperature" in model.state_dict()  # saved in checkpoints with the weights
+    assert model.temperature.item() == pytest.approx(0.07, rel=1e-5)
     with torch.no_grad():
-        loss.log_temperature.fill_(math.log(1e-5))
-    assert loss.temperature.item() == pytest.approx(cfg.temperature_min, rel=1e-5)
+        model.log_temperature.fill_(math.log(1e-5))
+    assert model.temperature.item() == pytest.approx(cfg.temperature_min, rel=1e-5)
+    model, out, y = _run(cfg)
+    assert out.temperature.item() == pytest.approx(model.temperature.item())
+    HilbertLoss(cfg)(out, y)["total"].backward()
+    assert model.log_temperature.grad is not None and model.log_temperature.grad.abs() > 0
+    frozen = HilbertModel(tiny_config(learn_temperature=False))
+    assert "log_temperature" not in dict(frozen.named_parameters())
+    assert "log_temperature" in frozen.state_dict()
+
+
+def test_label_aware_positives_equal_instance_form_with_distinct_labels():
+    torch.manual_seed(0)
+    q, k = torch.randn(5, 4), torch.randn(5, 4)
+    assert info_nce(q, k, 0.1, torch.arange(5)).item() == pytest.approx(
+        info_nce(q, k, 0.1).item(), rel=1e-6)
+    # same-class keys are positives: row 0's loss is the mean of -log p over keys 0 and 1
+    y = torch.tensor([0, 0, 1, 2, 3])
+    logp = torch.log_softmax(F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).T / 0.1, dim=-1)
+    per_row = [-(logp[0, 0] + logp[0, 1]) / 2, -(logp[1, 0] + logp[1, 1]) / 2,
+               -logp[2, 2], -logp[3, 3], -logp[4, 4]]
+    assert info_nce(q, k, 0.1, y).item() == pytest.approx(torch.stack(per_row).mean().item(),
+                                                         rel=1e-6)
+
+
+def test_label_aware_dual_does_not_reward_separating_same_class_documents():
+    from hilbert_pipeline.model import DualContrastiveLoss
+
+    torch.manual_seed(0)
+    b = 6
+    z = torch.randn(b, 8)  # modality vectors identical to the joint ones: perfect instance match
+    y = torch.zeros(b, dtype=torch.long)  # one class: every document is a positive
+    loss = DualContrastiveLoss(1.0)
+    inst = loss(z, z, z, z, torch.tensor(0.05))
+    lab = loss(z, z, z, z, torch.tensor(0.05), y, y)
+    # the instance form is ~0 (documents told apart); the label-aware form cannot go below
+    # 2 log B (its minimum: every same-class document equally similar), so telling same-class
+    # documents apart earns nothing
+    assert inst.item() < 0.5
+    assert lab.item() >= 2 * math.log(b) - 1e-4
+
+
+def test_joint_stop_gradient_keeps_alignment_out_of_the_joint_branch():
+    for stop in (False, True):
+        cfg = tiny_config(joint_stop_gradient=stop, lambda_lb=0.0)
+        model, out, y = _run(cfg)
+        res = HilbertLoss(cfg)(out, y)
+        aux = res["total"] - res["cls"]
+        model.zero_grad()
+        aux.backward()
+        g = model.pool["joint"].w1.weight.grad
+        moved = g is not None and g.abs().max().item() > 0
+        assert moved is not stop
+
+
+def test_aux_scale_scales_only_the_alignment_terms():
+    cfg = tiny_config()
     _, out, y = _run(cfg)
     loss = HilbertLoss(cfg)
-    loss(out, y)["total"].backward()
-    assert loss.log_temperature.grad is not None and loss.log_temperature.grad.abs() > 0
-    frozen = HilbertLoss(tiny_config(learn_temperature=False))
-    assert list(frozen.parameters()) == []
+    full, none = loss(out, y), loss(out, y, aux_scale=0.0)
+    assert none["total"].item() == pytest.approx(
+        (full["cls"] + cfg.lambda_lb * full["lb"]).item(), rel=1e-6)
 
 
 def test_unimodal_loss_is_classification_only():
     cfg = tiny_config(modalities="text", head="mlp")
     _, out, y = _run(cfg)
     res = HilbertLoss(cfg)(out, y)
-    assert set(res) == {"cls", "temperature", "total"}
+    assert set(res) == {"cls", "total"}
     assert res["total"].item() == pytest.approx(res["cls"].item())

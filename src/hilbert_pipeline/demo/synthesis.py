@@ -48,6 +48,8 @@ MARKER = ".synthesis.json"
 #: samples with an absolute value below this count as silence when trimming espeak-ng's edges
 _SILENCE = 1e-3
 _INSTALL_HINT = "install it with: sudo apt-get install -y espeak-ng"
+#: optional per-document keys that override the corpus-wide speaking style
+STYLE_KEYS = ("voice", "rate", "pitch")
 
 
 class SynthesisError(ValueError):
@@ -90,15 +92,19 @@ def _parse_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
 
 
 def synthesize_sentence(
-    text: str, voice: str = "en-us", rate: int = 175, exe: str | None = None
+    text: str, voice: str = "en-us", rate: int = 175, exe: str | None = None,
+    pitch: int | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Speak ``text`` with espeak-ng; return ``(mono float32 samples, sample rate)``, edges trimmed."""
+    """Speak ``text`` with espeak-ng; return ``(mono float32 samples, sample rate)``, edges trimmed.
+
+    ``pitch``: espeak-ng's base pitch 0-99 (None: the voice's own, 50)."""
     exe = exe or find_espeak()
     text = " ".join(str(text).split())
     if not text:
         raise SynthesisError("cannot synthesise an empty sentence")
+    pitch_opt = [] if pitch is None else ["-p", str(int(pitch))]
     # "--" ends the options, so a sentence starting with "-" is not read as a flag.
-    cmd = [exe, "-v", str(voice), "-s", str(int(rate)), "--stdout", "--", text]
+    cmd = [exe, "-v", str(voice), "-s", str(int(rate)), *pitch_opt, "--stdout", "--", text]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     except FileNotFoundError as exc:
@@ -159,11 +165,17 @@ def _check_documents(documents: Sequence[dict]) -> list[dict]:
             raise SynthesisError(f"document {doc_id!r}: sentences must be a non-empty list of "
                                  "non-empty strings")
         group = d.get("group")
+        style = {k: d[k] for k in STYLE_KEYS if d.get(k) is not None}
+        for k in ("rate", "pitch"):
+            if k in style and (not isinstance(style[k], int | np.integer) or style[k] < 0):
+                raise SynthesisError(f"document {doc_id!r}: {k} must be a non-negative integer, "
+                                     f"got {style[k]!r}")
         extra = {str(k): "" if v is None else str(v) for k, v in d.items()
-                 if k not in ("doc_id", "label", "group", "sentences")}
+                 if k not in ("doc_id", "label", "group", "sentences", *STYLE_KEYS)}
         docs.append({"doc_id": doc_id, "label": "" if d.get("label") is None else str(d["label"]),
                      "group": None if group is None else str(group), "sentences": sentences,
-                     "extra": extra})
+                     "extra": extra, **{k: (v if k == "voice" else int(v))
+                                        for k, v in style.items()}})
     if not docs:
         raise SynthesisError("no documents to synthesise")
     return docs
@@ -183,8 +195,9 @@ def _synthesize_document(
     rng = _stable_seed(seed, doc["doc_id"])
     audio_rel, tr_rel = _doc_paths(doc["doc_id"], fmt)
     pieces = []
+    voice, rate = doc.get("voice", voice), doc.get("rate", rate)
     for sentence in doc["sentences"]:
-        x, sr = synthesize_sentence(sentence, voice, rate, exe)
+        x, sr = synthesize_sentence(sentence, voice, rate, exe, doc.get("pitch"))
         pieces.append(resample(x, sr, sample_rate))
     if fmt == "txt":
         clip_dir = out / audio_rel
@@ -235,8 +248,10 @@ def synthesize_corpus(
 ) -> Path:
     """Synthesise ``documents`` with espeak-ng into a corpus folder; return ``out_dir``.
 
-    ``documents``: dicts ``{"doc_id", "label", "sentences": list[str], "group" (optional)}``; any
-    other keys become extra manifest columns (the corpus loader ignores them).
+    ``documents``: dicts ``{"doc_id", "label", "sentences": list[str], "group" (optional)}``;
+    optional ``voice``/``rate``/``pitch`` override the corpus-wide speaking style for that
+    document (used by the quality benchmark's speaking-style corpora); any other keys become extra
+    manifest columns (the corpus loader ignores them).
     Writes ``manifest.csv`` (doc_id, label, audio, transcript[, group]), ``audio/<doc_id>.flac``
     (``sample_rate`` Hz, mono) and ``transcripts/<doc_id>.<transcript_format>`` with one cue per
     sentence (``json``, ``vtt``, ``srt`` or ``tsv``). ``transcript_format="txt"`` writes instead a

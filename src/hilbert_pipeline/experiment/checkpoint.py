@@ -3,7 +3,7 @@
 Payload (``torch.save`` of a plain dict, so ``torch.load(weights_only=True)`` can read it and a
 checkpoint can never execute code when loaded)::
 
-    {"format": "hilbert-checkpoint", "version": 1,
+    {"format": "hilbert-checkpoint", "version": 2,
      "config": HilbertConfig.to_dict(), "state_dict": {...tensors...},
      "label_names": [...], "encoder_meta": segment_features["meta"],
      "training_params": TrainingParams.to_dict(), "extra": {...}}
@@ -22,7 +22,8 @@ from typing import Any
 from ..utils import atomic_path
 
 FORMAT = "hilbert-checkpoint"
-VERSION = 1
+#: 2: the model holds the learned InfoNCE temperature (``log_temperature`` in the state dict)
+VERSION = 2
 KEYS = ("config", "state_dict", "label_names", "encoder_meta", "training_params", "extra")
 
 
@@ -110,7 +111,8 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a HILBERT checkpoint")
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload.get('version')} is not "
-                              f"supported (expected {VERSION})")
+                              f"supported (expected {VERSION}); retrain with this version "
+                              f"(`kedro run --pipelines training`)")
     missing = [k for k in KEYS if k not in payload]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")

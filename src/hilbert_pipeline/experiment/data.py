@@ -95,20 +95,29 @@ class DocumentSet:
             raise DataError(f"unknown document ids: {missing[:20]}")
         return self.subset([pos[d] for d in doc_ids])
 
-    def pooled_features(self) -> np.ndarray:
-        """Masked mean of each modality's segment features, concatenated: ``(D, d_a + d_t)``.
+    def pooled_features(self, modalities: Sequence[str] = ("audio", "text")) -> np.ndarray:
+        """Masked mean of each named modality's segment features, concatenated in the order
+        given: ``(D, sum of widths)`` (both modalities by default: ``(D, d_a + d_t)``).
 
         A document with no segment of a modality gets zeros for it: a fixed value that the
         logistic-regression baseline can learn to recognise as "modality absent" (after
         standardisation it becomes ``-mean/std`` of the training documents, not an average one).
         """
-        out = np.zeros((len(self), self.audio_dim + self.text_dim), dtype=np.float64)
-        for i in range(len(self)):
-            for off, x, m in ((0, self.audio[i], self.audio_mask[i]),
-                              (self.audio_dim, self.text[i], self.text_mask[i])):
-                if m.any():
-                    out[i, off:off + x.shape[1]] = x[m].mean(axis=0)
-        return out
+        parts = {"audio": (self.audio, self.audio_mask, self.audio_dim),
+                 "text": (self.text, self.text_mask, self.text_dim)}
+        unknown = [m for m in modalities if m not in parts]
+        if unknown or not modalities:
+            raise DataError(f"modalities must be a non-empty subset of ['audio', 'text'], got "
+                            f"{list(modalities)}")
+        blocks = []
+        for m in modalities:
+            feats, masks, dim = parts[m]
+            block = np.zeros((len(self), dim), dtype=np.float64)
+            for i in range(len(self)):
+                if masks[i].any():
+                    block[i] = feats[i][masks[i]].mean(axis=0)
+            blocks.append(block)
+        return np.concatenate(blocks, axis=1)
 
 
 def collate(docs: DocumentSet, idx: Sequence[int]) -> dict[str, Any]:

@@ -95,7 +95,9 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
             m = fold_metrics(test.labels, res.proba)
             metric_rows.append({"method": spec.name, "repeat": r, "fold": f,
                                 "n_train": len(train), "n_test": len(test), **m,
-                                "best_epoch": res.best_epoch, "seconds": res.seconds})
+                                "best_epoch": res.best_epoch,
+                                "refit_epochs": res.info.get("refit_epochs"),
+                                "logreg_C": res.info.get("C"), "seconds": res.seconds})
             pred = pd.DataFrame({"method": spec.name, "repeat": r, "fold": f,
                                  "doc_id": test.doc_ids,
                                  "y_true": [names[k] for k in test.labels],

@@ -12,7 +12,9 @@ hilbert            proposed    nothing: every regulariser on, MoE head, joint al
 text_only          baseline    ``modalities="text"`` (same projection/pooling/head)
 audio_only         baseline    ``modalities="audio"``
 concat_logreg      baseline    masked-mean features of both modalities, standardised,
-                               class-weighted logistic regression (no neural network)
+                               class-weighted logistic regression, C chosen by inner CV
+text_logreg        baseline    the same logistic regression on the text features only
+audio_logreg       baseline    the same logistic regression on the audio features only
 direct             baseline    ``alignment="direct"``: audio<->text InfoNCE, no joint terms
 majority           trivial     ``DummyClassifier(strategy="most_frequent")``
 stratified         trivial     ``DummyClassifier(strategy="stratified")`` (seeded)
@@ -56,8 +58,14 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
     MethodSpec("text_only", "neural", "baseline", "text branch only", {"modalities": "text"}),
     MethodSpec("audio_only", "neural", "baseline", "audio branch only", {"modalities": "audio"}),
     MethodSpec("concat_logreg", "logreg", "baseline",
-               "pooled audio+text features, logistic regression", options={"C": 1.0,
-                                                                           "max_iter": 2000}),
+               "pooled audio+text features, logistic regression (C by inner CV)",
+               options={"modalities": ("audio", "text")}),
+    MethodSpec("text_logreg", "logreg", "baseline",
+               "pooled text features, logistic regression (C by inner CV)",
+               options={"modalities": ("text",)}),
+    MethodSpec("audio_logreg", "logreg", "baseline",
+               "pooled audio features, logistic regression (C by inner CV)",
+               options={"modalities": ("audio",)}),
     MethodSpec("direct", "neural", "baseline", "direct audio<->text contrastive alignment",
                {"alignment": "direct"}),
     MethodSpec("majority", "dummy", "trivial", "always the most frequent training class",
@@ -80,6 +88,7 @@ class MethodResult:
     mi: dict[str, float] = field(default_factory=dict)  # MI estimates on the test documents
     best_epoch: int | None = None
     seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. the logistic regression's C
 
 
 def resolve_methods(names: list[str]) -> list[MethodSpec]:
@@ -140,22 +149,31 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
         proba, gate = predict(res.model, test, tp.eval_batch_size, return_gate=True)
         mi = {}
         if len(test) >= 2:
-            terms = loss_terms(res.model, res.loss_fn, test)
+            terms = loss_terms(res.model, test)
             mi = {k: terms[k] for k in ("mi_audio", "mi_text") if k in terms}
         has_gate = cfg.head == "moe"
         return MethodResult(proba, gate if has_gate else None, mi, res.best_epoch,
-                            time.perf_counter() - t0)
+                            time.perf_counter() - t0, {"refit_epochs": res.refit_epochs})
     if cfg_over or tr_over:
         raise MethodError(f"method {spec.name} has no model/training parameters; got "
                           f"{sorted({**cfg_over, **tr_over})}")
     opts = {**dict(spec.options), **other}
+    info: dict[str, Any] = {}
     if spec.kind == "logreg":
-        proba = _logreg(train, test, seed, **opts)
+        power = model_params.get("class_weight_power", _default("class_weight_power"))
+        proba, info = _logreg(train, test, seed, class_weight_power=float(power), **opts)
     elif spec.kind == "dummy":
         proba = _dummy(train, test, seed, **opts)
     else:  # pragma: no cover - the registry only holds the kinds above
         raise MethodError(f"unknown method kind {spec.kind}")
-    return MethodResult(proba, seconds=time.perf_counter() - t0)
+    return MethodResult(proba, seconds=time.perf_counter() - t0, info=info)
+
+
+def _default(name: str) -> Any:
+    """A ``HilbertConfig`` field's default (the owner of settings shared with the baselines)."""
+    from ..model import HilbertConfig
+
+    return HilbertConfig.__dataclass_fields__[name].default
 
 
 def _full_proba(clf, proba: np.ndarray, n_classes: int) -> np.ndarray:
@@ -165,22 +183,58 @@ def _full_proba(clf, proba: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def _logreg(train: DocumentSet, test: DocumentSet, seed: int, C: float = 1.0,  # noqa: N803
-            max_iter: int = 2000) -> np.ndarray:
-    """Standardised pooled features -> class-weighted (``balanced``) logistic regression.
+#: candidate inverse regularisation strengths of the logistic-regression baselines
+C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
-    ``class_weight="balanced"`` is the logistic-regression counterpart of the neural methods'
-    inverse-frequency class weights, so the baseline is not handicapped on the minority classes.
+
+def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
+            modalities: tuple[str, ...] = ("audio", "text"), class_weight_power: float = 1.0,
+            C: float | None = None, C_grid: tuple[float, ...] = C_GRID,  # noqa: N803
+            inner_folds: int = 5, max_iter: int = 2000) -> tuple[np.ndarray, dict[str, Any]]:
+    """Standardised pooled features -> class-weighted logistic regression.
+
+    Class weights are the neural methods' own (``class_weights(counts, class_weight_power)``,
+    power 1 = scikit-learn's ``balanced``), so no method is favoured on the minority classes.
+    ``C=None`` (default) picks C from ``C_grid`` by an inner stratified (grouped when the
+    documents carry groups) cross-validation on the training fold, scored by macro-F1; ties go
+    to the smaller C. The test fold is never seen while choosing.
     """
+    import warnings
+
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    clf = make_pipeline(StandardScaler(), LogisticRegression(
-        C=float(C), max_iter=int(max_iter), class_weight="balanced", random_state=seed))
-    clf.fit(train.pooled_features(), train.labels)
-    proba = clf.predict_proba(test.pooled_features())
-    return _full_proba(clf[-1], proba, train.n_classes)
+    from ..model import class_weights
+
+    counts = train.class_counts()
+    weights = class_weights(counts, class_weight_power).numpy()
+    cw = {int(k): float(weights[k]) for k in np.flatnonzero(counts)}
+    x_train = train.pooled_features(modalities)
+
+    def model(c: float):
+        return make_pipeline(StandardScaler(), LogisticRegression(
+            C=float(c), max_iter=int(max_iter), class_weight=cw, random_state=seed))
+
+    k = int(min(inner_folds, counts[counts > 0].min()))
+    if C is not None or k < 2 or len(C_grid) == 1:
+        chosen = float(C if C is not None else (C_grid[0] if len(C_grid) == 1 else 1.0))
+        clf = model(chosen).fit(x_train, train.labels)
+    else:
+        if train.groups is not None and len(set(train.groups.tolist())) >= k:
+            cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        else:
+            cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        search = GridSearchCV(model(1.0), {"logisticregression__C": [float(c) for c in C_grid]},
+                              scoring="f1_macro", cv=cv, refit=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            search.fit(x_train, train.labels, groups=train.groups)
+        clf = search.best_estimator_
+        chosen = float(search.best_params_["logisticregression__C"])
+    proba = clf.predict_proba(test.pooled_features(modalities))
+    return _full_proba(clf[-1], proba, train.n_classes), {"C": chosen}
 
 
 def _dummy(train: DocumentSet, test: DocumentSet, seed: int, strategy: str) -> np.ndarray:

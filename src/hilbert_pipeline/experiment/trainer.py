@@ -2,10 +2,14 @@
 
 * AdamW, gradient-norm clipping, minibatches of at least two documents (the contrastive terms
   need negatives): a trailing batch of one document is merged into the previous batch.
-* Early stopping on an inner validation split (stratified per class, seeded): the model state of
-  the epoch with the best validation macro-F1 is restored at the end; training stops after
-  ``patience`` epochs without improvement. A class with a single training document stays in the
-  training part (it cannot be both learned and validated).
+* Early stopping on an inner validation split (stratified per class, grouped when the documents
+  carry groups, seeded): the model state of the epoch with the best validation macro-F1 is
+  restored at the end; training stops after ``patience`` epochs without improvement. A class with
+  a single training document stays in the training part (it cannot be both learned and
+  validated).
+* Refit (``refit=True``, default): the validation split only chooses the number of epochs; a fresh
+  model (same seed) is then trained on **every** training document for that many epochs, so a
+  neural method learns from as many documents as the logistic regression it is compared with.
 * Optional class-balanced sampling (``WeightedRandomSampler``, weights 1/count, seeded).
 * Determinism: ``seed_everything(seed)`` before the model is built, and a dedicated
   ``torch.Generator`` seeded from ``seed`` drives batching and sampling, so one seed gives one
@@ -48,6 +52,11 @@ class TrainingParams:
     before this epoch. ``eval_batch_size``: batch size for validation / prediction.
     ``num_threads``: torch intra-op threads during ``fit`` (None = torch's default). The models
     here are small, so one thread per process is often fastest on a shared or small CPU.
+    ``refit``: after early stopping has chosen the epoch count on the inner split, train a fresh
+    model on all training documents for that many epochs (see the module docstring).
+    ``aux_warmup_epochs``: the auxiliary terms' weights ramp linearly from 0 to their value over
+    this many epochs (0 = full weight from the start), so the alignment terms shape a
+    representation the classifier has started to organise instead of memorising documents first.
     """
 
     epochs: int = 50
@@ -63,12 +72,19 @@ class TrainingParams:
     device: str = "auto"
     progress: bool = False
     num_threads: int | None = None
+    refit: bool = True
+    aux_warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
         errs = []
         if self.num_threads is not None and (not isinstance(self.num_threads, int)
                                              or self.num_threads < 1):
             errs.append(f"num_threads must be an integer >= 1 or null, got {self.num_threads!r}")
+        if not isinstance(self.aux_warmup_epochs, int) or isinstance(self.aux_warmup_epochs, bool) \
+                or self.aux_warmup_epochs < 0:
+            errs.append(f"aux_warmup_epochs must be an integer >= 0, got {self.aux_warmup_epochs!r}")
+        if not isinstance(self.refit, bool):
+            errs.append(f"refit must be a bool, got {self.refit!r}")
         for name in ("epochs", "batch_size", "patience", "min_epochs", "eval_batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -103,12 +119,13 @@ class TrainingParams:
 
 @dataclass
 class FitResult:
-    """A trained model (best validation state restored) and its per-epoch history."""
+    """A trained model and its per-epoch history.
 
-    model: Any  # HilbertModel
+    ``model``: the refit model (``refit_epochs`` set) or the selection run's best state."""
+
+    model: Any  # HilbertModel (holds the learned temperature)
     config: Any  # HilbertConfig
-    loss_fn: Any  # HilbertLoss (holds the learned temperature)
-    history: pd.DataFrame
+    history: pd.DataFrame  # the epoch-selection run (with inner-validation scores)
     best_epoch: int
     best_val_macro_f1: float | None
     train_doc_ids: list[str]
@@ -116,12 +133,20 @@ class FitResult:
     label_names: list[str]
     training_params: TrainingParams
     seconds: float
+    refit_epochs: int | None = None  # epochs of the refit on every training document (None: none)
 
 
 def inner_split(docs: DocumentSet, val_fraction: float, seed: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified train/validation positions: per class ``round(val_fraction * n_c)`` documents
-    (at least one when ``n_c >= 2`` and ``val_fraction > 0``), never the class's last document."""
+    (at least one when ``n_c >= 2`` and ``val_fraction > 0``), never the class's last document.
+
+    With groups (``docs.groups``), whole groups go to one side, as in the outer folds: the
+    validation part is one fold of a seeded ``StratifiedGroupKFold`` with
+    ``round(1 / val_fraction)`` folds, so a speaker never sits on both sides of the split that
+    chooses the epoch count."""
+    if docs.groups is not None and val_fraction > 0:
+        return _grouped_inner_split(docs, val_fraction, seed)
     rng = np.random.default_rng(seed)
     train, val = [], []
     for c in range(docs.n_classes):
@@ -135,6 +160,23 @@ def inner_split(docs: DocumentSet, val_fraction: float, seed: int
         val += idx[:n_val].tolist()
         train += idx[n_val:].tolist()
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def _grouped_inner_split(docs: DocumentSet, val_fraction: float, seed: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_groups = len(set(docs.groups.tolist()))
+    k = min(max(2, round(1.0 / val_fraction)), n_groups)
+    if k < 2:  # a single group cannot be split without mixing it
+        return np.arange(len(docs), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    import warnings
+
+    with warnings.catch_warnings():  # "least populated class" warnings: expected for small data
+        warnings.simplefilter("ignore", UserWarning)
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=int(seed) % 2**32)
+        tr, va = next(splitter.split(np.zeros((len(docs), 1)), docs.labels, groups=docs.groups))
+    return np.sort(tr).astype(np.int64), np.sort(va).astype(np.int64)
 
 
 def _batches(n: int, batch_size: int, generator, weights: np.ndarray | None) -> list[list[int]]:
@@ -183,7 +225,7 @@ def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None =
     return (p, np.concatenate(gates).astype(np.float64)) if return_gate else p
 
 
-def _add_mi_estimates(terms: dict, output, loss_fn) -> dict:
+def _add_mi_estimates(terms: dict, output) -> dict:
     """Add the InfoNCE MI estimates ``mi_audio``/``mi_text`` when the loss did not compute them.
 
     ``HilbertLoss`` reports I_a and I_t only when the MI-balance term is on; the ``no_mi``
@@ -201,13 +243,16 @@ def _add_mi_estimates(terms: dict, output, loss_fn) -> dict:
         return terms
     with torch.no_grad():
         _, i_a, i_t = MIBalanceLoss(1.0)(output.z_audio[both], output.z_text[both],
-                                          output.z_joint[both], loss_fn.temperature)
+                                          output.z_joint[both], output.temperature)
     return {**terms, "mi_audio": i_a.detach(), "mi_text": i_t.detach()}
 
 
-def loss_terms(model, loss_fn, docs: DocumentSet, device: str | None = None) -> dict[str, float]:
-    """Every loss term and both MI estimates on ``docs`` as one batch, in eval mode."""
+def loss_terms(model, docs: DocumentSet, device: str | None = None) -> dict[str, float]:
+    """Every loss term (unweighted classes) and both MI estimates on ``docs`` as one batch, in
+    eval mode."""
     import torch
+
+    from ..model import HilbertLoss
 
     dev = next(model.parameters()).device if device is None else resolve_device(device)
     was_training = model.training
@@ -215,7 +260,8 @@ def loss_terms(model, loss_fn, docs: DocumentSet, device: str | None = None) -> 
     with torch.inference_mode():
         batch = _to_device(collate(docs, range(len(docs))), dev)
         output = _forward(model, batch)
-        terms = _add_mi_estimates(loss_fn(output, batch["labels"]), output, loss_fn)
+        loss_fn = HilbertLoss(model.config).to(dev)
+        terms = _add_mi_estimates(loss_fn(output, batch["labels"]), output)
     model.train(was_training)
     return {k: float(v.detach().cpu()) for k, v in terms.items()}
 
@@ -239,7 +285,7 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
             out = _forward(model, batch)
             probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
             if len(idx) >= 4:
-                terms = _add_mi_estimates(loss_fn(out, batch["labels"]), out, loss_fn)
+                terms = _add_mi_estimates(loss_fn(out, batch["labels"]), out)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
                     seen[k] = seen.get(k, 0) + len(idx)
@@ -255,32 +301,44 @@ def _macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
 
 
 def fit(config, train_docs: DocumentSet, val_docs: DocumentSet | None,
-        training_params: TrainingParams | Mapping[str, Any], seed: int,
+        training_params: TrainingParams, seed: int,
         on_epoch_end: Callable[[int, float | None], None] | None = None) -> FitResult:
-    """Train a :class:`HilbertModel` from ``config`` (a ``HilbertConfig`` or its dict).
+    """Train a :class:`HilbertModel` from the ``HilbertConfig`` ``config``.
 
-    ``val_docs=None`` splits ``train_docs`` with :func:`inner_split` (``val_fraction``, ``seed``);
-    pass explicit ``val_docs`` to control the split yourself. ``config.n_classes`` must equal
-    ``train_docs.n_classes``; feature widths must match the documents.
+    ``val_docs=None`` splits ``train_docs`` with :func:`inner_split` (``val_fraction``, ``seed``)
+    and, with ``training_params.refit``, retrains on all of ``train_docs`` for the chosen number of
+    epochs; pass explicit ``val_docs`` to control the split yourself (no refit then: the caller
+    scores on those documents). ``config.n_classes`` must equal ``train_docs.n_classes``; feature
+    widths must match the documents.
     """
-
-    from ..model import HilbertConfig
-
     t0 = time.perf_counter()
-    tp = (training_params if isinstance(training_params, TrainingParams)
-          else TrainingParams.from_dict(training_params))
-    cfg = config if isinstance(config, HilbertConfig) else HilbertConfig.from_dict(dict(config))
+    tp = training_params
+    cfg = config
     if cfg.n_classes != train_docs.n_classes:
         raise TrainingError(f"config.n_classes={cfg.n_classes} but the documents have "
                             f"{train_docs.n_classes} classes {train_docs.label_names}")
+    all_docs, refit = train_docs, False
     if val_docs is None:
         tr_idx, va_idx = inner_split(train_docs, tp.val_fraction, seed)
         val_docs = train_docs.subset(va_idx)
         train_docs = train_docs.subset(tr_idx)
+        refit = tp.refit and len(val_docs) > 0
     if len(train_docs) < 2:
         raise TrainingError(f"need at least 2 training documents, got {len(train_docs)}")
     with torch_threads(tp.num_threads):
-        return _fit(cfg, train_docs, val_docs, tp, seed, on_epoch_end, t0)
+        run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end, tp.epochs)
+        model, history, best_epoch, best_f1 = run
+        refit_epochs = None
+        if refit:
+            refit_epochs = best_epoch
+            model, _, _, _ = _train(cfg, all_docs, all_docs.subset([]), tp, seed, None,
+                                    refit_epochs, desc="refit")
+    return FitResult(model=model, config=cfg, history=history, best_epoch=best_epoch,
+                     best_val_macro_f1=best_f1,
+                     train_doc_ids=list((all_docs if refit else train_docs).doc_ids),
+                     val_doc_ids=list(val_docs.doc_ids), label_names=list(all_docs.label_names),
+                     training_params=tp, seconds=time.perf_counter() - t0,
+                     refit_epochs=refit_epochs)
 
 
 @contextlib.contextmanager
@@ -302,8 +360,28 @@ def torch_threads(n: int | None):
             torch.set_num_threads(before)
 
 
-def _fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams, seed: int,
-         on_epoch_end, t0: float) -> FitResult:
+def _param_groups(model) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices only; biases, norms, the "missing" embeddings and
+    the log-temperature are not decayed (as in open_clip: decaying ``log tau`` pulls the
+    temperature toward 1 for no reason)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _aux_scale(epoch: int, warmup: int) -> float:
+    """Linear warm-up factor of the auxiliary loss weights for 1-based ``epoch``."""
+    return 1.0 if warmup <= 0 else min(1.0, epoch / (warmup + 1))
+
+
+def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams, seed: int,
+           on_epoch_end, epochs: int, desc: str = "training"):
+    """One training run: ``(model with the best state restored, history, best_epoch, best_f1)``.
+
+    Without validation documents every epoch counts as the best so far: the last state is kept.
+    """
     import torch
 
     from ..model import HilbertLoss, HilbertModel
@@ -314,10 +392,11 @@ def _fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams
     counts = train_docs.class_counts()
     loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32))
     loss_fn = loss_fn.to(device)
-    params = list(model.parameters()) + [p for p in loss_fn.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
     # foreach: one fused update over all parameters; the default single-tensor loop on CPU
     # costs more than the model's forward pass at the small widths used here
-    opt = torch.optim.AdamW(params, lr=tp.lr, weight_decay=tp.weight_decay, foreach=True)
+    opt = torch.optim.AdamW(_param_groups(model), lr=tp.lr, weight_decay=tp.weight_decay,
+                            foreach=True)
     gen = torch.Generator().manual_seed(int(seed))
     weights = None
     if tp.balanced_sampling:
@@ -332,29 +411,30 @@ def _fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams
     if tp.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=tp.epochs, desc="training", unit="epoch", leave=False)
+        bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
     try:
-        for epoch in range(1, tp.epochs + 1):
+        for epoch in range(1, epochs + 1):
             model.train()
-            loss_fn.train()
+            scale = _aux_scale(epoch, tp.aux_warmup_epochs)
             sums: dict[str, float] = {}
             seen: dict[str, int] = {}  # a term may be skipped in some batches
             for idx in _batches(len(train_docs), tp.batch_size, gen, weights):
                 batch = _to_device(collate(train_docs, idx), device)
                 output = _forward(model, batch)
-                terms = loss_fn(output, batch["labels"])
+                terms = loss_fn(output, batch["labels"], aux_scale=scale)
                 opt.zero_grad(set_to_none=True)
                 terms["total"].backward()
                 if tp.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, tp.grad_clip)
                 opt.step()
-                terms = _add_mi_estimates(terms, output, loss_fn)
+                terms = _add_mi_estimates(terms, output)
                 b = len(idx)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
                     seen[k] = seen.get(k, 0) + b
             row: dict[str, Any] = {"epoch": epoch}
             row.update({f"train_{k}": v / seen[k] for k, v in sums.items()})
+            row["temperature"] = float(model.temperature.detach())
             val_f1 = None
             if len(val_docs) > 0:
                 proba, vterms = _validate(model, loss_fn, val_docs, tp.eval_batch_size)
@@ -380,11 +460,8 @@ def _fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams
         if bar is not None:
             bar.close()
     if best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_state)  # the temperature is model state: restored with it
     model.eval()
     hist = pd.DataFrame(history)
     hist["best"] = hist["epoch"] == best_epoch
-    return FitResult(model=model, config=cfg, loss_fn=loss_fn, history=hist, best_epoch=best_epoch,
-                     best_val_macro_f1=best_f1, train_doc_ids=list(train_docs.doc_ids),
-                     val_doc_ids=list(val_docs.doc_ids), label_names=list(train_docs.label_names),
-                     training_params=tp, seconds=time.perf_counter() - t0)
+    return model, hist, best_epoch, best_f1

@@ -18,6 +18,7 @@ MODALITIES = ("both", "audio", "text")
 CKA_SOURCES = ("features", "projected")
 CLASS_LOSSES = ("ce", "focal")
 POOL_COMBINES = ("linear", "mean")
+POSITIVES = ("instance", "label")
 
 
 class ConfigError(ValueError):
@@ -37,7 +38,11 @@ class HilbertConfig:
         structured self-attentive pooling; ``pool_combine``: ``"linear"`` maps the r hop vectors
         (r*d) to d with a learned linear layer (default: keeps hops distinct, so each hop can
         specialise), ``"mean"`` averages them. ``position_encoding``: add a sinusoidal encoding of
-        the segment index after projection. ``max_segments``: optional hard cap on N (inputs
+        the segment index after projection, multiplied by ``position_scale`` (at 1.0 the encoding's
+        RMS is about twice that of the projected content at initialisation and drowns it).
+        ``pool_init``: ``"uniform"`` starts every pooling hop as the plain mean over segments
+        (score layer initialised to zero), ``"random"`` uses PyTorch's default initialisation.
+        ``max_segments``: optional hard cap on N (inputs
         with more segments are rejected, so an upstream cap that did not happen is noticed).
     Head
         ``head``: ``"moe"`` (mixture of experts, DESIGN §4.4) or ``"mlp"`` (ablation).
@@ -51,7 +56,14 @@ class HilbertConfig:
     Losses
         ``lambda_dual``, ``lambda_cka``, ``lambda_mi``, ``lambda_lb``: weights; 0 removes a term.
         ``temperature_init`` / ``learn_temperature`` / ``temperature_min`` / ``temperature_max``:
-        the InfoNCE temperature (log-parametrised, clamped). ``cka_source``: ``"features"``
+        the InfoNCE temperature (log-parametrised, clamped; model state).
+        ``contrastive_positives``: ``"instance"`` (paper form: only the same document is a
+        positive, every other document of the batch a negative) or ``"label"`` (supervised
+        contrastive: every document of the same class is a positive, so same-class documents are
+        never pushed apart). ``joint_stop_gradient``: the alignment terms (dual, CKA, MI) treat
+        z_j as a fixed target, so they pull each modality toward the joint space but never make the
+        joint space carry a modality (the joint is shaped by the classification loss only).
+        ``cka_source``: ``"features"``
         (masked mean of the raw segment features, default) or ``"projected"`` (the pooled
         per-modality vectors z_a, z_t). ``cka_unbiased``: unbiased HSIC (needs B >= 4).
         ``class_loss``: ``"ce"`` or ``"focal"`` (``focal_gamma``); ``class_weight_power``:
@@ -70,6 +82,8 @@ class HilbertConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.0
     position_encoding: bool = True
+    position_scale: float = 1.0
+    pool_init: str = "random"
     max_segments: int | None = None
     head: str = "moe"
     n_experts: int = 4
@@ -85,6 +99,8 @@ class HilbertConfig:
     learn_temperature: bool = True
     temperature_min: float = 0.01
     temperature_max: float = 1.0
+    contrastive_positives: str = "instance"
+    joint_stop_gradient: bool = False
     cka_source: str = "features"
     cka_unbiased: bool = False
     class_loss: str = "ce"
@@ -155,7 +171,10 @@ class HilbertConfig:
         need_choice("cka_source", CKA_SOURCES)
         need_choice("class_loss", CLASS_LOSSES)
         need_choice("pool_combine", POOL_COMBINES)
-        for name in ("position_encoding", "learn_temperature", "cka_unbiased"):
+        need_choice("contrastive_positives", POSITIVES)
+        need_choice("pool_init", ("uniform", "random"))
+        for name in ("position_encoding", "learn_temperature", "cka_unbiased",
+                     "joint_stop_gradient"):
             need_bool(name)
         for name, used in (("audio_dim", self.uses_audio), ("text_dim", self.uses_text)):
             need_int(name, 1 if used else 0)
@@ -178,7 +197,7 @@ class HilbertConfig:
             if not is_num(v) or not 0.0 <= v < 1.0:
                 errs.append(f"{name} must be in [0, 1), got {v!r}")
         for name in ("lambda_dual", "lambda_cka", "lambda_mi", "lambda_lb", "focal_gamma",
-                     "class_weight_power"):
+                     "class_weight_power", "position_scale"):
             need_nonneg(name)
         temps = (self.temperature_min, self.temperature_init, self.temperature_max)
         if not all(is_num(t) and t > 0 for t in temps):

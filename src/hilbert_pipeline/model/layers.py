@@ -38,17 +38,20 @@ class ModalityProjection(nn.Module):
     embeddings vs. raw eGeMAPS functionals) on a common footing before the projection.
     """
 
-    def __init__(self, in_dim: int, d: int, dropout: float, position_encoding: bool) -> None:
+    def __init__(self, in_dim: int, d: int, dropout: float, position_encoding: bool,
+                 position_scale: float = 1.0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(in_dim)
         self.linear = nn.Linear(in_dim, d)
         self.drop = nn.Dropout(dropout)
         self.position_encoding = position_encoding
+        self.position_scale = float(position_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.drop(F.gelu(self.linear(self.norm(x))))
-        if self.position_encoding:
-            h = h + sinusoidal_positions(h.shape[1], h.shape[2], h.device, h.dtype)
+        if self.position_encoding and self.position_scale > 0:
+            pe = sinusoidal_positions(h.shape[1], h.shape[2], h.device, h.dtype)
+            h = h + self.position_scale * pe
         return h
 
 
@@ -112,17 +115,24 @@ class AttentivePooling(nn.Module):
     ``M = A H`` (r x d); the hops are combined into one d-vector by a learned linear map of the
     flattened r*d vector (``combine="linear"``, default: hops stay distinguishable, so the
     model can give them different roles) or by their mean (``combine="mean"``).
+    ``init="uniform"`` zeroes ``W_s2``, so at initialisation every hop is the mean over the real
+    segments and attention departs from it only as far as the data asks.
 
     Returns ``(z, attention, has_any)``; for a row whose mask is all False the attention is all
     zeros and ``z`` is meaningless (finite): the caller substitutes its "missing" embedding.
     """
 
-    def __init__(self, d: int, hops: int, hidden: int, combine: str = "linear") -> None:
+    def __init__(self, d: int, hops: int, hidden: int, combine: str = "linear",
+                 init: str = "random") -> None:
         super().__init__()
         if combine not in ("linear", "mean"):
             raise ValueError(f"combine must be 'linear' or 'mean', got {combine!r}")
+        if init not in ("uniform", "random"):
+            raise ValueError(f"init must be 'uniform' or 'random', got {init!r}")
         self.w1 = nn.Linear(d, hidden, bias=False)
         self.w2 = nn.Linear(hidden, hops, bias=False)
+        if init == "uniform":  # every hop starts as the plain mean over the real segments
+            nn.init.zeros_(self.w2.weight)
         self.combine = combine
         self.out = nn.Linear(hops * d, d) if combine == "linear" else None
 

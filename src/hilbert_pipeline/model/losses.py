@@ -25,18 +25,29 @@ from .model import HilbertOutput
 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor,
-             temperature: float | torch.Tensor) -> torch.Tensor:
+             temperature: float | torch.Tensor, labels: torch.Tensor | None = None
+             ) -> torch.Tensor:
     """InfoNCE of ``query -> key``: row i of ``key`` is the positive of row i of ``query``, the
     other rows are negatives. Rows are L2-normalised here (cosine similarity / temperature);
-    returns the mean cross-entropy over rows (``log B`` when all similarities are equal)."""
+    returns the mean cross-entropy over rows (``log B`` when all similarities are equal).
+
+    With ``labels`` (B,), the supervised form (Khosla et al. 2020, L_out): every key of the same
+    label is a positive, and a row's loss is the mean of ``-log softmax`` over its positives; with
+    all labels distinct this equals the instance form."""
     if query.shape != key.shape or query.dim() != 2:
         raise ValueError(f"info_nce needs two (B, d) tensors of the same shape, got "
                          f"{tuple(query.shape)} and {tuple(key.shape)}")
     q = F.normalize(query, dim=-1)
     k = F.normalize(key, dim=-1)
     logits = q @ k.T / temperature
-    target = torch.arange(q.shape[0], device=q.device)
-    return F.cross_entropy(logits, target)
+    if labels is None:
+        target = torch.arange(q.shape[0], device=q.device)
+        return F.cross_entropy(logits, target)
+    if labels.shape != (q.shape[0],):
+        raise ValueError(f"labels must have shape ({q.shape[0]},), got {tuple(labels.shape)}")
+    pos = (labels[:, None] == labels[None, :]).to(logits.dtype)
+    logp = F.log_softmax(logits, dim=-1)
+    return -((pos * logp).sum(dim=1) / pos.sum(dim=1)).mean()
 
 
 class _Weighted(nn.Module):
@@ -59,14 +70,17 @@ class DualContrastiveLoss(_Weighted):
     """Reciprocal dual contrastive term toward the joint embedding:
     ``½[NCE(a→j) + NCE(j→a)] + ½[NCE(t→j) + NCE(j→t)]``. Each half may be computed on its
     own subset of documents (those that have the modality), given as separate (z_m, z_j)
-    pairs."""
+    pairs; ``labels_a``/``labels_t`` (the classes of those rows) switch to the label-aware form
+    where same-class documents are positives (``contrastive_positives="label"``)."""
 
     def forward(self, z_audio: torch.Tensor, z_joint_a: torch.Tensor, z_text: torch.Tensor,
-                z_joint_t: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
-        la = 0.5 * (info_nce(z_audio, z_joint_a, temperature)
-                    + info_nce(z_joint_a, z_audio, temperature))
-        lt = 0.5 * (info_nce(z_text, z_joint_t, temperature)
-                    + info_nce(z_joint_t, z_text, temperature))
+                z_joint_t: torch.Tensor, temperature: torch.Tensor,
+                labels_a: torch.Tensor | None = None,
+                labels_t: torch.Tensor | None = None) -> torch.Tensor:
+        la = 0.5 * (info_nce(z_audio, z_joint_a, temperature, labels_a)
+                    + info_nce(z_joint_a, z_audio, temperature, labels_a))
+        lt = 0.5 * (info_nce(z_text, z_joint_t, temperature, labels_t)
+                    + info_nce(z_joint_t, z_text, temperature, labels_t))
         return la + lt
 
 
@@ -174,16 +188,16 @@ class ClassificationLoss(_Weighted):
 
 
 class HilbertLoss(nn.Module):
-    """``L = L_cls + λ_dual L_dual + λ_cka L_cka + λ_mi L_mi + λ_lb L_lb`` (DESIGN.md §5).
+    """``L = L_cls + s·(λ_dual L_dual + λ_cka L_cka + λ_mi L_mi) + λ_lb L_lb`` (docs/model.md).
 
-    Holds the learnable temperature (``log τ`` as a parameter, clamped to
-    ``[temperature_min, temperature_max]`` when used; a buffer if ``learn_temperature`` is
-    False): **add ``loss.parameters()`` to the optimiser**.
+    ``s`` is the auxiliary warm-up factor the trainer passes as ``aux_scale`` (1 by default).
+    The InfoNCE temperature is the model's (``output.temperature``), as open_clip keeps
+    ``logit_scale`` in the model: this module has no parameters.
 
     ``forward(output, labels)`` returns a dict of scalar tensors: ``total`` and every computed
     term unweighted by name — ``cls``, ``dual`` (joint alignment) or ``direct`` (direct
     alignment), ``cka``, ``mi``, ``lb`` — plus detached diagnostics ``mi_audio``, ``mi_text``
-    (the InfoNCE estimates I_a, I_t) and ``temperature``. Rules:
+    (the InfoNCE estimates I_a, I_t). Rules:
 
     - a term with weight 0 is not computed and absent from the dict;
     - ``direct`` alignment replaces ``dual`` by audio↔text InfoNCE and skips ``cka`` and ``mi``
@@ -191,7 +205,9 @@ class HilbertLoss(nn.Module):
     - unimodal models have only ``cls`` (+ ``lb`` for the MoE head); the MLP head has no ``lb``;
     - alignment terms use, per modality, only the documents that have that modality
       (``has_audio``/``has_text``; ``mi`` and ``direct`` the documents with both), and are
-      skipped for a batch with fewer than 2 such documents (4 for unbiased CKA).
+      skipped for a batch with fewer than 2 such documents (4 for unbiased CKA);
+    - ``joint_stop_gradient``: z_j enters the dual, CKA and MI terms detached;
+    - ``contrastive_positives="label"``: the dual term treats same-class documents as positives.
     """
 
     def __init__(self, config: HilbertConfig,
@@ -210,37 +226,32 @@ class HilbertLoss(nn.Module):
         self.cka = CKALoss(c.lambda_cka if joint else 0.0, c.cka_unbiased)
         self.mi = MIBalanceLoss(c.lambda_mi if joint else 0.0)
         self.lb_weight = c.lambda_lb if c.head == "moe" else 0.0
-        log_t = torch.tensor(math.log(c.temperature_init))
-        if c.learn_temperature:
-            self.log_temperature = nn.Parameter(log_t)
-        else:
-            self.register_buffer("log_temperature", log_t)
-        self._log_t_bounds = (math.log(c.temperature_min), math.log(c.temperature_max))
 
-    @property
-    def temperature(self) -> torch.Tensor:
-        lo, hi = self._log_t_bounds
-        return self.log_temperature.clamp(lo, hi).exp()
-
-    def forward(self, output: HilbertOutput, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, output: HilbertOutput, labels: torch.Tensor,
+                aux_scale: float = 1.0) -> dict[str, torch.Tensor]:
         c = self.config
         out: dict[str, torch.Tensor] = {}
         term = self.cls(output.logits, labels)
         out["cls"] = term
         total = self.cls.weight * term
-        tau = self.temperature
+        tau = output.temperature
         if c.modalities == "both":
+            if tau is None:
+                raise ValueError("HilbertOutput.temperature is missing (the model sets it)")
             ha, ht = output.has_audio, output.has_text
             hb = ha & ht
-            zj = output.z_joint
+            zj = output.z_joint.detach() if c.joint_stop_gradient else output.z_joint
             if self.dual.active and ha.sum() >= 2 and ht.sum() >= 2:
-                term = self.dual(output.z_audio[ha], zj[ha], output.z_text[ht], zj[ht], tau)
+                la, lt = ((labels[ha], labels[ht]) if c.contrastive_positives == "label"
+                          else (None, None))
+                term = self.dual(output.z_audio[ha], zj[ha], output.z_text[ht], zj[ht], tau,
+                                 la, lt)
                 out["dual"] = term
-                total = total + self.dual.weight * term
+                total = total + aux_scale * self.dual.weight * term
             if self.direct.active and hb.sum() >= 2:
                 term = self.direct(output.z_audio[hb], output.z_text[hb], tau)
                 out["direct"] = term
-                total = total + self.direct.weight * term
+                total = total + aux_scale * self.direct.weight * term
             min_cka = 4 if self.cka.unbiased else 2
             if self.cka.active and ha.sum() >= min_cka and ht.sum() >= min_cka:
                 if c.cka_source == "features":
@@ -249,16 +260,15 @@ class HilbertLoss(nn.Module):
                     xa, xt = output.z_audio, output.z_text
                 term = self.cka(xa[ha], zj[ha], xt[ht], zj[ht])
                 out["cka"] = term
-                total = total + self.cka.weight * term
+                total = total + aux_scale * self.cka.weight * term
             if self.mi.active and hb.sum() >= 2:
                 term, i_a, i_t = self.mi(output.z_audio[hb], output.z_text[hb], zj[hb], tau)
                 out["mi"] = term
                 out["mi_audio"] = i_a.detach()
                 out["mi_text"] = i_t.detach()
-                total = total + self.mi.weight * term
+                total = total + aux_scale * self.mi.weight * term
         if self.lb_weight > 0:
             out["lb"] = output.lb_loss
             total = total + self.lb_weight * output.lb_loss
-        out["temperature"] = tau.detach()
         out["total"] = total
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +29,8 @@ class HilbertOutput:
     ``feat_audio``/``feat_text``: masked mean of the raw segment features (B, d_a)/(B, d_t), zeros
     for a document without that modality; ``has_audio``/``has_text``: (B,) bool, whether the
     document has at least one real segment of the modality (losses use them to leave documents
-    without a modality out of that modality's alignment terms).
+    without a modality out of that modality's alignment terms); ``temperature``: the model's
+    InfoNCE temperature (scalar, differentiable when learned).
     """
 
     z_audio: torch.Tensor | None
@@ -41,6 +43,7 @@ class HilbertOutput:
     feat_text: torch.Tensor | None
     has_audio: torch.Tensor | None
     has_text: torch.Tensor | None
+    temperature: torch.Tensor | None = None
     attention: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -87,8 +90,10 @@ class HilbertModel(nn.Module):
                              ("text", c.text_dim, c.uses_text)):
             if not used:
                 continue
-            self.proj[m] = ModalityProjection(dim, c.d, c.dropout, c.position_encoding)
-            self.pool[m] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim, c.pool_combine)
+            self.proj[m] = ModalityProjection(dim, c.d, c.dropout, c.position_encoding,
+                                              c.position_scale)
+            self.pool[m] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim, c.pool_combine,
+                                            c.pool_init)
             self.missing[m] = nn.Parameter(torch.randn(c.d) * 0.02)
         if c.modalities == "both":
             def blocks() -> nn.ModuleList:
@@ -100,12 +105,26 @@ class HilbertModel(nn.Module):
             self.xattn_audio = blocks()
             self.xattn_text = blocks()
             self.pool["joint"] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim,
-                                                  c.pool_combine)
+                                                  c.pool_combine, c.pool_init)
+        # The InfoNCE temperature is model state, as open_clip's logit_scale: it is saved in the
+        # checkpoint, restored with the best epoch and kept out of weight decay by the trainer.
+        log_t = torch.tensor(math.log(c.temperature_init))
+        if c.learn_temperature:
+            self.log_temperature = nn.Parameter(log_t)
+        else:
+            self.register_buffer("log_temperature", log_t)
+        self._log_t_bounds = (math.log(c.temperature_min), math.log(c.temperature_max))
         if c.head == "moe":
             self.head = MoEClassifier(c.head_in_dim, c.n_classes, c.n_experts,
                                       c.expert_hidden_dim, c.top_k, c.dropout)
         else:
             self.head = MLPClassifier(c.head_in_dim, c.n_classes, c.expert_hidden_dim, c.dropout)
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        """``exp(log tau)`` clamped to ``[temperature_min, temperature_max]``."""
+        lo, hi = self._log_t_bounds
+        return self.log_temperature.clamp(lo, hi).exp()
 
     @classmethod
     def unimodal(cls, config: HilbertConfig, modality: str) -> HilbertModel:
@@ -203,5 +222,6 @@ class HilbertModel(nn.Module):
             lb_loss=lb,
             feat_audio=_masked_mean(audio, audio_mask) if c.uses_audio else None,
             feat_text=_masked_mean(text, text_mask) if c.uses_text else None,
-            has_audio=has.get("audio"), has_text=has.get("text"), attention=att,
+            has_audio=has.get("audio"), has_text=has.get("text"), temperature=self.temperature,
+            attention=att,
         )

