@@ -239,3 +239,46 @@ def test_mlp_head_and_mean_pool_and_no_cross_layers_variants():
         assert torch.isfinite(out.logits).all(), kw
     out = _model(head="mlp")(*make_batch(b=2, n=4))
     assert torch.equal(out.gate, torch.ones(2, 1))
+
+
+def test_modality_dropout_masks_one_whole_modality_in_training_only():
+    cfg = tiny_config(modality_dropout=1.0)
+    torch.manual_seed(0)
+    model = HilbertModel(cfg)
+    a, t, am, tm = make_batch(b=8, seed=1)
+    model.train()
+    out = model(a, t, am, tm)
+    # p = 1: every document that has both modalities keeps exactly one of them
+    assert (out.has_audio ^ out.has_text).all()
+    model.eval()
+    out = model(a, t, am, tm)
+    assert out.has_audio.all() and out.has_text.all()
+    # a document with only one modality is never left with none
+    tm2 = tm.clone()
+    tm2[0] = False
+    model.train()
+    out = model(a, t, am, tm2)
+    assert out.has_audio[0] and not out.has_text[0]
+
+
+def test_uniform_pool_init_starts_as_the_mean_over_real_segments():
+    from hilbert_pipeline.model import AttentivePooling
+
+    pool = AttentivePooling(6, hops=3, hidden=4, combine="mean", init="uniform")
+    h = torch.randn(2, 5, 6)
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    z, att, _ = pool(h, mask)
+    torch.testing.assert_close(z[0], h[0].mean(0))
+    torch.testing.assert_close(z[1], h[1, :2].mean(0))
+    assert torch.allclose(att[1, :, :2], torch.full((3, 2), 0.5))
+
+
+def test_position_scale_scales_the_encoding():
+    from hilbert_pipeline.model import ModalityProjection, sinusoidal_positions
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 5)
+    plain = ModalityProjection(5, 8, 0.0, False).eval()
+    scaled = ModalityProjection(5, 8, 0.0, True, position_scale=0.25).eval()
+    scaled.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(scaled(x) - plain(x), 0.25 * sinusoidal_positions(4, 8)[None])

@@ -40,6 +40,10 @@ class HilbertConfig:
         specialise), ``"mean"`` averages them. ``position_encoding``: add a sinusoidal encoding of
         the segment index after projection, multiplied by ``position_scale`` (at 1.0 the encoding's
         RMS is about twice that of the projected content at initialisation and drowns it).
+        ``modality_dropout``: in training, each document of a two-modality model loses one of
+        its modalities (chosen at random; never its only one) with this probability, so that
+        the head cannot lean on one modality alone and a modality without signal cannot carry
+        memorised training labels (ModDrop, Neverova et al. 2016). Inference uses everything.
         ``pool_init``: ``"uniform"`` starts every pooling hop as the plain mean over segments
         (score layer initialised to zero), ``"random"`` uses PyTorch's default initialisation.
         ``max_segments``: optional hard cap on N (inputs
@@ -80,6 +84,7 @@ class HilbertConfig:
     pool_hidden: int | None = None
     pool_combine: str = "linear"
     dropout: float = 0.1
+    modality_dropout: float = 0.0
     attention_dropout: float = 0.0
     position_encoding: bool = True
     position_scale: float = 1.0
@@ -192,6 +197,9 @@ class HilbertConfig:
             errs.append(f"d={self.d} is not divisible by n_heads={self.n_heads}")
         if (is_int(self.top_k) and is_int(self.n_experts) and self.top_k > self.n_experts):
             errs.append(f"top_k={self.top_k} exceeds n_experts={self.n_experts}")
+        v = self.modality_dropout
+        if not is_num(v) or not 0.0 <= v <= 1.0:
+            errs.append(f"modality_dropout must be in [0, 1], got {v!r}")
         for name in ("dropout", "attention_dropout"):
             v = getattr(self, name)
             if not is_num(v) or not 0.0 <= v < 1.0:

@@ -188,12 +188,25 @@ class HilbertModel(nn.Module):
                 raise ModelInputError(f"document(s) at batch index {docs} have no real segment "
                                       f"in either modality")
 
+    def _drop_modalities(self, audio_mask: torch.Tensor, text_mask: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """ModDrop: mask out all of one modality for a random subset of the documents."""
+        b = audio_mask.shape[0]
+        dev = audio_mask.device
+        both = audio_mask.any(dim=1) & text_mask.any(dim=1)  # never drop a document's only one
+        drop = (torch.rand(b, device=dev) < self.config.modality_dropout) & both
+        audio_side = torch.rand(b, device=dev) < 0.5
+        return (audio_mask & ~(drop & audio_side)[:, None],
+                text_mask & ~(drop & ~audio_side)[:, None])
+
     # ------------------------------------------------------------------ forward
     def forward(self, audio: torch.Tensor | None, text: torch.Tensor | None,
                 audio_mask: torch.Tensor | None, text_mask: torch.Tensor | None) -> HilbertOutput:
         """Run the model on a padded batch: features (B, N, d_m), bool masks (B, N)."""
         self._check_inputs(audio, text, audio_mask, text_mask)
         c = self.config
+        if self.training and c.modalities == "both" and c.modality_dropout > 0:
+            audio_mask, text_mask = self._drop_modalities(audio_mask, text_mask)
         att: dict[str, torch.Tensor] = {}
         h: dict[str, torch.Tensor] = {}
         z: dict[str, torch.Tensor] = {}
