@@ -278,3 +278,12 @@ def test_use_tuned_reads_best_params(tmp_path):
         resolve_training_settings({**base, "model": {"dd": 3}})
     with pytest.raises(ParamsError, match="seed"):
         resolve_training_settings({"model": {}})
+
+
+def test_early_stopping_can_watch_the_validation_loss(docs):
+    cfg = build_config(docs, MODEL)
+    res = fit(cfg, docs, None, tp(epochs=8, patience=8, refit=False, select_on="loss"), seed=0)
+    h = res.history
+    assert res.best_epoch == int(h.loc[h["val_cls"].idxmin(), "epoch"])
+    with pytest.raises(TrainingError, match="select_on"):
+        tp(select_on="accuracy")

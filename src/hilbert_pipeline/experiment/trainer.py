@@ -57,6 +57,9 @@ class TrainingParams:
     ``aux_warmup_epochs``: the auxiliary terms' weights ramp linearly from 0 to their value over
     this many epochs (0 = full weight from the start), so the alignment terms shape a
     representation the classifier has started to organise instead of memorising documents first.
+    ``select_on``: what early stopping watches on the inner validation split: ``"macro_f1"``
+    or ``"loss"`` (the class-weighted classification loss: smooth where macro-F1 over a few dozen
+    documents moves in coarse steps and ties often).
     """
 
     epochs: int = 50
@@ -74,6 +77,7 @@ class TrainingParams:
     num_threads: int | None = None
     refit: bool = True
     aux_warmup_epochs: int = 0
+    select_on: str = "macro_f1"
 
     def __post_init__(self) -> None:
         errs = []
@@ -83,6 +87,8 @@ class TrainingParams:
         if not isinstance(self.aux_warmup_epochs, int) or isinstance(self.aux_warmup_epochs, bool) \
                 or self.aux_warmup_epochs < 0:
             errs.append(f"aux_warmup_epochs must be an integer >= 0, got {self.aux_warmup_epochs!r}")
+        if self.select_on not in ("macro_f1", "loss"):
+            errs.append(f"select_on must be 'macro_f1' or 'loss', got {self.select_on!r}")
         if not isinstance(self.refit, bool):
             errs.append(f"refit must be a bool, got {self.refit!r}")
         for name in ("epochs", "batch_size", "patience", "min_epochs", "eval_batch_size"):
@@ -404,6 +410,7 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
 
     history: list[dict[str, Any]] = []
     best_f1: float | None = None
+    best_score: float | None = None
     best_epoch = 0
     best_state = None
     stale = 0
@@ -442,8 +449,11 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
                 row.update({f"val_{k}": v for k, v in vterms.items()})
             row["val_macro_f1"] = val_f1
             history.append(row)
-            if val_f1 is None or best_f1 is None or val_f1 > best_f1:
-                best_f1, best_epoch, stale = val_f1, epoch, 0
+            score = val_f1
+            if val_f1 is not None and tp.select_on == "loss" and "val_cls" in row:
+                score = -row["val_cls"]
+            if score is None or best_score is None or score > best_score:
+                best_score, best_f1, best_epoch, stale = score, val_f1, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 stale += 1

@@ -84,11 +84,11 @@ class HilbertConfig:
     pool_hidden: int | None = None
     pool_combine: str = "linear"
     dropout: float = 0.1
-    modality_dropout: float = 0.0
+    modality_dropout: float = 0.3
     attention_dropout: float = 0.0
     position_encoding: bool = True
-    position_scale: float = 1.0
-    pool_init: str = "random"
+    position_scale: float = 0.1
+    pool_init: str = "uniform"
     max_segments: int | None = None
     head: str = "moe"
     n_experts: int = 4
