@@ -32,6 +32,7 @@ TOPICS = {
 
 PARAMS = ",".join([
     "evaluation.n_splits=3",
+    "evaluation.n_repeats=1",
     "evaluation.seed=7",
     "evaluation.progress=false",
     "evaluation.n_jobs=1",
@@ -72,9 +73,16 @@ def test_default_pipeline_end_to_end(kedro_project: Path, espeak: str):
     assert (kedro_project / "data" / "05_model_input" / "folds.csv").is_file()
 
     metrics = json.loads((reports / "metrics.json").read_text())
-    methods = ["hilbert", "text_only", "audio_only", "concat_logreg", "direct", "no_dual",
-               "no_cka", "no_mi", "mlp_head", "majority", "stratified"]
-    assert list(metrics) == methods
+    methods = ["hilbert", "text_only", "audio_only", "concat_logreg", "text_logreg",
+               "audio_logreg", "direct", "no_dual", "no_cka", "no_mi", "mlp_head", "majority",
+               "stratified"]
+    assert list(metrics) == methods + ["paired"]
+    paired = metrics["paired"]
+    assert paired["reference"] == "hilbert" and list(paired["methods"]) == methods[1:]
+    for p in paired["methods"].values():
+        assert p["wins"] + p["ties"] + p["losses"] == p["n_folds"] == 3
+    assert paired["verdict"]["best_alternative"] in {"text_only", "audio_only", "concat_logreg",
+                                                     "text_logreg", "audio_logreg", "direct"}
     for m in methods:
         assert set(metrics[m]) == {"macro_f1", "balanced_accuracy", "auc_ovr_macro",
                                    "weighted_f1"}
@@ -90,6 +98,7 @@ def test_default_pipeline_end_to_end(kedro_project: Path, espeak: str):
     assert len(fm) == 3 * len(methods)
     table = (reports / "comparison.md").read_text()
     assert "| hilbert | proposed |" in table
+    assert "## Paired comparison" in table and paired["verdict"]["sentence"] in table
     assert "method comparison" in proc.stderr + proc.stdout  # logged at the end
 
     from hilbert_pipeline.experiment.checkpoint import load_checkpoint

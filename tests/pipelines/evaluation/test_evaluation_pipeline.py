@@ -27,7 +27,7 @@ def _setup(project: Path, class_sizes=(7, 6, 4, 2), **evaluation_changes) -> pd.
     training["model"].update(d=8, n_heads=2, pool_hops=2, n_experts=2)
     training["optim"].update(epochs=2, batch_size=4, min_epochs=1, num_threads=1)
     evaluation = yaml.safe_load((base / "parameters_evaluation.yml").read_text())["evaluation"]
-    evaluation.update(n_splits=3, methods=METHODS, progress=False, **evaluation_changes)
+    evaluation.update(n_splits=3, n_repeats=1, methods=METHODS, progress=False, **evaluation_changes)
     (project / "conf/local/parameters_tiny.yml").write_text(
         yaml.safe_dump({"training": training, "evaluation": evaluation}))
     return documents
@@ -39,7 +39,8 @@ def test_evaluation_outputs_and_label_handling(kedro_project: Path):
     proc = run_kedro(kedro_project, "run", "--pipelines", "evaluation")
     rep = kedro_project / "data/08_reporting"
     metrics = json.loads((rep / "metrics.json").read_text())
-    assert list(metrics) == METHODS
+    assert list(metrics) == METHODS + ["paired"]
+    assert set(metrics["paired"]["methods"]) == set(METHODS) - {"hilbert"}
     labels = json.loads((rep / "evaluation_labels.json").read_text())
     assert labels["label_names"] == ["c0", "c1", "merged"]
     assert labels["dropped_classes"] == ["c3"]
