@@ -9,9 +9,9 @@ import pandas as pd
 
 from hilbert_pipeline.experiment import evaluate as ev
 from hilbert_pipeline.experiment import statistics as st
-from hilbert_pipeline.experiment.methods import METHODS
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.folds import make_folds
+from hilbert_pipeline.experiment.methods import METHODS
 from hilbert_pipeline.experiment.params import resolve_training_settings
 from hilbert_pipeline.utils import reject_unknown_keys
 
