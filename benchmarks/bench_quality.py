@@ -51,7 +51,7 @@ from hilbert_pipeline.experiment import evaluate as ev  # noqa: E402
 from hilbert_pipeline.experiment import statistics as st  # noqa: E402
 from hilbert_pipeline.experiment.data import build_document_set  # noqa: E402
 from hilbert_pipeline.experiment.folds import make_folds  # noqa: E402
-from hilbert_pipeline.experiment.methods import METHODS  # noqa: E402
+from hilbert_pipeline.experiment.methods import ROLES  # noqa: E402
 from hilbert_pipeline.experiment.params import resolve_training_settings  # noqa: E402
 
 UNIMODAL = ("text_only", "audio_only", "text_logreg", "audio_logreg")
@@ -66,10 +66,6 @@ def load_params() -> dict:
     return params
 
 
-def _coerce(text: str):
-    return yaml.safe_load(text)
-
-
 def apply_sets(training: dict, sets: list[str]) -> dict:
     """``model.lambda_dual=0.1`` / ``optim.epochs=60`` overrides of the training block."""
     training = json.loads(json.dumps(training))
@@ -78,7 +74,7 @@ def apply_sets(training: dict, sets: list[str]) -> dict:
         block, _, name = key.partition(".")
         if block not in ("model", "optim") or not name:
             raise SystemExit(f"--set {item}: use model.<field>=<value> or optim.<field>=<value>")
-        training.setdefault(block, {})[name] = _coerce(value)
+        training.setdefault(block, {})[name] = yaml.safe_load(value)
     return training
 
 
@@ -122,7 +118,7 @@ def evaluate_regime(features: dict, documents: pd.DataFrame, training: dict, met
                             progress=True, n_jobs=n_jobs)
     summary = ev.summarize(run.fold_metrics, ci="corrected_t")
     paired = st.paired_comparison(run.fold_metrics, "hilbert", "macro_f1")
-    verdict = st.verdict(paired, summary, {m: s.role for m, s in METHODS.items()})
+    verdict = st.verdict(paired, summary, ROLES)
     counts = dict(zip(docs.label_names, docs.class_counts().tolist(), strict=True))
     return {"summary": summary, "paired": paired, "verdict": verdict, "classes": counts,
             "fold_metrics": run.fold_metrics}

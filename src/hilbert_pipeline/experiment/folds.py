@@ -29,10 +29,18 @@ class FoldError(ValueError):
     """A folds table does not fit the documents it is applied to."""
 
 
-def make_folds(docs: DocumentSet, n_splits: int, n_repeats: int, seed: int) -> pd.DataFrame:
-    """Build the folds table for ``docs`` (see module docstring)."""
+def stratified_splitter(n_splits: int, groups, seed: int):
+    """``StratifiedGroupKFold`` when there are ``groups`` (a group never straddles train and test),
+    else ``StratifiedKFold``; both shuffled with ``seed``. Shared by the outer folds, the inner
+    validation split of the trainer and the logistic regression's inner CV."""
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+    cls = StratifiedGroupKFold if groups is not None else StratifiedKFold
+    return cls(n_splits=n_splits, shuffle=True, random_state=int(seed) % 2**32)
+
+
+def make_folds(docs: DocumentSet, n_splits: int, n_repeats: int, seed: int) -> pd.DataFrame:
+    """Build the folds table for ``docs`` (see module docstring)."""
     if docs.splits is not None:
         if n_repeats != 1:
             log.info("documents carry a fixed train/test split: n_repeats=%d ignored", n_repeats)
@@ -58,12 +66,8 @@ def make_folds(docs: DocumentSet, n_splits: int, n_repeats: int, seed: int) -> p
     rows = []
     x_dummy = np.zeros((len(docs), 1))
     for r in range(n_repeats):
-        if docs.groups is not None:
-            splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed + r)
-            splits = splitter.split(x_dummy, y, groups=docs.groups)
-        else:
-            splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed + r)
-            splits = splitter.split(x_dummy, y)
+        splits = stratified_splitter(n_splits, docs.groups, seed + r).split(
+            x_dummy, y, groups=docs.groups)
         for f, (tr, te) in enumerate(splits):
             rows += [(r, f, docs.doc_ids[i], "train") for i in tr]
             rows += [(r, f, docs.doc_ids[i], "test") for i in te]

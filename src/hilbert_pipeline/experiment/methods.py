@@ -81,6 +81,10 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
 )}
 
 
+#: method name -> role, what the paired comparison's verdict reads
+ROLES: dict[str, str] = {name: spec.role for name, spec in METHODS.items()}
+
+
 @dataclass
 class MethodResult:
     proba: np.ndarray  # (n_test, C)
@@ -202,11 +206,12 @@ def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
     import warnings
 
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from ..model import class_weights
+    from .folds import stratified_splitter
 
     counts = train.class_counts()
     weights = class_weights(counts, class_weight_power).numpy()
@@ -222,15 +227,14 @@ def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
         chosen = float(C if C is not None else (C_grid[0] if len(C_grid) == 1 else 1.0))
         clf = model(chosen).fit(x_train, train.labels)
     else:
-        if train.groups is not None and len(set(train.groups.tolist())) >= k:
-            cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        else:
-            cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        grouped = train.groups is not None and len(set(train.groups.tolist())) >= k
+        groups = train.groups if grouped else None
+        cv = stratified_splitter(k, groups, seed)
         search = GridSearchCV(model(1.0), {"logisticregression__C": [float(c) for c in C_grid]},
                               scoring="f1_macro", cv=cv, refit=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            search.fit(x_train, train.labels, groups=train.groups)
+            search.fit(x_train, train.labels, groups=groups)
         clf = search.best_estimator_
         chosen = float(search.best_params_["logisticregression__C"])
     proba = clf.predict_proba(test.pooled_features(modalities))

@@ -170,17 +170,17 @@ def inner_split(docs: DocumentSet, val_fraction: float, seed: int
 
 def _grouped_inner_split(docs: DocumentSet, val_fraction: float, seed: int
                          ) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import StratifiedGroupKFold
+    import warnings
+
+    from .folds import stratified_splitter
 
     n_groups = len(set(docs.groups.tolist()))
     k = min(max(2, round(1.0 / val_fraction)), n_groups)
     if k < 2:  # a single group cannot be split without mixing it
         return np.arange(len(docs), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    import warnings
-
     with warnings.catch_warnings():  # "least populated class" warnings: expected for small data
         warnings.simplefilter("ignore", UserWarning)
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=int(seed) % 2**32)
+        splitter = stratified_splitter(k, docs.groups, seed)
         tr, va = next(splitter.split(np.zeros((len(docs), 1)), docs.labels, groups=docs.groups))
     return np.sort(tr).astype(np.int64), np.sort(va).astype(np.int64)
 
@@ -306,20 +306,18 @@ def _macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(f1_score(y_true, proba.argmax(axis=1), average="macro", zero_division=0))
 
 
-def fit(config, train_docs: DocumentSet, val_docs: DocumentSet | None,
-        training_params: TrainingParams, seed: int,
+def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
+        tp: TrainingParams, seed: int,
         on_epoch_end: Callable[[int, float | None], None] | None = None) -> FitResult:
-    """Train a :class:`HilbertModel` from the ``HilbertConfig`` ``config``.
+    """Train a :class:`HilbertModel` from the ``HilbertConfig`` ``cfg`` with ``tp``.
 
     ``val_docs=None`` splits ``train_docs`` with :func:`inner_split` (``val_fraction``, ``seed``)
-    and, with ``training_params.refit``, retrains on all of ``train_docs`` for the chosen number of
+    and, with ``tp.refit``, retrains on all of ``train_docs`` for the chosen number of
     epochs; pass explicit ``val_docs`` to control the split yourself (no refit then: the caller
-    scores on those documents). ``config.n_classes`` must equal ``train_docs.n_classes``; feature
+    scores on those documents). ``cfg.n_classes`` must equal ``train_docs.n_classes``; feature
     widths must match the documents.
     """
     t0 = time.perf_counter()
-    tp = training_params
-    cfg = config
     if cfg.n_classes != train_docs.n_classes:
         raise TrainingError(f"config.n_classes={cfg.n_classes} but the documents have "
                             f"{train_docs.n_classes} classes {train_docs.label_names}")

@@ -19,6 +19,7 @@ CKA_SOURCES = ("features", "projected")
 CLASS_LOSSES = ("ce", "focal")
 POOL_COMBINES = ("linear", "mean")
 POSITIVES = ("instance", "label")
+POOL_INITS = ("uniform", "random")
 
 
 class ConfigError(ValueError):
@@ -177,7 +178,7 @@ class HilbertConfig:
         need_choice("class_loss", CLASS_LOSSES)
         need_choice("pool_combine", POOL_COMBINES)
         need_choice("contrastive_positives", POSITIVES)
-        need_choice("pool_init", ("uniform", "random"))
+        need_choice("pool_init", POOL_INITS)
         for name in ("position_encoding", "learn_temperature", "cka_unbiased",
                      "joint_stop_gradient"):
             need_bool(name)

@@ -11,7 +11,7 @@ from hilbert_pipeline.experiment import evaluate as ev
 from hilbert_pipeline.experiment import statistics as st
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.folds import make_folds
-from hilbert_pipeline.experiment.methods import METHODS
+from hilbert_pipeline.experiment.methods import ROLES
 from hilbert_pipeline.experiment.params import resolve_training_settings
 from hilbert_pipeline.utils import reject_unknown_keys
 
@@ -89,7 +89,7 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
     main = "hilbert" if "hilbert" in summary else next(iter(summary))
     if len(summary) > 1:
         paired = st.paired_comparison(fold_metrics, main, "macro_f1", ci)
-        verdict = st.verdict(paired, summary, {m: s.role for m, s in METHODS.items()}, main)
+        verdict = st.verdict(paired, summary, ROLES, main)
         table += "\n" + st.paired_markdown(paired, verdict, main)
         summary = {**summary, "paired": {"reference": main, "metric": "macro_f1",
                                          "methods": paired, "verdict": verdict}}
