@@ -74,8 +74,8 @@ def test_default_pipeline_end_to_end(kedro_project: Path, espeak: str):
 
     metrics = json.loads((reports / "metrics.json").read_text())
     methods = ["hilbert", "text_only", "audio_only", "concat_logreg", "text_logreg",
-               "audio_logreg", "direct", "no_dual", "no_cka", "no_mi", "mlp_head", "majority",
-               "stratified"]
+               "audio_logreg", "direct", "no_dual", "no_cka", "no_mi", "mlp_head", "no_wide",
+               "majority", "stratified"]
     assert list(metrics) == methods + ["paired"]
     paired = metrics["paired"]
     assert paired["reference"] == "hilbert" and list(paired["methods"]) == methods[1:]

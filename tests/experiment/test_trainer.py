@@ -28,7 +28,9 @@ from hilbert_pipeline.experiment.trainer import (
     predict,
 )
 
-MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2}
+# the deep model's training mechanics; the wide (pooled logistic-regression) path has its own tests
+MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2, "pooled_skip": False}
+WIDE = {**MODEL, "pooled_skip": True}
 OPTIM = {"epochs": 4, "batch_size": 4, "lr": 5e-3, "patience": 3}
 
 
@@ -287,3 +289,46 @@ def test_early_stopping_can_watch_the_validation_loss(docs):
     assert res.best_epoch == int(h.loc[h["val_cls"].idxmin(), "epoch"])
     with pytest.raises(TrainingError, match="select_on"):
         tp(select_on="accuracy")
+
+
+def _noise_audio_docs():
+    """Text carries the class, audio is pure noise."""
+    sf, table = synthetic_features([12, 10, 8], n_segments=(2, 4), audio_dim=6, text_dim=8,
+                                   seed=5, signal=1.5)
+    rng = np.random.default_rng(0)
+    sf["audio"] = rng.normal(size=sf["audio"].shape).astype(np.float32)
+    ds, _ = build_document_set(sf, table)
+    return ds
+
+
+def test_wide_path_starts_as_the_selected_logistic_regression_and_stays_fixed():
+    from hilbert_pipeline.experiment.methods import fit_logreg
+
+    docs = _noise_audio_docs()
+    cfg = build_config(docs, WIDE)  # defaults: logreg start, frozen
+    assert cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and not cfg.pooled_skip_trainable
+    res = fit(cfg, docs, docs.subset([]), tp(epochs=3), seed=0)
+    w = res.model.skip.weight.detach().numpy()
+    # the noise modality was left out of the wide path (its columns are 0), the text kept
+    assert np.abs(w[:, :docs.audio_dim]).max() == 0.0
+    assert np.abs(w[:, docs.audio_dim:]).max() > 0.0
+    # with the deep logits at 0 the model is the text logistic regression chosen by inner CV
+    untrained = fit(cfg, docs, docs.subset([]), tp(epochs=1, lr=0.0), seed=0)
+    clf, _ = fit_logreg(docs, 0, ("text",), class_weight_power=cfg.class_weight_power,
+                        inner_repeats=3)
+    np.testing.assert_allclose(predict(untrained.model, docs),
+                               clf.predict_proba(docs.pooled_features(("text",))), atol=1e-4)
+    # frozen: training moved the deep branches, not the wide path
+    torch.testing.assert_close(res.model.skip.weight, untrained.model.skip.weight)
+
+
+def test_untrained_start_is_an_early_stopping_candidate():
+    docs = _noise_audio_docs()
+    cfg = build_config(docs, WIDE)
+    res = fit(cfg, docs, None, tp(epochs=3, lr=0.0, refit=False), seed=0)
+    h = res.history
+    assert h["epoch"].tolist()[0] == 0 and h["val_macro_f1"].notna().all()
+    assert res.best_epoch == 0  # lr 0: no epoch improves on the start
+    off = fit(build_config(docs, MODEL), docs, None,
+              tp(epochs=3, refit=False), seed=0)
+    assert off.history["epoch"].min() == 1

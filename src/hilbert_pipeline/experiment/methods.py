@@ -22,6 +22,7 @@ no_dual            ablation    ``lambda_dual=0``
 no_cka             ablation    ``lambda_cka=0``
 no_mi              ablation    ``lambda_mi=0``
 mlp_head           ablation    ``head="mlp"``
+no_wide            ablation    ``pooled_skip=False``: the deep branches alone
 =================  ==========  ========================================================
 """
 
@@ -78,6 +79,9 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
     MethodSpec("no_mi", "neural", "ablation", "without the MI-balance term", {"lambda_mi": 0.0}),
     MethodSpec("mlp_head", "neural", "ablation", "MLP head instead of mixture of experts",
                {"head": "mlp"}),
+    MethodSpec("no_wide", "neural", "ablation",
+               "the deep branches alone, without the pooled-feature (logistic-regression) path",
+               {"pooled_skip": False}),
 )}
 
 
@@ -191,17 +195,19 @@ def _full_proba(clf, proba: np.ndarray, n_classes: int) -> np.ndarray:
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
-def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
-            modalities: tuple[str, ...] = ("audio", "text"), class_weight_power: float = 1.0,
-            C: float | None = None, C_grid: tuple[float, ...] = C_GRID,  # noqa: N803
-            inner_folds: int = 5, max_iter: int = 2000) -> tuple[np.ndarray, dict[str, Any]]:
-    """Standardised pooled features -> class-weighted logistic regression.
+def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("audio", "text"),
+               class_weight_power: float = 1.0, C: float | None = None,  # noqa: N803
+               C_grid: tuple[float, ...] = C_GRID, inner_folds: int = 5,  # noqa: N803
+               max_iter: int = 2000, return_score: bool = False, inner_repeats: int = 1):
+    """Standardised pooled features -> class-weighted logistic regression; ``(pipeline, C)``
+    (and, with ``return_score``, the inner-CV macro-F1 of the chosen C, None without a search).
 
     Class weights are the neural methods' own (``class_weights(counts, class_weight_power)``,
     power 1 = scikit-learn's ``balanced``), so no method is favoured on the minority classes.
     ``C=None`` (default) picks C from ``C_grid`` by an inner stratified (grouped when the
-    documents carry groups) cross-validation on the training fold, scored by macro-F1; ties go
-    to the smaller C. The test fold is never seen while choosing.
+    documents carry groups) cross-validation on ``train``, scored by macro-F1; ties go to the
+    smaller C. ``inner_repeats`` > 1 repeats the inner k-fold with other shuffles (ungrouped
+    documents only), which steadies the choice on small training sets.
     """
     import warnings
 
@@ -226,17 +232,33 @@ def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
     if C is not None or k < 2 or len(C_grid) == 1:
         chosen = float(C if C is not None else (C_grid[0] if len(C_grid) == 1 else 1.0))
         clf = model(chosen).fit(x_train, train.labels)
+        return (clf, chosen, None) if return_score else (clf, chosen)
+    grouped = train.groups is not None and len(set(train.groups.tolist())) >= k
+    groups = train.groups if grouped else None
+    if groups is None and inner_repeats > 1:
+        from sklearn.model_selection import RepeatedStratifiedKFold
+
+        cv = RepeatedStratifiedKFold(n_splits=k, n_repeats=int(inner_repeats),
+                                     random_state=int(seed) % 2**32)
     else:
-        grouped = train.groups is not None and len(set(train.groups.tolist())) >= k
-        groups = train.groups if grouped else None
         cv = stratified_splitter(k, groups, seed)
-        search = GridSearchCV(model(1.0), {"logisticregression__C": [float(c) for c in C_grid]},
-                              scoring="f1_macro", cv=cv, refit=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            search.fit(x_train, train.labels, groups=groups)
-        clf = search.best_estimator_
-        chosen = float(search.best_params_["logisticregression__C"])
+    search = GridSearchCV(model(1.0), {"logisticregression__C": [float(c) for c in C_grid]},
+                          scoring="f1_macro", cv=cv, refit=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        search.fit(x_train, train.labels, groups=groups)
+    chosen = float(search.best_params_["logisticregression__C"])
+    if return_score:
+        return search.best_estimator_, chosen, float(search.best_score_)
+    return search.best_estimator_, chosen
+
+
+def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
+            modalities: tuple[str, ...] = ("audio", "text"), **options: Any
+            ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The logistic-regression baselines (:func:`fit_logreg`) scored on ``test``; the test fold
+    is never seen while choosing C."""
+    clf, chosen = fit_logreg(train, seed, modalities, **options)
     proba = clf.predict_proba(test.pooled_features(modalities))
     return _full_proba(clf[-1], proba, train.n_classes), {"C": chosen}
 

@@ -375,6 +375,50 @@ def _param_groups(model) -> list[dict[str, Any]]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _init_pooled_skip(model, docs: DocumentSet, seed: int) -> None:
+    """Standardisation stats of the skip path from ``docs``; with ``pooled_skip_init="logreg"``
+    also its weights, from the logistic-regression baseline fitted on the same documents."""
+    import torch
+
+    pooled = docs.pooled_features(model.pooled_modalities)
+    model.set_pooled_stats(pooled.mean(axis=0), pooled.std(axis=0))
+    if model.config.pooled_skip_init != "logreg":
+        return
+    from .methods import fit_logreg
+
+    mods = model.pooled_modalities
+    widths = {"audio": docs.audio_dim, "text": docs.text_dim}
+    best = None
+    for subset in ([mods] + [(m,) for m in mods] if len(mods) > 1 else [mods]):
+        clf, _, score = fit_logreg(docs, seed, modalities=subset,
+                                   class_weight_power=model.config.class_weight_power,
+                                   return_score=True, inner_repeats=3)
+        score = -np.inf if score is None else score  # too few documents to choose: keep both
+        if best is None or score > best[2] + 1e-12:
+            best = (clf, subset, score)
+    clf, subset, _ = best
+    cols = np.concatenate([np.arange(sum(widths[x] for x in mods[:mods.index(m)]),
+                                     sum(widths[x] for x in mods[:mods.index(m) + 1]))
+                           for m in subset])
+    scaler, lr = clf[0], clf[-1]
+    coef = np.zeros((docs.n_classes, len(cols)))
+    bias = np.zeros(docs.n_classes)
+    classes = np.asarray(lr.classes_, dtype=np.int64)
+    if len(classes) == 2 and lr.coef_.shape[0] == 1:  # binary: one row for the positive class
+        coef[classes[1]], bias[classes[1]] = lr.coef_[0], lr.intercept_[0]
+    else:
+        coef[classes], bias[classes] = lr.coef_, lr.intercept_
+    bias[np.setdiff1d(np.arange(docs.n_classes), classes)] = -30.0  # absent class: never
+    # the scaler's std may differ from set_pooled_stats' only where a column is constant
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0) / model.pooled_std.numpy()[cols]
+    weight = np.zeros((docs.n_classes, pooled.shape[1]))
+    weight[:, cols] = coef / scale
+    with torch.no_grad():
+        model.skip.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        model.skip.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+        model.skip.requires_grad_(model.config.pooled_skip_trainable)
+
+
 def _aux_scale(epoch: int, warmup: int) -> float:
     """Linear warm-up factor of the auxiliary loss weights for 1-based ``epoch``."""
     return 1.0 if warmup <= 0 else min(1.0, epoch / (warmup + 1))
@@ -392,7 +436,10 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
 
     seed_everything(seed)
     device = resolve_device(tp.device)
-    model = HilbertModel(cfg).to(device)
+    model = HilbertModel(cfg)
+    if cfg.pooled_skip:
+        _init_pooled_skip(model, train_docs, seed)
+    model = model.to(device)
     counts = train_docs.class_counts()
     loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32))
     loss_fn = loss_fn.to(device)
@@ -413,6 +460,30 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
     best_state = None
     stale = 0
     bar = None
+
+    def track(row: dict[str, Any], stale: int) -> tuple[float | None, int]:
+        """Validate, append ``row`` to the history, keep the best state; new stale count."""
+        nonlocal best_score, best_f1, best_epoch, best_state
+        val_f1 = None
+        if len(val_docs) > 0:
+            proba, vterms = _validate(model, loss_fn, val_docs, tp.eval_batch_size)
+            val_f1 = _macro_f1(val_docs.labels, proba)
+            row.update({f"val_{k}": v for k, v in vterms.items()})
+        row["val_macro_f1"] = val_f1
+        history.append(row)
+        score = val_f1
+        if val_f1 is not None and tp.select_on == "loss" and "val_cls" in row:
+            score = -row["val_cls"]
+        if score is None or best_score is None or score > best_score:
+            best_score, best_f1, best_epoch = score, val_f1, row["epoch"]
+            best_state = copy.deepcopy(model.state_dict())
+            return val_f1, 0
+        return val_f1, stale + 1
+
+    if cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and len(val_docs) > 0:
+        # the untrained model is the logistic regression itself (deep logits start at 0): a
+        # candidate too, so training that does not help on validation is not kept
+        track({"epoch": 0, "temperature": float(model.temperature.detach())}, 0)
     if tp.progress:
         from tqdm.auto import tqdm
 
@@ -440,21 +511,7 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
             row: dict[str, Any] = {"epoch": epoch}
             row.update({f"train_{k}": v / seen[k] for k, v in sums.items()})
             row["temperature"] = float(model.temperature.detach())
-            val_f1 = None
-            if len(val_docs) > 0:
-                proba, vterms = _validate(model, loss_fn, val_docs, tp.eval_batch_size)
-                val_f1 = _macro_f1(val_docs.labels, proba)
-                row.update({f"val_{k}": v for k, v in vterms.items()})
-            row["val_macro_f1"] = val_f1
-            history.append(row)
-            score = val_f1
-            if val_f1 is not None and tp.select_on == "loss" and "val_cls" in row:
-                score = -row["val_cls"]
-            if score is None or best_score is None or score > best_score:
-                best_score, best_f1, best_epoch, stale = score, val_f1, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
+            val_f1, stale = track(row, stale)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
@@ -470,6 +527,6 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
     if best_state is not None:
         model.load_state_dict(best_state)  # the temperature is model state: restored with it
     model.eval()
-    hist = pd.DataFrame(history)
+    hist = pd.DataFrame(history, columns=None if history else ["epoch"])
     hist["best"] = hist["epoch"] == best_epoch
     return model, hist, best_epoch, best_f1

@@ -51,6 +51,21 @@ class HilbertConfig:
         with more segments are rejected, so an upstream cap that did not happen is noticed).
     Head
         ``head``: ``"moe"`` (mixture of experts, DESIGN §4.4) or ``"mlp"`` (ablation).
+        ``pooled_skip``: add to the head's logits a linear map of the standardised masked mean
+        of the raw segment features of each used modality (a "wide" path beside the deep one,
+        Cheng et al. 2016): the model then starts from what a logistic regression on pooled
+        features sees, and the attention branches add what lies beyond the mean. The
+        standardisation (mean/std of the training documents) is model state, set by the
+        trainer with :meth:`HilbertModel.set_pooled_stats`. ``pooled_skip_init``: ``"zero"``
+        or ``"logreg"`` (the trainer starts the path at a class-weighted logistic regression
+        fitted, C by inner CV, on the same training documents, so training starts from that
+        baseline's decision function and the deep branches learn what it misses; the deep
+        logits then start at 0, and the trainer also considers the untrained model, i.e. the
+        logistic regression, as an early-stopping candidate). The trainer chooses which
+        modalities the path reads (both or one) by repeated inner CV on the training documents,
+        so a modality without signal does not enter it. ``pooled_skip_trainable``: whether the
+        path's weights keep learning after that start (default False: it stays the logistic
+        regression and the deep branches learn the residual).
         ``n_experts`` (K), ``top_k`` (None = dense softmax gate), ``expert_hidden``
         (None -> 2*d).
     Modalities / alignment
@@ -92,6 +107,9 @@ class HilbertConfig:
     pool_init: str = "uniform"
     max_segments: int | None = None
     head: str = "moe"
+    pooled_skip: bool = True
+    pooled_skip_init: str = "logreg"
+    pooled_skip_trainable: bool = False
     n_experts: int = 4
     top_k: int | None = None
     expert_hidden: int | None = None
@@ -179,8 +197,9 @@ class HilbertConfig:
         need_choice("pool_combine", POOL_COMBINES)
         need_choice("contrastive_positives", POSITIVES)
         need_choice("pool_init", POOL_INITS)
+        need_choice("pooled_skip_init", ("zero", "logreg"))
         for name in ("position_encoding", "learn_temperature", "cka_unbiased",
-                     "joint_stop_gradient"):
+                     "joint_stop_gradient", "pooled_skip", "pooled_skip_trainable"):
             need_bool(name)
         for name, used in (("audio_dim", self.uses_audio), ("text_dim", self.uses_text)):
             need_int(name, 1 if used else 0)

@@ -119,12 +119,56 @@ class HilbertModel(nn.Module):
                                       c.expert_hidden_dim, c.top_k, c.dropout)
         else:
             self.head = MLPClassifier(c.head_in_dim, c.n_classes, c.expert_hidden_dim, c.dropout)
+        if c.pooled_skip:
+            width = (c.audio_dim if c.uses_audio else 0) + (c.text_dim if c.uses_text else 0)
+            self.skip = nn.Linear(width, c.n_classes)
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
+            self.register_buffer("pooled_mean", torch.zeros(width))
+            self.register_buffer("pooled_std", torch.ones(width))
+            if c.pooled_skip_init == "logreg":  # deep logits start at 0: the model starts as
+                for last in self.head.output_layers():  # the logistic regression
+                    nn.init.zeros_(last.weight)
+                    nn.init.zeros_(last.bias)
 
     @property
     def temperature(self) -> torch.Tensor:
         """``exp(log tau)`` clamped to ``[temperature_min, temperature_max]``."""
         lo, hi = self._log_t_bounds
         return self.log_temperature.clamp(lo, hi).exp()
+
+    @property
+    def pooled_modalities(self) -> tuple[str, ...]:
+        """The modalities whose pooled raw features feed the skip path, in order."""
+        return tuple(m for m, used in (("audio", self.config.uses_audio),
+                                       ("text", self.config.uses_text)) if used)
+
+    def set_pooled_stats(self, mean, std) -> None:
+        """Standardisation of the skip path's input: per-column mean and std of the training
+        documents' pooled features (columns of :attr:`pooled_modalities`, in order). A column
+        with (near) zero spread is left unscaled."""
+        if not self.config.pooled_skip:
+            raise ValueError("set_pooled_stats needs pooled_skip=True")
+        mean = torch.as_tensor(mean, dtype=self.pooled_mean.dtype)
+        std = torch.as_tensor(std, dtype=self.pooled_std.dtype)
+        if mean.shape != self.pooled_mean.shape or std.shape != self.pooled_std.shape:
+            raise ValueError(f"pooled stats need shape {tuple(self.pooled_mean.shape)}, got "
+                             f"{tuple(mean.shape)} and {tuple(std.shape)}")
+        self.pooled_mean.copy_(mean)
+        self.pooled_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+
+    def _skip_logits(self, feats: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
+                     ) -> torch.Tensor:
+        """Linear logits of the standardised pooled features; a document without a modality
+        gets 0 (the training mean) in that modality's columns."""
+        cols, off = [], 0
+        for m in self.pooled_modalities:
+            x = _masked_mean(feats[m], masks[m])
+            w = x.shape[1]
+            x = (x - self.pooled_mean[off:off + w]) / self.pooled_std[off:off + w]
+            cols.append(x * masks[m].any(dim=1, keepdim=True).to(x.dtype))
+            off += w
+        return self.skip(torch.cat(cols, dim=-1))
 
     @classmethod
     def unimodal(cls, config: HilbertConfig, modality: str) -> HilbertModel:
@@ -230,6 +274,8 @@ class HilbertModel(nn.Module):
             zj = z[c.modalities]
             x = zj
         logits, gate, lb = self.head(x)
+        if c.pooled_skip:
+            logits = logits + self._skip_logits(feats, masks)
         return HilbertOutput(
             z_audio=z.get("audio"), z_text=z.get("text"), z_joint=zj, logits=logits, gate=gate,
             lb_loss=lb,

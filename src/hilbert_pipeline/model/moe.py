@@ -42,6 +42,10 @@ class MoEClassifier(nn.Module):
         self.experts = nn.ModuleList(
             _expert(in_dim, hidden, n_classes, dropout) for _ in range(n_experts))
 
+    def output_layers(self) -> list[nn.Linear]:
+        """The layers that produce the logits (one per expert)."""
+        return [e[-1] for e in self.experts]
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(logits (B, C), gate (B, K), lb_loss scalar)``."""
         gate_logits = self.gate(x)
@@ -74,6 +78,10 @@ class MLPClassifier(nn.Module):
                  dropout: float = 0.1) -> None:
         super().__init__()
         self.net = _expert(in_dim, hidden, n_classes, dropout)
+
+    def output_layers(self) -> list[nn.Linear]:
+        """The layer that produces the logits."""
+        return [self.net[-1]]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.net(x)
