@@ -100,7 +100,8 @@ def test_importance_page_explains_when_too_few_trials(tmp_path):
 
 
 def test_pruning_stops_bad_trials(tmp_path):
-    """A trial whose learning rate is far too small is pruned against two good ones."""
+    """A trial whose learning rate is far too small is pruned against two good ones (the deep
+    model alone: with the wide path, an untrained model is already the logistic regression)."""
     space = {**TINY_SPACE, "lr": {"low": 1e-9, "high": 1e-2}, "d": 16, "n_experts": 2,
              "top_k": None, "lambda_dual": 0.1, "lambda_cka": 0.0, "lambda_mi": 0.0,
              "dropout": 0.0}
@@ -109,8 +110,8 @@ def test_pruning_stops_bad_trials(tmp_path):
                    pruner_startup_trials=2, pruner_warmup_steps=1, heartbeat_interval=1)
     for lr in (3e-3, 5e-3, 1e-9):
         h.study.enqueue_trial({"lr": lr})
-    obj = make_objective(tiny_train_docs(), SearchSpace.from_dict(space), TINY_MODEL, training,
-                         n_folds=3, seed=1)
+    obj = make_objective(tiny_train_docs(), SearchSpace.from_dict(space),
+                         {**TINY_MODEL, "pooled_skip": False}, training, n_folds=3, seed=1)
     res = run_worker(h, obj, n_trials=3, progress=False)
     assert res.completed == [0, 1] and res.pruned == [2]
     assert h.study.trials[2].params["lr"] == 1e-9
