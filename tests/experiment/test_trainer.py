@@ -314,8 +314,8 @@ def test_wide_path_starts_as_the_selected_logistic_regression_and_stays_fixed():
     assert np.abs(w[:, docs.audio_dim:]).max() > 0.0
     # with the deep logits at 0 the model is the text logistic regression chosen by inner CV
     untrained = fit(cfg, docs, docs.subset([]), tp(epochs=1, lr=0.0), seed=0)
-    clf, _ = fit_logreg(docs, 0, ("text",), class_weight_power=cfg.class_weight_power,
-                        inner_repeats=3)
+    clf, _, _ = fit_logreg(docs, 0, ("text",), class_weight_power=cfg.class_weight_power,
+                           inner_repeats=3)
     np.testing.assert_allclose(predict(untrained.model, docs),
                                clf.predict_proba(docs.pooled_features(("text",))), atol=1e-4)
     # frozen: training moved the deep branches, not the wide path

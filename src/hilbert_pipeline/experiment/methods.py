@@ -198,9 +198,9 @@ C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("audio", "text"),
                class_weight_power: float = 1.0, C: float | None = None,  # noqa: N803
                C_grid: tuple[float, ...] = C_GRID, inner_folds: int = 5,  # noqa: N803
-               max_iter: int = 2000, return_score: bool = False, inner_repeats: int = 1):
-    """Standardised pooled features -> class-weighted logistic regression; ``(pipeline, C)``
-    (and, with ``return_score``, the inner-CV macro-F1 of the chosen C, None without a search).
+               max_iter: int = 2000, inner_repeats: int = 1):
+    """Standardised pooled features -> class-weighted logistic regression:
+    ``(pipeline, C, inner-CV macro-F1 of that C or None when C was not searched)``.
 
     Class weights are the neural methods' own (``class_weights(counts, class_weight_power)``,
     power 1 = scikit-learn's ``balanced``), so no method is favoured on the minority classes.
@@ -231,8 +231,7 @@ def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("au
     k = int(min(inner_folds, counts[counts > 0].min()))
     if C is not None or k < 2 or len(C_grid) == 1:
         chosen = float(C if C is not None else (C_grid[0] if len(C_grid) == 1 else 1.0))
-        clf = model(chosen).fit(x_train, train.labels)
-        return (clf, chosen, None) if return_score else (clf, chosen)
+        return model(chosen).fit(x_train, train.labels), chosen, None
     grouped = train.groups is not None and len(set(train.groups.tolist())) >= k
     groups = train.groups if grouped else None
     if groups is None and inner_repeats > 1:
@@ -247,10 +246,8 @@ def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("au
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         search.fit(x_train, train.labels, groups=groups)
-    chosen = float(search.best_params_["logisticregression__C"])
-    if return_score:
-        return search.best_estimator_, chosen, float(search.best_score_)
-    return search.best_estimator_, chosen
+    return (search.best_estimator_, float(search.best_params_["logisticregression__C"]),
+            float(search.best_score_))
 
 
 def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
@@ -258,7 +255,7 @@ def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
             ) -> tuple[np.ndarray, dict[str, Any]]:
     """The logistic-regression baselines (:func:`fit_logreg`) scored on ``test``; the test fold
     is never seen while choosing C."""
-    clf, chosen = fit_logreg(train, seed, modalities, **options)
+    clf, chosen, _ = fit_logreg(train, seed, modalities, **options)
     proba = clf.predict_proba(test.pooled_features(modalities))
     return _full_proba(clf[-1], proba, train.n_classes), {"C": chosen}
 

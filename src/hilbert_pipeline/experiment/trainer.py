@@ -419,7 +419,7 @@ def _wide_logreg(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], p
     best = None
     for subset in ([mods] + [(m,) for m in mods] if len(mods) > 1 else [mods]):
         clf, _, score = fit_logreg(docs, seed, modalities=subset, class_weight_power=power,
-                                   return_score=True, inner_repeats=3)
+                                   inner_repeats=3)
         score = -np.inf if score is None else score  # too few documents to choose: keep all
         if best is None or score > best[2] + 1e-12:
             best = (clf, subset, score)
