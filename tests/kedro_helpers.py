@@ -34,10 +34,12 @@ def make_project_copy(dest: Path) -> Path:
     return dest
 
 
-def run_kedro(project: Path, *args: str, check: bool = True, timeout: int = 600):
-    """Run ``python -m kedro <args>`` in ``project`` as a user would; return CompletedProcess."""
+def run_kedro(project: Path, *args: str, check: bool = True, timeout: int = 600,
+              env: dict[str, str] | None = None):
+    """Run ``python -m kedro <args>`` in ``project`` as a user would; return CompletedProcess.
+    ``env``: extra environment variables."""
     env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1",
-               DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+               DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **(env or {}))
     proc = subprocess.run([sys.executable, "-m", "kedro", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:

@@ -63,6 +63,7 @@ def make_dvc_project(dest: Path) -> Path:
     _edit(base / "parameters_training.yml", "training", training)
     _edit(base / "parameters_evaluation.yml", "evaluation", lambda p: p.update(
         n_splits=2, n_repeats=1, methods=METHODS, progress=False, n_jobs=1))
+    _edit(base / "parameters_inference.yml", "inference", lambda p: p.update(progress=False))
     return dest
 
 
@@ -91,8 +92,10 @@ def test_dvc_repro_chain_status_and_metrics(tmp_path, espeak):
     dvc(project, "config", "core.analytics", "false")
 
     dvc(project, "repro", "demo_data", "segmentation", "embedding", "tuning", "training",
-        "evaluation")
+        "evaluation", "inference")
     assert (project / "dvc.lock").is_file()
+    predictions = project / "data/07_model_output/predictions.csv"
+    assert len(predictions.read_text().splitlines()) == 1 + 14  # header + every document
     for out in ("data/01_raw/sotu/manifest.csv", "data/04_feature/segment_features.pkl",
                 "data/06_models/optuna.db", "data/06_models/best_params.json",
                 "data/06_models/hilbert_model.pt", "data/08_reporting/metrics.json"):
@@ -101,10 +104,11 @@ def test_dvc_repro_chain_status_and_metrics(tmp_path, espeak):
 
     # nothing changed: nothing runs
     again = dvc(project, "repro", "demo_data", "segmentation", "embedding", "tuning", "training",
-                "evaluation")
+                "evaluation", "inference")
     out = again.stdout + again.stderr
     assert "Running stage" not in out
-    for stage in ("demo_data", "segmentation", "embedding", "tuning", "training", "evaluation"):
+    for stage in ("demo_data", "segmentation", "embedding", "tuning", "training", "evaluation",
+                  "inference"):
         assert f"Stage '{stage}' didn't change, skipping" in out
 
     # the tuning database survives a forced re-run of its stage (persist: true) and resumes
@@ -118,10 +122,14 @@ def test_dvc_repro_chain_status_and_metrics(tmp_path, espeak):
     _edit(project / "conf/base/parameters_training.yml", "training",
           lambda p: p.update(use_tuned=True))
     assert stale_stages(project) == {"training", "evaluation"}
+    # an inference parameter: inference alone
+    _edit(project / "conf/base/parameters_inference.yml", "inference",
+          lambda p: p.update(top_k=3))
+    assert stale_stages(project) == {"training", "evaluation", "inference"}
     # one that tuning reads as well (every trial starts from training.optim)
     _edit(project / "conf/base/parameters_training.yml", "training",
           lambda p: p["optim"].update(weight_decay=0.05))
-    assert stale_stages(project) == {"tuning", "training", "evaluation"}
+    assert stale_stages(project) == {"tuning", "training", "evaluation", "inference"}
 
     metrics = dvc(project, "metrics", "show").stdout
     for method in METHODS:

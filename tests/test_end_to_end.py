@@ -107,6 +107,22 @@ def test_default_pipeline_end_to_end(kedro_project: Path, espeak: str):
     assert ck.label_names == ["defense", "economy", "science"]
     assert ck.config.audio_dim == 256 and ck.config.text_dim == 384
 
+    # apply the trained model as a user would: `kedro run --pipelines inference`
+    run_kedro(kedro_project, "run", "--pipelines", "inference", "--params",
+              f"corpus={corpus},{PARAMS},inference.progress=false")
+    out = kedro_project / "data" / "07_model_output"
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert sorted(predictions["doc_id"]) == sorted(d["doc_id"] for d in _documents())
+    assert predictions["in_training"].all()  # the training corpus itself: not held-out
+    assert (out / "explanations.csv").is_file() and (out / "inference_report.html").is_file()
+    assert json.loads((out / "inference_metrics.json").read_text())["held_out"] is False
+    # a parameter the model was not trained with is refused with one clear message
+    proc = run_kedro(kedro_project, "run", "--pipelines", "inference", "--params",
+                     f"corpus={corpus},{PARAMS},segmentation.max_segments=3", check=False)
+    assert proc.returncode != 0
+    assert "segmentation.max_segments: the model was trained with 1024" in (proc.stdout
+                                                                           + proc.stderr)
+
     # same seed, same folds and features -> identical metrics
     first = (reports / "metrics.json").read_text()
     run_kedro(kedro_project, "run", "--pipelines", "evaluation", "--params",

@@ -13,7 +13,7 @@ from kedro_helpers import make_project_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "src" / "hilbert_pipeline" / "pipelines"
-#: Kedro's data-layer convention (data/01_raw ... 08_reporting), DESIGN §7
+#: Kedro's data-layer convention (data/01_raw ... 08_reporting)
 LAYERS = {"raw", "intermediate", "primary", "feature", "model_input", "models", "model_output",
           "reporting"}
 

@@ -11,7 +11,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     """Register every pipeline under ``pipelines/<name>/`` by its folder name.
 
     ``__default__`` chains segmentation -> embedding -> training -> evaluation on the configured
-    corpus (the ``corpus`` parameter). Pipelines not written yet are skipped in the chain.
+    corpus (the ``corpus`` parameter); ``demo_data``, ``tuning`` and ``inference`` run by name.
+    Kedro loads only the pipelines a run asks for (``kedro run --pipelines training`` imports
+    ``training`` alone), so the chain is built from those that were loaded.
     """
     pipelines = find_pipelines(raise_errors=True)
     default = Pipeline([])

@@ -42,6 +42,7 @@ def test_manifest_missing_and_missing_columns(tmp_path):
 def test_label_too_few_fails_unless_rare_labels_are_excluded(corpus):
     rep = validate_corpus(corpus).report  # label c has one document
     assert not rep["ok"] and [p["kind"] for p in rep["problems"]] == ["label_too_few"]
+    assert "label 'c' has 1 document(s) (d4)" in rep["problems"][0]["message"]  # named
     res = validate_corpus(corpus, exclude_rare_labels=True)
     assert res.ok and [d.doc_id for d in res.documents] == ["d0", "d1", "d2", "d3"]
     assert res.report["excluded"] == [{"row": 6, "doc_id": "d4", "reasons": [
@@ -91,6 +92,28 @@ def test_unlabelled_corpus_and_split_rules(corpus, tmp_path):
                                     "d0,a,audio/d0.flac,transcripts/d0.json\n"
                                     "d1,a,audio/d1.flac,transcripts/d1.json\n")
     assert [p["kind"] for p in validate_corpus(c).report["problems"]] == ["label_single_class"]
+
+
+def test_unlabelled_corpus_may_omit_the_label_column(corpus, tmp_path):
+    c = _copy(corpus, tmp_path, "doc_id,audio,transcript\n"
+              "d0,audio/d0.flac,transcripts/d0.json\nd1,audio/d1.flac,transcripts/d1.json\n")
+    [p] = validate_corpus(c).report["problems"]  # labels required: the column is missing
+    assert p["kind"] == "manifest_columns" and "label" in p["message"]
+    res = validate_corpus(c, require_labels=False, min_docs_per_label=0)
+    assert res.ok and [d.label for d in res.documents] == [None, None]
+
+
+def test_a_transcript_without_words_is_reported_as_audio_only(corpus, tmp_path, caplog):
+    c = _copy(corpus, tmp_path, "doc_id,label,audio,transcript\n"
+              "d0,a,audio/d0.flac,transcripts/d0.json\nd1,a,audio/d1.flac,transcripts/d1.json\n")
+    tr = json.loads((c / "transcripts/d1.json").read_text())
+    for cue in tr["segments"]:
+        cue["text"] = "  "
+    (c / "transcripts/d1.json").write_text(json.dumps(tr))
+    res = validate_corpus(c, require_labels=False)
+    assert res.ok and res.report["documents_without_words"] == ["d1"]
+    assert "document 'd1' (manifest row 3): no cue of d1.json has any text" in caplog.text
+    assert "audio only" in caplog.text
 
 
 def test_relative_and_absolute_paths_and_extra_columns(corpus, tmp_path):

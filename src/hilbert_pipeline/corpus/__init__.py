@@ -1,4 +1,4 @@
-"""Corpus input (DESIGN §1-2): manifest and transcript parsing, validation report, segmentation.
+"""Corpus input (docs/corpus.md): manifest and transcript parsing, validation report, segmentation.
 
 Pure library (no Kedro import). The ``segmentation`` pipeline wires it to the configuration; see
 docs/corpus.md for the user-facing contract.

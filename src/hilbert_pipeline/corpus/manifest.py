@@ -1,4 +1,4 @@
-"""Reading ``manifest.csv`` and listing clip folders (DESIGN §1).
+"""Reading ``manifest.csv`` and listing clip folders (docs/corpus.md).
 
 The manifest is read with the ``csv`` module, every value as a string (pandas would turn ids such
 as ``007`` into numbers). Column names are matched case-insensitively and stripped; extra columns
@@ -49,8 +49,13 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts), name
 
 
-def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[str]]:
-    """Read ``manifest.csv``; return its rows and the (normalised) column names."""
+def read_manifest(path: str | Path, label_column: bool = True
+                  ) -> tuple[list[ManifestRow], list[str]]:
+    """Read ``manifest.csv``; return its rows and the (normalised) column names.
+
+    ``label_column=False`` (unlabelled corpora, e.g. for inference): the ``label`` column may be
+    absent, and every row then has ``label=None``.
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError("manifest_missing", "manifest.csv not found", str(path))
@@ -67,11 +72,12 @@ def read_manifest(path: str | Path) -> tuple[list[ManifestRow], list[str]]:
     except csv.Error as exc:
         raise ManifestError("manifest_unreadable", f"CSV error: {exc}", str(path)) from exc
     columns = [c.strip().lower() for c in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    required = [c for c in REQUIRED_COLUMNS if label_column or c != "label"]
+    missing = [c for c in required if c not in columns]
     if missing:
         raise ManifestError(
             "manifest_columns", f"missing column(s) {', '.join(missing)} (found: "
-            f"{', '.join(columns) or 'none'}; required: {', '.join(REQUIRED_COLUMNS)}; optional: "
+            f"{', '.join(columns) or 'none'}; required: {', '.join(required)}; optional: "
             f"{', '.join(OPTIONAL_COLUMNS)})", str(path))
     dup = sorted({c for c in columns if c and columns.count(c) > 1})
     if dup:

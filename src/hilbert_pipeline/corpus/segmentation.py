@@ -1,4 +1,4 @@
-"""Segmentation rules (DESIGN §2): cues/clips → segments, merge short, split long, cap per document.
+"""Segmentation rules (docs/corpus.md): cues/clips → segments, merge short, split long, cap per document.
 
 Order of the rules for a recording: (1) one segment per cue; (2) neighbours are merged while a
 segment is shorter than ``min_duration`` (greedily, left to right; a short last segment joins the

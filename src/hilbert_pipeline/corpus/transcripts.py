@@ -1,4 +1,4 @@
-"""Transcript parsers (DESIGN §1): WebVTT, SubRip, Whisper-style JSON, TSV and one-line-per-clip TXT.
+"""Transcript parsers (docs/corpus.md): WebVTT, SubRip, Whisper-style JSON, TSV and one-line-per-clip TXT.
 
 Each parser reads the whole file, collects *every* problem it finds (with the cue number and line)
 instead of stopping at the first, and raises one ``TranscriptError`` listing them. Timing checks

@@ -1,4 +1,4 @@
-"""Corpus validation (DESIGN §1): one pass that reports *every* problem before any heavy work.
+"""Corpus validation (docs/corpus.md): one pass that reports *every* problem before any heavy work.
 
 ``validate_corpus`` reads the manifest, parses every transcript and reads every audio *header*
 (never the samples), and returns the valid documents plus a JSON-able report. ``load_corpus``
@@ -306,7 +306,8 @@ def validate_corpus(
             report["hint"] = default_corpus_hint
         return finish([Problem("corpus_missing", msg, file=str(corpus_dir))], [])
     try:
-        rows, _ = read_manifest(corpus_dir / "manifest.csv")
+        rows, _ = read_manifest(corpus_dir / "manifest.csv",
+                                label_column=opts["require_labels"])
     except ManifestError as exc:
         return finish([Problem(exc.kind, exc.message, file=exc.file)], [])
     report["n_rows"] = len(rows)
@@ -338,6 +339,12 @@ def validate_corpus(
         elif doc is not None:
             docs.append(doc)
     kept = docs
+    wordless = [d for d in docs if not any(c.text.strip() for c in d.cues)]
+    report["documents_without_words"] = [d.doc_id for d in wordless]
+    for d in wordless:
+        logger.warning("document %r (manifest row %d): no cue of %s has any text; it is used as a "
+                       "document without transcript (audio only)", d.doc_id, d.row,
+                       d.transcript.name)
     if opts["exclude_invalid"]:
         for r in rows:
             if r.row in bad_rows:
@@ -359,7 +366,10 @@ def validate_corpus(
         kept = [d for d in kept if d.label not in rare]
         rare = {}
     for lab, n in sorted(rare.items()):
-        problems.append(Problem("label_too_few", f"label {lab!r} has {n} document(s); the folds "
+        members = [d.doc_id for d in kept if d.label == lab]
+        listed = ", ".join(members[:10]) + (" ..." if len(members) > 10 else "")
+        problems.append(Problem("label_too_few", f"label {lab!r} has {n} document(s) "
+                                f"({listed}); the folds "
                                 f"need at least min_docs_per_label={need} (add documents, lower "
                                 "min_docs_per_label, or set exclude_rare_labels: true)",
                                 file="manifest.csv"))

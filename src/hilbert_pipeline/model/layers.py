@@ -1,4 +1,4 @@
-"""Building blocks of HILBERT (DESIGN.md §4): projection, cross-modal attention, pooling.
+"""Building blocks of HILBERT (docs/model.md): projection, cross-modal attention, pooling.
 
 All blocks take boolean masks with True = real segment. They are written so that a document's
 result never depends on its padding or on the other documents of the batch: attention and

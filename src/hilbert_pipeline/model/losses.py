@@ -1,4 +1,4 @@
-"""HILBERT training objective (DESIGN.md §5): every term an ``nn.Module`` with its own weight.
+"""HILBERT training objective (docs/model.md): every term an ``nn.Module`` with its own weight.
 
 Convention: each term module stores its weight in ``.weight`` and its ``forward`` returns the
 **unweighted** term, so that logs show the raw values (comparable across λ settings);

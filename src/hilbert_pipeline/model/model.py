@@ -1,4 +1,4 @@
-"""The HILBERT model (DESIGN.md §4) and its unimodal baselines."""
+"""The HILBERT model (docs/model.md) and its unimodal baselines."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Classifier heads: the mixture of experts of DESIGN.md §4.4 and a plain MLP (ablation)."""
+"""Classifier heads: the mixture of experts of docs/model.md and a plain MLP (ablation)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Optuna hyper-parameter tuning of HILBERT (DESIGN.md §6); pure library, no Kedro import.
+"""Optuna hyper-parameter tuning of HILBERT (docs/tuning.md); pure library, no Kedro import.
 
 * :mod:`.space` -- the search space and its mapping to HilbertConfig / training keys;
 * :mod:`.objective` -- mean inner-CV macro-F1 on the training documents, with pruning;

@@ -1,4 +1,4 @@
-"""The Optuna search space of DESIGN.md §6 and its mapping to HilbertConfig / training keys.
+"""The Optuna search space (docs/tuning.md) and its mapping to HilbertConfig / training keys.
 
 Searched quantities: ``lambda_dual``, ``lambda_cka``, ``lambda_mi`` (loss weights), ``n_experts``
 and ``top_k`` (MoE head), ``lr`` (training), ``dropout`` and ``d`` (model width).
@@ -10,7 +10,7 @@ Each entry of the ``search_space`` parameter is one of
 * a list -> a categorical choice (``d`` and ``top_k`` are always categorical);
 * a scalar (or ``null`` for ``top_k``) -> fixed, not searched.
 
-Choices made here (DESIGN.md leaves them open):
+Choices made here (not fixed by the method's description):
 
 * **0 is reachable for the loss weights.** A weight of 0 removes its loss term (an ablation), and
   a log-scale range cannot contain 0. Each weight therefore has a categorical switch

@@ -120,7 +120,14 @@ def test_every_planted_fault_is_reported_and_the_run_fails(tmp_path, kedro_proje
                      f"corpus={corpus}", check=False)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    assert "CorpusValidationError" in out
+    # one block: the message once, no traceback, and log lines never wrapped mid-path
+    assert "Traceback" not in out and out.count("failed validation") == 1
+    assert out.count("[label_too_few]") == 1 and "Error: corpus" in out
+    assert "corpus_validation.json" in out and "HILBERT_DEBUG=1" in out
+    # with HILBERT_DEBUG=1 the traceback is back
+    debug = run_kedro(project, "run", "--pipelines", "segmentation", "--params",
+                      f"corpus={corpus}", check=False, env={"HILBERT_DEBUG": "1"})
+    assert debug.returncode != 0 and "CorpusValidationError" in debug.stdout + debug.stderr
     report = json.loads((project / "data/08_reporting/corpus_validation.json").read_text())
     assert report["ok"] is False and report["n_rows"] == 21
     kinds = {}
@@ -135,7 +142,7 @@ def test_every_planted_fault_is_reported_and_the_run_fails(tmp_path, kedro_proje
         assert f"[{kind}]" in out  # the error message lists every problem too
     assert [p["cue"] for p in kinds["cue_order"]] == [2]
     assert [p["cue"] for p in kinds["transcript_unparsable"]] == [2]
-    assert "'C' has 1 document" in kinds["label_too_few"][0]["message"]
+    assert "'C' has 1 document(s) (" in kinds["label_too_few"][0]["message"]  # named
     # nothing half-written: no segment tables from the failed run
     assert not (project / "data/03_primary/segments.parquet").exists()
     assert not (project / "data/03_primary/documents.parquet").exists()

@@ -1,4 +1,4 @@
-"""``demo_data`` pipeline: build the State-of-the-Union demo corpus (DESIGN §8)."""
+"""``demo_data`` pipeline: build the State-of-the-Union demo corpus (docs/corpus.md)."""
 
 from hilbert_pipeline.pipelines.demo_data.pipeline import create_pipeline
 

@@ -1,4 +1,4 @@
-"""``segmentation`` pipeline: validate the corpus, then cut it into segments (DESIGN §1-2)."""
+"""``segmentation`` pipeline: validate the corpus, then cut it into segments (docs/corpus.md)."""
 
 from hilbert_pipeline.pipelines.segmentation.pipeline import create_pipeline
 

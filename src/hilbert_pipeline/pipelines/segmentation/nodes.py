@@ -13,6 +13,7 @@ from hilbert_pipeline.corpus import (
     load_corpus,
     segment_corpus,
 )
+from hilbert_pipeline.experiment.params import ParamsError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def validate_corpus_node(corpus: str, params: dict) -> ValidationResult:
     failed node's outputs are never saved, and the user needs the report precisely then.
     """
     if not corpus:
-        raise ValueError("parameter 'corpus' is empty: pass --params corpus=/path/to/corpus")
+        raise ParamsError("parameter 'corpus' is empty: pass --params corpus=/path/to/corpus")
     hint = None
     if Path(corpus).resolve() == Path(DEFAULT_DEMO_CORPUS).resolve():
         hint = ("This is the default demo corpus path: build it first with "

@@ -10,6 +10,7 @@ import pandas as pd
 from hilbert_pipeline.experiment.checkpoint import make_payload
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.evaluate import curves_figure
+from hilbert_pipeline.experiment.inference import training_contract
 from hilbert_pipeline.experiment.methods import build_config
 from hilbert_pipeline.experiment.params import resolve_training_settings
 from hilbert_pipeline.experiment.trainer import TrainingParams, fit
@@ -18,12 +19,15 @@ log = logging.getLogger(__name__)
 
 
 def train_model_node(segment_features: dict, documents: pd.DataFrame, training: dict,
-                     label_map: dict | None, min_class_size: int
+                     label_map: dict | None, min_class_size: int,
+                     segmentation: dict | None = None
                      ) -> tuple[dict, pd.DataFrame, Any, dict]:
     """Train HILBERT on every labelled training-split document.
 
     The class definition (``label_map``, ``min_class_size``) is read from the ``evaluation``
     parameters so that the deployed model predicts exactly the classes that were evaluated.
+    The checkpoint records it with the segmentation rules (``extra["contract"]``), which the
+    inference pipeline must reproduce.
     """
     settings = resolve_training_settings(training)
     docs, label_report = build_document_set(segment_features, documents, label_map=label_map,
@@ -41,7 +45,9 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
                "best_val_macro_f1": result.best_val_macro_f1,
                "refit_epochs": result.refit_epochs,
                "train_doc_ids": result.train_doc_ids, "val_doc_ids": result.val_doc_ids,
-               "params_source": settings.source})
+               "params_source": settings.source,
+               "contract": training_contract(segmentation or {}, label_map,
+                                             int(min_class_size))})
     summary = {
         "n_documents": len(docs),
         "n_train": len(result.train_doc_ids),

@@ -1,0 +1,434 @@
+"""Apply a trained HILBERT checkpoint to new documents, and say why it decided.
+
+The checkpoint records what inference must reproduce (:func:`training_contract`): the segmentation
+rules, the class definition (``label_map``, ``min_class_size``) and the frozen encoders (name,
+options, version, width). :func:`check_parameters` compares that record with the parameters of
+the inference run *before* any audio is read, and :func:`check_feature_meta` with the features
+actually computed; a difference is refused with one message that names both sides. Classes are
+never re-mapped: a labelled document whose class the model does not know is listed, not scored.
+
+Outputs per document (:func:`predict_corpus`): the class probabilities, which modalities it has,
+the MoE gate weights, the change in the predicted class's probability when its audio or its text
+is masked out (modality reliance), and its top-k segments by the joint pooling attention with
+their time spans and text, so a reader can jump to that moment of the recording.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import DocumentSet, apply_label_map, collate
+
+log = logging.getLogger(__name__)
+
+#: encoder fields that must agree between training and inference
+ENCODER_FIELDS = ("name", "dim", "version", "options")
+#: options that only say where a model folder lives; the version identifies its weights
+LOCATION_OPTIONS = ("path",)
+
+
+class InferenceError(ValueError):
+    """The model cannot be applied as asked: a mismatch with its training, or unusable input."""
+
+
+# --------------------------------------------------------------------------------- the contract
+def training_contract(segmentation: Mapping[str, Any], label_map: Mapping[str, str] | None,
+                      min_class_size: int) -> dict[str, Any]:
+    """What a checkpoint records so that inference reproduces its inputs (``extra["contract"]``)."""
+    from ..corpus import SegmentationConfig
+
+    return {"segmentation": asdict(SegmentationConfig.from_params(dict(segmentation))),
+            "label_map": {str(k): str(v) for k, v in dict(label_map or {}).items()},
+            "min_class_size": int(min_class_size)}
+
+
+def _encoder_view(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if meta is None:
+        return None
+    view = {k: meta.get(k) for k in ENCODER_FIELDS}
+    view["options"] = {k: v for k, v in dict(view["options"] or {}).items()
+                       if k not in LOCATION_OPTIONS}
+    return json.loads(json.dumps(view, sort_keys=True, default=str))
+
+
+def _describe(meta: Mapping[str, Any] | None) -> str:
+    if meta is None:
+        return "no encoder (modality off)"
+    opts = ", ".join(f"{k}={v}" for k, v in sorted(dict(meta.get("options") or {}).items()))
+    return f"{meta.get('name')} ({meta.get('version')}, {meta.get('dim')}-d" + \
+        (f", {opts})" if opts else ")")
+
+
+def encoder_mismatches(trained: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """One sentence per modality whose encoder differs between two ``encoder_meta`` dicts."""
+    out = []
+    for role in ("audio_encoder", "text_encoder"):
+        a, b = trained.get(role), current.get(role)
+        if _encoder_view(a) != _encoder_view(b):
+            out.append(f"{role}: the model was trained with {_describe(a)}, the parameters now "
+                       f"give {_describe(b)}")
+    return out
+
+
+def check_parameters(extra: Mapping[str, Any], encoder_meta: Mapping[str, Any],
+                     segmentation: Mapping[str, Any], label_map: Mapping[str, str] | None,
+                     current_encoders: Mapping[str, Any], model_path: str) -> None:
+    """Refuse (``InferenceError``) when the run's parameters differ from the model's training.
+
+    ``current_encoders``: ``{"audio_encoder": describe() or None, "text_encoder": ...}`` of the
+    encoders the embedding parameters build now.
+    """
+    contract = extra.get("contract")
+    if not contract:
+        raise InferenceError(
+            f"{model_path} records no segmentation parameters or class definition (it was "
+            "trained before inference existed): retrain it with `kedro run --pipelines training`")
+    problems = encoder_mismatches(encoder_meta, current_encoders)
+    now = training_contract(segmentation, label_map, contract.get("min_class_size", 1))
+    for key, value in contract["segmentation"].items():
+        if now["segmentation"].get(key) != value:
+            problems.append(f"segmentation.{key}: the model was trained with {value!r}, the "
+                            f"parameters now say {now['segmentation'].get(key)!r}")
+    if now["label_map"] != contract["label_map"]:
+        problems.append(f"label_map: the model was trained with {contract['label_map']}, the "
+                        f"parameters now say {now['label_map']}")
+    if problems:
+        raise InferenceError(
+            f"the model {model_path} does not match this run's parameters:\n  - "
+            + "\n  - ".join(problems)
+            + "\nUse the parameters the model was trained with (conf/base or --params), or "
+              "retrain the model with the new ones (`kedro run --pipelines training`).")
+
+
+def check_feature_meta(encoder_meta: Mapping[str, Any], features_meta: Mapping[str, Any],
+                       model_path: str) -> None:
+    """Refuse features computed by other encoders than the model's."""
+    problems = encoder_mismatches(encoder_meta, features_meta)
+    if problems:
+        raise InferenceError(f"the features do not match the model {model_path}:\n  - "
+                             + "\n  - ".join(problems)
+                             + "\nRe-run the inference pipeline with the model's encoders.")
+
+
+# ------------------------------------------------------------------------------- the documents
+@dataclass
+class InferenceSet:
+    """Documents to predict. ``docs.labels`` holds the class index of a known label, else -1.
+
+    ``segments``: per document of ``docs`` the ``seg_idx`` of its feature rows (in order);
+    ``labels``: the mapped label of each document of ``docs`` (None when unlabelled);
+    ``unusable``: documents with no audio and no text features at all (not predicted, listed).
+    """
+
+    docs: DocumentSet
+    segments: list[np.ndarray]
+    labels: list[str | None]
+    unusable: list[str] = field(default_factory=list)
+
+
+def inference_set(segment_features: Mapping[str, Any], documents: pd.DataFrame,
+                  label_names: Sequence[str], label_map: Mapping[str, str] | None
+                  ) -> InferenceSet:
+    """Assemble every document of ``documents`` (labels optional) against the model's classes."""
+    index = segment_features["index"].reset_index(drop=True)
+    rows_by_doc = {str(k): np.asarray(v, dtype=np.int64) for k, v in
+                   index.groupby(index["doc_id"].astype(str), sort=False).indices.items()}
+    doc_ids = documents["doc_id"].astype(str).tolist()
+    missing = [d for d in doc_ids if d not in rows_by_doc]
+    if missing:
+        raise InferenceError(f"no features for {len(missing)} document(s): {missing[:20]} "
+                             "(re-run the inference pipeline from its start)")
+    raw = documents["label"].tolist() if "label" in documents.columns else [None] * len(doc_ids)
+    raw = [None if v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip()
+           else str(v) for v in raw]
+    mapped = apply_label_map(raw, label_map)
+    code = {c: k for k, c in enumerate(label_names)}
+    audio_all = np.asarray(segment_features["audio"], dtype=np.float32)
+    text_all = np.asarray(segment_features["text"], dtype=np.float32)
+    am_all = np.asarray(segment_features["audio_mask"], dtype=bool)
+    tm_all = np.asarray(segment_features["text_mask"], dtype=bool)
+    seg_idx = index["seg_idx"].to_numpy()
+    keep, unusable, segs = [], [], []
+    for i, d in enumerate(doc_ids):
+        rows = rows_by_doc[d]
+        rows = rows[np.argsort(seg_idx[rows], kind="stable")]
+        if not (am_all[rows].any() or tm_all[rows].any()):
+            unusable.append(d)
+            continue
+        keep.append((i, rows))
+        segs.append(seg_idx[rows])
+    docs = DocumentSet(
+        doc_ids=[doc_ids[i] for i, _ in keep],
+        labels=np.array([code.get(mapped[i], -1) if mapped[i] is not None else -1
+                         for i, _ in keep], dtype=np.int64),
+        label_names=list(label_names),
+        audio=[audio_all[r] for _, r in keep], text=[text_all[r] for _, r in keep],
+        audio_mask=[am_all[r] for _, r in keep], text_mask=[tm_all[r] for _, r in keep],
+        meta=dict(segment_features.get("meta") or {}))
+    return InferenceSet(docs=docs, segments=segs, labels=[mapped[i] for i, _ in keep],
+                        unusable=unusable)
+
+
+def _without(docs: DocumentSet, modality: str) -> DocumentSet:
+    """``docs`` with every segment of ``modality`` masked out."""
+    masks = {"audio": docs.audio_mask, "text": docs.text_mask}
+    blank = [np.zeros_like(m) for m in masks[modality]]
+    return DocumentSet(doc_ids=docs.doc_ids, labels=docs.labels, label_names=docs.label_names,
+                       audio=docs.audio, text=docs.text,
+                       audio_mask=blank if modality == "audio" else docs.audio_mask,
+                       text_mask=blank if modality == "text" else docs.text_mask, meta=docs.meta)
+
+
+# ------------------------------------------------------------------------------- the predictions
+@dataclass
+class Prediction:
+    """Everything inference computes for an :class:`InferenceSet` (row order = ``docs``)."""
+
+    proba: np.ndarray  # (D, C)
+    gate: np.ndarray  # (D, K)
+    has_audio: np.ndarray  # (D,) bool
+    has_text: np.ndarray  # (D,) bool
+    reliance_audio: np.ndarray  # (D,) p(pred) - p(pred | audio masked); NaN if not defined
+    reliance_text: np.ndarray  # (D,) likewise for text
+    attention: list[np.ndarray]  # per document (n_i,) segment weights, summing to 1
+    relevance_audio: list[np.ndarray] = field(default_factory=list)  # per document (n_i,)
+    relevance_text: list[np.ndarray] = field(default_factory=list)  # per document (n_i,)
+
+
+def segment_attention(model, docs: DocumentSet, batch_size: int = 32) -> list[np.ndarray]:
+    """Per document, the pooling attention over its segments (mean over hops), summing to 1.
+
+    Two-modality models: the joint pooling, whose axis is ``[audio segments ; text segments]``;
+    a segment's weight is the sum of its audio and text positions. Unimodal models: the pooling
+    of their modality.
+    """
+    import torch
+
+    dev = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(docs), batch_size):
+            idx = list(range(start, min(start + batch_size, len(docs))))
+            b = {k: v.to(dev) for k, v in collate(docs, idx).items()}
+            res = model(b["audio"], b["text"], b["audio_mask"], b["text_mask"])
+            if "joint" in res.attention:
+                att = res.attention["joint"].float().mean(dim=1)
+                n = att.shape[1] // 2
+                att = att[:, :n] + att[:, n:]
+            else:
+                att = res.attention[model.config.modalities].float().mean(dim=1)
+            att = att.cpu().numpy().astype(np.float64)
+            for r, i in enumerate(idx):
+                w = att[r, : docs.audio[i].shape[0]]
+                out.append(w / w.sum() if w.sum() > 0 else w)
+    model.train(was_training)
+    return out
+
+
+def _baselines(model) -> dict[str, Any]:
+    """Per modality the training mean of its features (the wide path's standardisation), else 0:
+    relevance is measured against an average document."""
+    c = model.config
+    out: dict[str, Any] = {"audio": 0.0, "text": 0.0}
+    if c.pooled_skip:
+        off = 0
+        for m in model.pooled_modalities:
+            w = c.audio_dim if m == "audio" else c.text_dim
+            out[m] = model.pooled_mean[off:off + w]
+            off += w
+    return out
+
+
+def segment_relevance(model, docs: DocumentSet, classes: np.ndarray
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Gradient x input per segment and modality for the evidence of ``classes[i]``.
+
+    The evidence is the class's logit minus the mean logit; a segment's relevance is
+    ``sum_d grad_d * (x_d - mean_d)`` over its audio (resp. text) features, ``mean`` being the
+    training documents' mean feature. For the wide path (a linear model on mean-pooled features)
+    this decomposition is exact: the relevances of a document sum to its evidence minus that of an
+    average document. Positive: the segment pushes toward the predicted class.
+    """
+    import torch
+
+    dev = next(model.parameters()).device
+    base = _baselines(model)
+    was_training = model.training
+    model.eval()
+    rel_a: list[np.ndarray] = []
+    rel_t: list[np.ndarray] = []
+    for i in range(len(docs)):
+        b = {k: v.to(dev) for k, v in collate(docs, [i]).items()}
+        a = b["audio"].clone().requires_grad_(model.config.uses_audio)
+        t = b["text"].clone().requires_grad_(model.config.uses_text)
+        out = model(a if model.config.uses_audio else None,
+                    t if model.config.uses_text else None, b["audio_mask"], b["text_mask"])
+        evidence = out.logits[0, int(classes[i])] - out.logits[0].mean()
+        inputs = [x for x, used in ((a, model.config.uses_audio), (t, model.config.uses_text))
+                  if used]
+        grads = torch.autograd.grad(evidence, inputs, allow_unused=True)
+        got = dict(zip([m for m in ("audio", "text") if getattr(model.config, f"uses_{m}")],
+                       grads, strict=True))
+        for m, x, mask, acc in (("audio", a, b["audio_mask"], rel_a),
+                                ("text", t, b["text_mask"], rel_t)):
+            g = got.get(m)
+            if g is None:
+                acc.append(np.zeros(x.shape[1]))
+                continue
+            r = (g * (x - base[m])).sum(dim=-1)[0] * mask[0].to(g.dtype)
+            acc.append(r.detach().cpu().numpy().astype(np.float64))
+    model.train(was_training)
+    return rel_a, rel_t
+
+
+def predict_corpus(model, docs: DocumentSet, batch_size: int = 32) -> Prediction:
+    """Probabilities, gates, modality reliance and segment attention for ``docs``."""
+    from .trainer import predict
+
+    proba, gate = predict(model, docs, batch_size=batch_size, return_gate=True)
+    has_audio = np.array([m.any() for m in docs.audio_mask], dtype=bool)
+    has_text = np.array([m.any() for m in docs.text_mask], dtype=bool)
+    pred = proba.argmax(axis=1)
+    reliance = {}
+    cfg = model.config
+    for modality, has, other in (("audio", has_audio, has_text), ("text", has_text, has_audio)):
+        r = np.full(len(docs), np.nan)
+        ok = np.flatnonzero(has & other) if cfg.modalities == "both" else np.array([], int)
+        if len(ok):
+            sub = _without(docs.subset(ok), modality)
+            p_without = predict(model, sub, batch_size=batch_size)
+            r[ok] = proba[ok, pred[ok]] - p_without[np.arange(len(ok)), pred[ok]]
+        reliance[modality] = r
+    rel_a, rel_t = segment_relevance(model, docs, pred)
+    return Prediction(proba=proba, gate=gate, has_audio=has_audio, has_text=has_text,
+                      reliance_audio=reliance["audio"], reliance_text=reliance["text"],
+                      attention=segment_attention(model, docs, batch_size),
+                      relevance_audio=rel_a, relevance_text=rel_t)
+
+
+def ranking(attention: np.ndarray, relevance: np.ndarray) -> tuple[np.ndarray, str]:
+    """Segment order for the explanation and what it is by.
+
+    By the pooling attention, as long as it tells segments apart; an attention that is flat
+    (all weights within 1e-6 of each other, e.g. a deployed model whose deep branches kept their
+    start and whose decision is the wide path's) says nothing, and the order is then by the
+    gradient x input relevance.
+    """
+    if len(attention) and float(np.ptp(attention)) > 1e-6:
+        return np.argsort(-attention, kind="stable"), "attention"
+    return np.argsort(-relevance, kind="stable"), "relevance"
+
+
+def _modalities(has_audio: bool, has_text: bool) -> str:
+    return {(True, True): "audio+text", (True, False): "audio only",
+            (False, True): "text only"}.get((bool(has_audio), bool(has_text)), "none")
+
+
+def predictions_table(iset: InferenceSet, pred: Prediction,
+                      training_ids: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per document of the corpus, unusable ones included (with empty predictions).
+
+    ``in_training``: the document was one the model was trained on (its prediction is not a
+    held-out one).
+    """
+    names = iset.docs.label_names
+    seen = {str(d) for d in training_ids}
+    rows = []
+    for i, d in enumerate(iset.docs.doc_ids):
+        k = int(pred.proba[i].argmax())
+        row = {"doc_id": d, "predicted_label": names[k],
+               "confidence": float(pred.proba[i, k]),
+               **{f"p_{c}": float(pred.proba[i, j]) for j, c in enumerate(names)},
+               "has_audio": bool(pred.has_audio[i]), "has_text": bool(pred.has_text[i]),
+               "modalities": _modalities(pred.has_audio[i], pred.has_text[i]),
+               "label": iset.labels[i], "in_training": d in seen,
+               "reliance_audio": float(pred.reliance_audio[i]),
+               "reliance_text": float(pred.reliance_text[i]),
+               **{f"gate_{j}": float(g) for j, g in enumerate(pred.gate[i])},
+               "note": ""}
+        rows.append(row)
+    for d in iset.unusable:
+        rows.append({"doc_id": d, "predicted_label": None, "has_audio": False, "has_text": False,
+                     "modalities": "none", "in_training": d in seen,
+                     "note": "no usable audio and no transcript text in any segment: not "
+                             "predicted (see the embedding summary)"})
+    columns = (["doc_id", "predicted_label", "confidence"] + [f"p_{c}" for c in names]
+               + ["has_audio", "has_text", "modalities", "label", "in_training", "reliance_audio",
+                  "reliance_text"] + [f"gate_{j}" for j in range(pred.gate.shape[1])] + ["note"])
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def explanations_table(iset: InferenceSet, pred: Prediction, segments: pd.DataFrame,
+                       top_k: int = 5) -> pd.DataFrame:
+    """Per document its ``top_k`` segments (:func:`ranking`): where they are, what is said, their
+    attention weight and their relevance (total, from the audio and from the text features)."""
+    seg = segments.set_index([segments["doc_id"].astype(str), segments["seg_idx"].astype(int)])
+    seg = seg[["start", "end", "text"]]
+    rows = []
+    for i, d in enumerate(iset.docs.doc_ids):
+        w = pred.attention[i]
+        rel = pred.relevance_audio[i] + pred.relevance_text[i]
+        order, by = ranking(w, rel)
+        for rank, j in enumerate(order[: max(int(top_k), 0)], start=1):
+            s = int(iset.segments[i][j])
+            start, end, text = seg.loc[(d, s)] if (d, s) in seg.index else (np.nan, np.nan, None)
+            rows.append({"doc_id": d, "rank": rank, "seg_idx": s, "start": float(start),
+                         "end": float(end), "text": text, "weight": float(w[j]),
+                         "relevance": float(rel[j]),
+                         "relevance_audio": float(pred.relevance_audio[i][j]),
+                         "relevance_text": float(pred.relevance_text[i][j]), "ranked_by": by,
+                         "has_audio": bool(iset.docs.audio_mask[i][j]),
+                         "has_text": bool(iset.docs.text_mask[i][j])})
+    return pd.DataFrame(rows, columns=["doc_id", "rank", "seg_idx", "start", "end", "text",
+                                       "weight", "relevance", "relevance_audio",
+                                       "relevance_text", "ranked_by", "has_audio", "has_text"])
+
+
+def external_metrics(iset: InferenceSet, pred: Prediction,
+                     training_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """Metrics on the labelled documents of a known class (nothing when none is).
+
+    They are held-out metrics only for documents the model was not trained on: ``n_in_training``
+    counts the others, and ``held_out`` says whether there are none.
+    """
+    from .metrics import confusion, fold_metrics, per_class_metrics
+
+    names = iset.docs.label_names
+    labelled = [(i, lab) for i, lab in enumerate(iset.labels) if lab is not None]
+    unknown = [{"doc_id": iset.docs.doc_ids[i], "label": lab,
+                "reason": f"label {lab!r} is not a class of the model ({names}): not scored"}
+               for i, lab in labelled if iset.docs.labels[i] < 0]
+    scored = np.array([i for i, _ in labelled if iset.docs.labels[i] >= 0], dtype=np.int64)
+    out: dict[str, Any] = {
+        "n_documents": len(iset.docs) + len(iset.unusable), "n_predicted": len(iset.docs),
+        "n_labelled": len(labelled), "n_scored": int(len(scored)), "label_names": names,
+        "not_scored": unknown + [{"doc_id": d, "reason": "no usable audio or text"}
+                                 for d in iset.unusable]}
+    if unknown:
+        log.warning("%d labelled document(s) have classes the model does not know and are not "
+                    "scored: %s", len(unknown), [u["doc_id"] for u in unknown][:10])
+    seen = {str(d) for d in training_ids}
+    out["n_in_training"] = int(sum(iset.docs.doc_ids[i] in seen for i in scored))
+    out["held_out"] = out["n_in_training"] == 0
+    if out["n_in_training"]:
+        log.warning("%d of the %d scored documents were used to train the model: their metrics "
+                    "are not held-out", out["n_in_training"], len(scored))
+    if len(scored) == 0:
+        out["metrics"] = None
+        out["note"] = "no labelled document of a known class: predictions only"
+        return out
+    y, p = iset.docs.labels[scored], pred.proba[scored]
+    out["metrics"] = fold_metrics(y, p)
+    cm = confusion(y, p.argmax(axis=1), len(names))
+    out["confusion"] = {"rows_true_columns_predicted": names, "matrix": cm.tolist()}
+    out["per_class"] = per_class_metrics(y, p, names).to_dict(orient="records")
+    return out
