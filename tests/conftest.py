@@ -22,3 +22,12 @@ def espeak() -> str:
         pytest.fail("espeak-ng is not installed: run `sudo apt-get install -y espeak-ng` "
                     "(make test does this when run as root)")
     return exe
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real Dask LocalCluster of 2 worker processes on loopback (shared by the cluster tests)."""
+    from hilbert_pipeline.cluster import cluster_client
+
+    with cluster_client({"address": "local", "n_workers": 2, "threads_per_worker": 1}) as client:
+        yield client

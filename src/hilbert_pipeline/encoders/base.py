@@ -14,6 +14,7 @@ features are all cached never loads a model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -200,6 +201,17 @@ def get_encoder(name: str, **options: Any) -> Encoder:
         return _REGISTRY[name](**options)
     except TypeError as exc:  # unexpected keyword
         raise EncoderError(f"encoder {name!r}: invalid options {sorted(options)}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _shared(name: str, options_json: str) -> Encoder:
+    return get_encoder(name, **json.loads(options_json))
+
+
+def shared_encoder(name: str, **options: Any) -> Encoder:
+    """One encoder object per (name, options) per process, so that a loaded model stays loaded:
+    the embedding node, and each Dask worker across its tasks, load each encoder once."""
+    return _shared(str(name), json.dumps(options, sort_keys=True, default=str))
 
 
 def _ensure_builtins() -> None:

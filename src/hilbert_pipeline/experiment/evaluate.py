@@ -52,10 +52,12 @@ def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_pa
 def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str],
                    model_params: Mapping[str, Any], training_params: Mapping[str, Any],
                    seed: int, method_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                   progress: bool = False, n_jobs: int = 1) -> EvaluationRun:
+                   progress: bool = False, n_jobs: int = 1, client=None) -> EvaluationRun:
     """Fit and score every method on every fold of ``folds``.
 
-    ``n_jobs > 1`` runs the (method, fold) fits in that many worker processes (joblib/loky).
+    ``n_jobs > 1`` runs the (method, fold) fits in that many worker processes (joblib/loky);
+    ``client`` (a ``distributed.Client``) runs them on its Dask cluster instead, through joblib's
+    Dask backend (``n_jobs`` is then ignored).
     Each fit is seeded on its own, so results do not depend on ``n_jobs`` as long as the torch
     thread count is the same (set ``num_threads`` in the training parameters: workers and the
     main process then use the same count).
@@ -77,14 +79,16 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
     calls = [(spec, docs.subset(tr), docs.subset(te), dict(model_params),
               dict(training_params), fold_seed(seed, r, f), overrides.get(spec.name))
              for spec, (r, f, tr, te) in tasks]
-    if n_jobs == 1:
+    stack = contextlib.ExitStack()
+    if n_jobs == 1 and client is None:
         results = (run_method(*c) for c in calls)
     else:
-        from joblib import Parallel, delayed
+        from joblib import Parallel, delayed, parallel_config
 
-        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_task)(*c)
-                                                                  for c in calls)
-    stack = contextlib.ExitStack()
+        if client is not None:
+            stack.enter_context(parallel_config(backend="dask", n_jobs=-1))
+        results = Parallel(n_jobs=-1 if client is not None else n_jobs,
+                           return_as="generator")(delayed(_task)(*c) for c in calls)
     # one thread count for the whole in-process loop (fit, predict and MI terms alike)
     stack.enter_context(torch_threads(training_params.get("num_threads")))
     if bar is not None:

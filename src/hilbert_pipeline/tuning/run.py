@@ -28,7 +28,14 @@ from .report import (
     trials_table,
 )
 from .space import SearchSpace
-from .study import DEFAULT_STORAGE, TuningConfigError, open_study, run_worker
+from .study import (
+    DEFAULT_STORAGE,
+    TuningConfigError,
+    WorkerResult,
+    open_study,
+    run_worker,
+    sqlite_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,18 +110,19 @@ class TuningOutputs:
     importance_html: str
 
 
-def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
-               tuning: Mapping[str, Any], training: Mapping[str, Any],
-               label_map: Mapping[str, str] | None = None,
-               min_class_size: int = 1) -> TuningOutputs:
-    """Run this worker's share of the study and build the outputs from the whole study.
+@dataclass
+class _Prepared:
+    ts: TuningSettings
+    settings: Any
+    optim: dict[str, Any]
+    docs: Any
+    label_report: dict[str, Any]
+    fingerprint: str
+    study_name: str
 
-    ``training`` is the ``training:`` parameter block: its ``model`` / ``optim`` settings are the
-    base every trial starts from (``use_tuned`` is ignored here -- tuning never starts from a
-    previous tuning result), ``tuning.optim_overrides`` changes optimisation settings for the
-    trials only (e.g. fewer epochs). The class definition (``label_map``, ``min_class_size``) is
-    the evaluation's, as for training.
-    """
+
+def _prepare(segment_features, documents, tuning, training, label_map, min_class_size
+             ) -> _Prepared:
     ts = parse_tuning_params(tuning)
     settings = resolve_training_settings({**dict(training), "use_tuned": False,
                                           "progress": False})
@@ -122,21 +130,88 @@ def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     docs, label_report = build_document_set(segment_features, documents, label_map=label_map,
                                             min_class_size=int(min_class_size),
                                             only_split="train")
-    objective = make_objective(docs, ts.space, settings.model_params, optim, n_folds=ts.n_folds,
-                               seed=ts.seed)
     fingerprint = study_fingerprint(tuning, settings.model_params, optim, docs)
     study_name = (f"{ts.study_name}-{fingerprint}" if ts.name_with_fingerprint
                   else ts.study_name)
-    handle = open_study(ts.storage, study_name, seed=ts.seed, fingerprint=fingerprint,
-                        n_startup_trials=ts.n_startup_trials,
-                        pruner_startup_trials=ts.pruner_startup_trials,
-                        pruner_warmup_steps=ts.pruner_warmup_steps,
-                        heartbeat_interval=ts.heartbeat_interval, grace_period=ts.grace_period)
+    return _Prepared(ts, settings, optim, docs, label_report, fingerprint, study_name)
+
+
+def _open(p: _Prepared):
+    ts = p.ts
+    return open_study(ts.storage, p.study_name, seed=ts.seed, fingerprint=p.fingerprint,
+                      n_startup_trials=ts.n_startup_trials,
+                      pruner_startup_trials=ts.pruner_startup_trials,
+                      pruner_warmup_steps=ts.pruner_warmup_steps,
+                      heartbeat_interval=ts.heartbeat_interval, grace_period=ts.grace_period)
+
+
+def _work(p: _Prepared, handle) -> WorkerResult:
+    objective = make_objective(p.docs, p.ts.space, p.settings.model_params, p.optim,
+                               n_folds=p.ts.n_folds, seed=p.ts.seed)
+    return run_worker(handle, objective, n_trials=p.ts.n_trials, timeout=p.ts.timeout,
+                      progress=p.ts.progress)
+
+
+def tuning_worker(segment_features: Mapping[str, Any], documents: pd.DataFrame,
+                  tuning: Mapping[str, Any], training: Mapping[str, Any],
+                  label_map: Mapping[str, str] | None = None, min_class_size: int = 1
+                  ) -> WorkerResult:
+    """One study worker (a Dask task on a cluster): trials until the study's budget is spent."""
+    p = _prepare(segment_features, documents, tuning, training, label_map, min_class_size)
+    return _work(p, _open(p))
+
+
+def absolute_storage(url: str) -> str:
+    """A relative SQLite URL made absolute, so that worker processes started elsewhere (another
+    working directory) open the same file."""
+    path = sqlite_path(url)
+    if path is None or path.is_absolute():
+        return url
+    query = url.split("?", 1)[1] if "?" in url else ""
+    return f"sqlite:///{path.resolve()}" + (f"?{query}" if query else "")
+
+
+def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
+               tuning: Mapping[str, Any], training: Mapping[str, Any],
+               label_map: Mapping[str, str] | None = None,
+               min_class_size: int = 1, client=None) -> TuningOutputs:
+    """Run this worker's share of the study and build the outputs from the whole study.
+
+    ``training`` is the ``training:`` parameter block: its ``model`` / ``optim`` settings are the
+    base every trial starts from (``use_tuned`` is ignored here -- tuning never starts from a
+    previous tuning result), ``tuning.optim_overrides`` changes optimisation settings for the
+    trials only (e.g. fewer epochs). The class definition (``label_map``, ``min_class_size``) is
+    the evaluation's, as for training.
+
+    ``client`` (a ``distributed.Client``): one study worker per Dask worker instead of this
+    process, all sharing the study's storage (SQLite on a file system they all see, or a
+    database server such as PostgreSQL).
+    """
+    tuning = {**dict(tuning), "storage": absolute_storage(
+        str(dict(tuning).get("storage") or DEFAULT_STORAGE))}
+    p = _prepare(segment_features, documents, tuning, training, label_map, min_class_size)
+    ts, docs, label_report, fingerprint, study_name = (p.ts, p.docs, p.label_report,
+                                                       p.fingerprint, p.study_name)
+    settings, optim = p.settings, p.optim
+    handle = _open(p)  # created here first, so that workers only ever load it
     log.info("tuning on %d training documents %s (%d inner folds), study %r in %s",
              len(docs), label_report["class_counts"], ts.n_folds, study_name,
              _safe_url(ts.storage))
-    worker = run_worker(handle, objective, n_trials=ts.n_trials, timeout=ts.timeout,
-                        progress=ts.progress)
+    if client is None:
+        worker = _work(p, handle)
+    else:
+        n = max(1, len(client.scheduler_info().get("workers", {})))
+        log.info("tuning on the Dask cluster: %d study workers", n)
+        shared = client.scatter([segment_features, documents], broadcast=True)
+        futures = [client.submit(tuning_worker, shared[0], shared[1],
+                                 {**tuning, "progress": False}, dict(training), label_map,
+                                 min_class_size, pure=False) for _ in range(n)]
+        results = client.gather(futures)
+        worker = WorkerResult(
+            completed=sorted(t for r in results for t in r.completed),
+            pruned=sorted(t for r in results for t in r.pruned),
+            stop_reason="; ".join(sorted({r.stop_reason for r in results})))
+        handle = _open(p)
     study = handle.study
     best = best_params(study, ts.space)
     flat = {**best["model"], **best["training"]}

@@ -57,3 +57,26 @@ def test_kedro_embedding_pipeline_writes_features_and_reuses_cache(kedro_project
         again = pickle.load(fh)
     np.testing.assert_array_equal(again["audio"], feats["audio"])
     np.testing.assert_array_equal(again["text"], feats["text"])
+
+
+@pytest.mark.slow
+def test_embedding_pipeline_on_a_local_cluster_equals_in_process(make_segments, tmp_path):
+    """The same pipeline in memory with ``cluster.address: local`` (2 worker processes)."""
+    from memory_runner import run_in_memory
+
+    from hilbert_pipeline.pipelines.embedding import create_pipeline
+
+    seg = make_segments(folder=tmp_path / "audio")
+    runs = {}
+    for name, cluster in (("in_process", {"address": None}),
+                          ("cluster", {"address": "local", "n_workers": 2})):
+        runs[name] = run_in_memory(create_pipeline(), inputs={"segments": seg}, params={
+            "embedding": {"progress": False, "device": "cpu", "torch_threads": 1,
+                          "cache_dir": str(tmp_path / f"cache_{name}")},
+            "cluster": cluster})
+    a, b = runs["in_process"]["segment_features"], runs["cluster"]["segment_features"]
+    np.testing.assert_allclose(a["audio"], b["audio"], atol=1e-6)
+    np.testing.assert_allclose(a["text"], b["text"], atol=1e-6)
+    np.testing.assert_array_equal(a["text_mask"], b["text_mask"])
+    assert runs["cluster"]["embedding_summary"]["cluster"]["workers"] == 2
+    assert "cluster" not in runs["in_process"]["embedding_summary"]

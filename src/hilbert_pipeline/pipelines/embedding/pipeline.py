@@ -7,6 +7,6 @@ from hilbert_pipeline.pipelines.embedding.nodes import embed_segments_node
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(embed_segments_node, inputs=["segments", "params:embedding"],
+        Node(embed_segments_node, inputs=["segments", "params:embedding", "params:cluster"],
              outputs=["segment_features", "embedding_summary"], name="embed_segments"),
     ])

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from hilbert_pipeline.cluster import cluster_client
 from hilbert_pipeline.experiment import evaluate as ev
 from hilbert_pipeline.experiment import statistics as st
 from hilbert_pipeline.experiment.data import build_document_set
@@ -55,17 +56,21 @@ def make_folds_node(segment_features: dict, documents: pd.DataFrame, evaluation:
 
 
 def evaluate_methods_node(segment_features: dict, documents: pd.DataFrame, folds: pd.DataFrame,
-                          evaluation: dict, training: dict
+                          evaluation: dict, training: dict, cluster: dict | None = None
                           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Fit every method on every fold; model/optimisation settings come from ``training``."""
+    """Fit every method on every fold; model/optimisation settings come from ``training``; the
+    fits run in this process, in ``evaluation.n_jobs`` processes, or on the Dask cluster of the
+    ``cluster`` parameters."""
     _check(evaluation)
     docs, _ = _documents(segment_features, documents, evaluation)
     settings = resolve_training_settings(training)
     tp = {**settings.training_params, "progress": False}
-    run = ev.run_evaluation(docs, folds, list(evaluation["methods"]), settings.model_params, tp,
-                            int(evaluation["seed"]), evaluation.get("method_overrides") or {},
-                            progress=bool(evaluation.get("progress", True)),
-                            n_jobs=int(evaluation.get("n_jobs", 1)))
+    with cluster_client(cluster) as client:
+        run = ev.run_evaluation(docs, folds, list(evaluation["methods"]), settings.model_params,
+                                tp, int(evaluation["seed"]),
+                                evaluation.get("method_overrides") or {},
+                                progress=bool(evaluation.get("progress", True)),
+                                n_jobs=int(evaluation.get("n_jobs", 1)), client=client)
     return run.predictions, run.fold_metrics, run.gate_usage, run.mi
 
 

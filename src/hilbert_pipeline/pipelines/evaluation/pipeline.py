@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
              outputs=["evaluation_folds", "evaluation_labels"], name="make_evaluation_folds"),
         Node(evaluate_methods_node,
              inputs=["segment_features", "documents", "evaluation_folds", "params:evaluation",
-                     "params:training"],
+                     "params:training", "params:cluster"],
              outputs=["evaluation_predictions", "fold_metrics", "gate_usage_folds",
                       "mi_estimates_folds"],
              name="evaluate_methods"),

@@ -22,7 +22,7 @@ from hilbert_pipeline.experiment.inference import (
 )
 from hilbert_pipeline.experiment.inference_report import inference_html
 from hilbert_pipeline.experiment.params import ParamsError
-from hilbert_pipeline.pipelines.embedding.nodes import _encoder
+from hilbert_pipeline.pipelines.embedding.nodes import build_encoder
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def load_model_node(inference: dict[str, Any], segmentation: dict[str, Any],
     ck = load_checkpoint(path, device=str(inference.get("device", "cpu")))
     current = {}
     for role in ("audio_encoder", "text_encoder"):
-        enc = _encoder(embedding.get(role), embedding, role)
+        enc = build_encoder(embedding.get(role), embedding, role)
         current[role] = None if enc is None else enc.describe()
     check_parameters(ck.extra, ck.encoder_meta, segmentation, label_map, current, path)
     log.info("model %s: classes %s, trained on %d documents", path, ck.label_names,

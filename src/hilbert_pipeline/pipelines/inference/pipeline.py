@@ -29,7 +29,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(segment_corpus_node, inputs=["inference_validated_corpus", "params:segmentation"],
              outputs=["inference_segments", "inference_documents", "inference_corpus_report"],
              name="segment_inference_corpus"),
-        Node(embed_segments_node, inputs=["inference_segments", "params:embedding"],
+        Node(embed_segments_node, inputs=["inference_segments", "params:embedding", "params:cluster"],
              outputs=["inference_segment_features", "inference_embedding_summary"],
              name="embed_inference_segments"),
         Node(predict_node,

@@ -13,7 +13,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(tune_node,
              inputs=["segment_features", "documents", "params:tuning", "params:training",
-                     "params:evaluation.label_map", "params:evaluation.min_class_size"],
+                     "params:evaluation.label_map", "params:evaluation.min_class_size",
+                     "params:cluster"],
              outputs=["best_params", "tuning_summary", "tuning_trials",
                       "tuning_history_plot", "tuning_importance_plot"],
              name="tune_hilbert"),

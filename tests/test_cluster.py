@@ -1,0 +1,76 @@
+"""``hilbert_pipeline.cluster``: the cluster setting, connecting, the Slurm job script, and
+evaluation on a real 2-process LocalCluster equal to evaluation in-process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hilbert_pipeline.cluster import ClusterError, ClusterSettings, cluster_client, slurm_cluster
+from hilbert_pipeline.experiment import evaluate as ev
+from hilbert_pipeline.experiment.data import build_document_set
+from hilbert_pipeline.experiment.folds import make_folds
+from hilbert_pipeline.experiment.synthetic import synthetic_features
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_settings_are_validated():
+    assert ClusterSettings.from_params(None).in_process
+    assert ClusterSettings.from_params({"address": "tcp://h:8786"}).address == "tcp://h:8786"
+    with pytest.raises(ClusterError, match="unknown key"):
+        ClusterSettings.from_params({"adress": "local"})
+    with pytest.raises(ClusterError, match="not understood"):
+        ClusterSettings.from_params({"address": "localhost"})
+    with pytest.raises(ClusterError, match="n_workers"):
+        ClusterSettings.from_params({"address": "local", "n_workers": 0})
+    with pytest.raises(ClusterError, match="jobqueue_config"):
+        ClusterSettings.from_params({"address": "slurm", "jobqueue_config": None})
+
+
+def test_in_process_yields_no_client():
+    with cluster_client({"address": None}) as client:
+        assert client is None
+
+
+def test_a_bad_scheduler_address_fails_fast_with_a_clear_message():
+    t0 = time.monotonic()
+    with pytest.raises(ClusterError) as err:
+        with cluster_client({"address": "tcp://127.0.0.1:9", "connect_timeout": 2}):
+            pass
+    assert time.monotonic() - t0 < 30
+    msg = str(err.value)
+    assert "tcp://127.0.0.1:9" in msg and "dask scheduler" in msg and "null" in msg
+
+
+def test_the_shipped_slurm_config_makes_a_gpu_job_script():
+    with slurm_cluster(ROOT / "conf/base/cluster_slurm.yaml") as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH -p gpu" in script
+    assert "#SBATCH --gres=gpu:1" in script  # one GPU per job ...
+    assert "--resources GPU=1" in script  # ... and one worker per job, tagged with it
+    assert "#SBATCH --cpus-per-task=8" in script and "--nthreads 8" in script
+    assert "--nworkers" not in script  # processes: 1 -> a single worker process per job
+    assert "source .venv/bin/activate" in script
+    with pytest.raises(ClusterError, match="does not exist"):
+        slurm_cluster(ROOT / "conf/base/no_such.yaml")
+
+
+def test_evaluation_on_the_cluster_equals_evaluation_in_process(dask_client):
+    sf, documents = synthetic_features([7, 6, 5], n_segments=(2, 4), audio_dim=6, text_dim=5,
+                                       signal=1.5, seed=3)
+    docs, _ = build_document_set(sf, documents)
+    folds = make_folds(docs, 2, 1, 0)
+    model = {"d": 8, "n_heads": 2, "pool_hops": 1, "n_experts": 2}
+    optim = {"epochs": 2, "batch_size": 8, "min_epochs": 1, "progress": False, "device": "cpu",
+             "num_threads": 1}
+    methods = ["hilbert", "concat_logreg", "majority"]
+    local = ev.run_evaluation(docs, folds, methods, model, optim, seed=5)
+    remote = ev.run_evaluation(docs, folds, methods, model, optim, seed=5, client=dask_client)
+    assert local.fold_metrics["macro_f1"].tolist() == remote.fold_metrics["macro_f1"].tolist()
+    cols = [c for c in local.predictions if c.startswith("p_")]
+    np.testing.assert_allclose(local.predictions[cols].to_numpy(),
+                               remote.predictions[cols].to_numpy(), atol=1e-6)
