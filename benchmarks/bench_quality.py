@@ -48,6 +48,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from hilbert_pipeline.demo.regimes import REGIMES, build_regime_corpus  # noqa: E402
 from hilbert_pipeline.experiment import evaluate as ev  # noqa: E402
+from hilbert_pipeline.experiment import report as rp  # noqa: E402
 from hilbert_pipeline.experiment import statistics as st  # noqa: E402
 from hilbert_pipeline.experiment.data import build_document_set  # noqa: E402
 from hilbert_pipeline.experiment.folds import make_folds  # noqa: E402
@@ -116,7 +117,7 @@ def evaluate_regime(features: dict, documents: pd.DataFrame, training: dict, met
     tp = {**settings.training_params, "progress": False}
     run = ev.run_evaluation(docs, folds, methods, settings.model_params, tp, seed,
                             progress=True, n_jobs=n_jobs)
-    summary = ev.summarize(run.fold_metrics, ci="corrected_t")
+    summary = rp.summarize(run.fold_metrics, ci="corrected_t")
     paired = st.paired_comparison(run.fold_metrics, "hilbert", "macro_f1")
     verdict = st.verdict(paired, summary, ROLES)
     counts = dict(zip(docs.label_names, docs.class_counts().tolist(), strict=True))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hilbert_pipeline.experiment import evaluate as ev
+from hilbert_pipeline.experiment import report as rp
 from hilbert_pipeline.experiment.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -220,16 +221,16 @@ def test_evaluation_identical_folds_and_reproducible(docs):
     g = gates.groupby(["method", "repeat", "fold"])["mean_weight"].sum()
     assert np.allclose(g, 1.0, atol=1e-5)
     assert set(run.mi["method"]) == {"hilbert", "mlp_head"}
-    s = ev.summarize(fm)
-    s2 = ev.summarize(ev.run_evaluation(docs, folds, methods, MODEL, {**OPTIM, "epochs": 2},
+    s = rp.summarize(fm)
+    s2 = rp.summarize(ev.run_evaluation(docs, folds, methods, MODEL, {**OPTIM, "epochs": 2},
                                         seed=0).fold_metrics)
     assert json.dumps(s) == json.dumps(s2)
-    pc = ev.per_class_table(run.predictions, docs.label_names)
+    pc = rp.per_class_table(run.predictions, docs.label_names)
     assert set(pc["support"][pc.method == "hilbert"]) == {8, 6, 4}
-    cm, cmn = ev.confusion_matrices(run.predictions, "hilbert", docs.label_names)
+    cm, cmn = rp.confusion_matrices(run.predictions, "hilbert", docs.label_names)
     assert cm.sum() == len(docs) and np.allclose(cmn.sum(1), 1)
-    assert ev.best_baseline(s) in {"text_only", "concat_logreg", "majority", "stratified"}
-    md = ev.comparison_markdown(s, "3 folds", {"c0": 8, "c1": 6, "c2": 4})
+    assert rp.best_baseline(s) in {"text_only", "concat_logreg", "majority", "stratified"}
+    md = rp.comparison_markdown(s, "3 folds", {"c0": 8, "c1": 6, "c2": 4})
     assert md.count("\n| ") == len(methods) + 1
 
 

@@ -9,6 +9,8 @@ import pandas as pd
 
 from hilbert_pipeline.cluster import cluster_client
 from hilbert_pipeline.experiment import evaluate as ev
+from hilbert_pipeline.experiment import plots as pl
+from hilbert_pipeline.experiment import report as rp
 from hilbert_pipeline.experiment import statistics as st
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.folds import make_folds
@@ -76,12 +78,13 @@ def evaluate_methods_node(segment_features: dict, documents: pd.DataFrame, folds
 
 def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usage: pd.DataFrame,
                 mi: pd.DataFrame, label_report: dict, evaluation: dict
-                ) -> tuple[dict, pd.DataFrame, str, Any, Any, pd.DataFrame, dict]:
-    """metrics.json, per-class table, comparison.md, confusion matrices, gate usage, MI."""
+                ) -> tuple[dict, dict, pd.DataFrame, str, Any, Any, pd.DataFrame, dict]:
+    """metrics.json (every method and metric), the short DVC metrics file, per-class table,
+    comparison.md, confusion matrices, gate usage, MI."""
     ci = evaluation.get("ci", "corrected_t")
     names = list(label_report["label_names"])
-    summary = ev.summarize(fold_metrics, ci=ci)
-    per_class = ev.per_class_table(predictions, names)
+    summary = rp.summarize(fold_metrics, ci=ci)
+    per_class = rp.per_class_table(predictions, names)
     n_rep = int(fold_metrics["repeat"].nunique())
     n_fold = int(fold_metrics["fold"].nunique())
     if label_report.get("fixed_split"):
@@ -90,7 +93,7 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
         info = (f"Protocol: {n_rep} x {n_fold}-fold stratified "
                 f"{'group ' if label_report.get('grouped') else ''}cross-validation "
                 f"({n_rep * n_fold} folds, identical for every method); CI: {ci}.")
-    table = ev.comparison_markdown(summary, info, label_report["class_counts"])
+    table = rp.comparison_markdown(summary, info, label_report["class_counts"])
     main = "hilbert" if "hilbert" in summary else next(iter(summary))
     if len(summary) > 1:
         paired = st.paired_comparison(fold_metrics, main, "macro_f1", ci)
@@ -98,17 +101,18 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
         table += "\n" + st.paired_markdown(paired, verdict, main)
         summary = {**summary, "paired": {"reference": main, "metric": "macro_f1",
                                          "methods": paired, "verdict": verdict}}
-    cm, cmn = ev.confusion_matrices(predictions, main, names)
-    fig_main = ev.confusion_figure(cm, cmn, names, f"{main} (all folds)")
-    base = ev.best_baseline(summary)
+    cm, cmn = rp.confusion_matrices(predictions, main, names)
+    fig_main = pl.confusion_figure(cm, cmn, names, f"{main} (all folds)")
+    base = rp.best_baseline(summary)
     if base is None:
         base = next((m for m in summary if m != main), main)
-    cm, cmn = ev.confusion_matrices(predictions, base, names)
-    fig_base = ev.confusion_figure(cm, cmn, names, f"best baseline: {base} (all folds)")
-    gates = ev.gate_summary(gate_usage)
-    mi_sum = ev.mi_summary(mi, ci=ci)
+    cm, cmn = rp.confusion_matrices(predictions, base, names)
+    fig_base = pl.confusion_figure(cm, cmn, names, f"best baseline: {base} (all folds)")
+    gates = rp.gate_summary(gate_usage)
+    mi_sum = rp.mi_summary(mi, ci=ci)
     report_dir = evaluation.get("report_dir", "data/08_reporting")
     log.info("method comparison\n%s\nreports: %s (metrics.json, comparison.md, fold_metrics.csv, "
              "per_class_metrics.csv, confusion_*.png, gate_usage.csv, mi_estimates.json)",
              table, report_dir)
-    return summary, per_class, table, fig_main, fig_base, gates, mi_sum
+    return (summary, rp.headline_metrics(summary, main), per_class, table, fig_main, fig_base,
+            gates, mi_sum)

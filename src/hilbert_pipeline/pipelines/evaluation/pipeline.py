@@ -22,7 +22,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(report_node,
              inputs=["evaluation_predictions", "fold_metrics", "gate_usage_folds",
                      "mi_estimates_folds", "evaluation_labels", "params:evaluation"],
-             outputs=["metrics", "per_class_metrics", "comparison_table", "confusion_hilbert",
+             outputs=["metrics", "headline_metrics", "per_class_metrics", "comparison_table",
+                      "confusion_hilbert",
                       "confusion_best_baseline", "gate_usage", "mi_estimates"],
              name="report_evaluation"),
     ])

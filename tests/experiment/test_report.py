@@ -1,0 +1,27 @@
+"""``experiment.report``: the short DVC metrics file built from a summary."""
+
+from __future__ import annotations
+
+from hilbert_pipeline.experiment.report import headline_metrics
+
+
+def _m(mean):
+    return {"macro_f1": {"mean": mean}, "balanced_accuracy": {"mean": mean + 0.01}}
+
+
+def test_headline_names_the_best_alternative_and_the_paired_difference():
+    summary = {"hilbert": _m(0.51234), "text_logreg": _m(0.53), "majority": _m(0.1),
+               "paired": {"verdict": {"best_alternative": "text_logreg", "mean_diff": -0.01766,
+                                      "ci95": [-0.05, 0.015]}}}
+    assert headline_metrics(summary) == {"hilbert_f1": 0.5123, "best": "text_logreg",
+                                         "best_f1": 0.53, "diff": -0.0177, "ci_lo": -0.05,
+                                         "ci_hi": 0.015}
+
+
+def test_headline_without_alternative_or_interval():
+    assert headline_metrics({"hilbert": _m(0.5)}) == {"hilbert_f1": 0.5}
+    summary = {"hilbert": _m(0.5), "x": _m(0.4),
+               "paired": {"verdict": {"best_alternative": "x", "mean_diff": 0.1,
+                                      "ci95": [None, None]}}}
+    out = headline_metrics(summary)
+    assert out["ci_lo"] is None and out["diff"] == 0.1
