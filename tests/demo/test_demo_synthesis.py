@@ -94,7 +94,8 @@ def test_select_documents_is_seeded_stratified_and_label_free_of_voice():
     for d in all_docs:
         counts[d["label"]] = counts.get(d["label"], 0) + 1
         assert len(d["sentences"]) == 3 and "group" not in d
-        assert set(d) == {"doc_id", "label", "sentences", "president", "year"}
+        assert set(d) == {"doc_id", "label", "sentences", "party", "president", "year"}
+        assert d["label"] == d["party"]  # no class definition: the party is the label
     assert counts == {"Nonpartisan": 8, "Federalist": 4, "Democratic-Republican": 28,
                       "Democratic": 94, "Whig": 8, "Republican": 103, "National Union": 4}
     assert select_documents(3, seed=0) == all_docs
@@ -105,3 +106,8 @@ def test_select_documents_is_seeded_stratified_and_label_free_of_voice():
     assert [d["year"] for d in few] == sorted(d["year"] for d in few)
     with pytest.raises(ValueError, match="group_column"):
         select_documents(2, group_column="label")
+    # the demo's classes: minor parties merged, the party kept in its own column
+    merged = select_documents(3, seed=0, classes={"Whig": "other", "Federalist": "other"})
+    assert sum(d["label"] == "other" for d in merged) == 12
+    assert {d["party"] for d in merged if d["label"] == "other"} == {"Whig", "Federalist"}
+    assert [d["sentences"] for d in merged] == [d["sentences"] for d in all_docs]

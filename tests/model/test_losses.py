@@ -16,6 +16,7 @@ from hilbert_pipeline.model import (
     MIBalanceLoss,
     class_weights,
     info_nce,
+    mi_estimates,
 )
 
 
@@ -115,11 +116,28 @@ def test_full_loss_has_every_term_and_total_is_weighted_sum():
     cfg = tiny_config(lambda_dual=0.5, lambda_cka=0.2, lambda_mi=0.3, lambda_lb=0.05)
     _, out, y = _run(cfg)
     res = HilbertLoss(cfg)(out, y)
-    assert {"cls", "dual", "cka", "mi", "lb", "mi_audio", "mi_text", "total"} <= set(res)
-    assert "temperature" not in res  # model state, not a loss
+    # losses only: no model state (temperature), no diagnostics (MI estimates)
+    assert set(res) == {"cls", "dual", "cka", "mi", "lb", "total"}
     expect = res["cls"] + 0.5 * res["dual"] + 0.2 * res["cka"] + 0.3 * res["mi"] + 0.05 * res["lb"]
     assert res["total"].item() == pytest.approx(expect.item(), rel=1e-6)
-    assert not res["mi_audio"].requires_grad and not res["mi_text"].requires_grad
+
+
+def test_mi_estimates_are_diagnostics_apart_from_the_losses():
+    cfg = tiny_config(lambda_mi=0.3)
+    _, out, y = _run(cfg)
+    est = mi_estimates(out)
+    assert set(est) == {"mi_audio", "mi_text"}
+    assert not est["mi_audio"].requires_grad and not est["mi_text"].requires_grad
+    # the MI-balance term is ((I_a - I_t) / log B)^2 of the same estimates
+    gap = (est["mi_audio"].item() - est["mi_text"].item()) / math.log(6)
+    assert HilbertLoss(cfg)(out, y)["mi"].item() == pytest.approx(gap ** 2, rel=1e-4, abs=1e-7)
+    # also without the MI term (ablations stay comparable) ...
+    assert set(mi_estimates(HilbertModel(tiny_config(lambda_mi=0.0))(*make_batch(b=6)))) == {
+        "mi_audio", "mi_text"}
+    # ... but not for a unimodal model
+    uni = HilbertModel.unimodal(tiny_config(), "text")
+    a, t, am, tm = make_batch(b=6)
+    assert mi_estimates(uni(None, t, None, tm)) == {}
 
 
 @pytest.mark.parametrize("name,field", [("dual", "lambda_dual"), ("cka", "lambda_cka"),
@@ -133,8 +151,6 @@ def test_zero_weight_removes_term_without_computing_it(name, field):
         mod.register_forward_hook(lambda m, i, o, mod=mod: calls.append(mod))
     res = loss(out, y)
     assert name not in res
-    if name == "mi":
-        assert "mi_audio" not in res
     if name != "lb":
         assert getattr(loss, name) not in calls
     others = {"dual", "cka", "mi", "lb"} - {name}
@@ -151,7 +167,7 @@ def test_direct_alignment_has_no_joint_centric_term():
     _, out, y = _run(cfg)
     loss = HilbertLoss(cfg)
     res = loss(out, y)
-    assert "direct" in res and not {"dual", "cka", "mi", "mi_audio"} & set(res)
+    assert "direct" in res and not {"dual", "cka", "mi"} & set(res)
     # The alignment part of the objective does not depend on z_joint at all.
     out.z_joint.retain_grad()
     (res["total"] - res["cls"] - cfg.lambda_lb * res["lb"]).backward(retain_graph=True)

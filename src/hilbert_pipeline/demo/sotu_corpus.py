@@ -29,6 +29,7 @@ import functools
 import logging
 import re
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +103,17 @@ def select_documents(
     seed: int = 0,
     group_column: str | None = None,
     table: Any = None,
+    classes: Mapping[str, str] | None = None,
 ) -> list[dict]:
     """Pick ``n_documents`` SOTU documents and a seeded contiguous block of sentences from each.
 
     With ``n_documents`` smaller than the corpus, documents are drawn stratified by party in
     proportion (at least one per party while there is room), with ``seed``, then kept in
-    chronological order. Returns dicts for :func:`synthesize_corpus`.
+    chronological order. Returns dicts for :func:`synthesize_corpus`. The label is the party
+    renamed by ``classes`` (parties not listed keep their name); the party itself stays in the
+    ``party`` column, so the corpus carries its own class definition.
     """
+    classes = dict(classes or {})
     if int(sentences_per_document) < 1:
         raise ValueError(f"demo_data.sentences_per_document must be >= 1, got "
                          f"{sentences_per_document}")
@@ -147,9 +152,9 @@ def select_documents(
                              f"fewer than demo_data.sentences_per_document={k}")
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(row.fileid.encode())])
         offset = int(rng.integers(0, len(sentences) - k + 1))
-        doc = {"doc_id": row.fileid, "label": row.party,
+        doc = {"doc_id": row.fileid, "label": str(classes.get(row.party, row.party)),
                "sentences": list(sentences[offset:offset + k]),
-               "president": row.president, "year": int(row.year)}
+               "party": row.party, "president": row.president, "year": int(row.year)}
         if group_column:
             doc["group"] = str(getattr(row, group_column))
         docs.append(doc)
@@ -168,6 +173,7 @@ def build_sotu_corpus(
     group_column: str | None = None,
     workers: int = 1,
     progress: bool = True,
+    classes: Mapping[str, str] | None = None,
 ) -> dict:
     """Build the SOTU corpus into ``out_dir`` (reusing it when the inputs are unchanged).
 
@@ -178,7 +184,8 @@ def build_sotu_corpus(
 
     from hilbert_pipeline.demo.synthesis import MARKER, synthesize_corpus
 
-    docs = select_documents(sentences_per_document, n_documents, seed, group_column)
+    docs = select_documents(sentences_per_document, n_documents, seed, group_column,
+                            classes=classes)
     t0 = time.perf_counter()
     out = synthesize_corpus(out_dir, docs, voice=voice, rate=rate, sample_rate=sample_rate,
                             transcript_format=transcript_format, seed=seed, workers=workers,

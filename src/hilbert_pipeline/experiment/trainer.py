@@ -231,26 +231,11 @@ def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None =
     return (p, np.concatenate(gates).astype(np.float64)) if return_gate else p
 
 
-def _add_mi_estimates(terms: dict, output) -> dict:
-    """Add the InfoNCE MI estimates ``mi_audio``/``mi_text`` when the loss did not compute them.
+def _with_diagnostics(terms: dict, output) -> dict:
+    """Loss terms and, apart from them in the model library, the MI estimates."""
+    from ..model.losses import mi_estimates
 
-    ``HilbertLoss`` reports I_a and I_t only when the MI-balance term is on; the ``no_mi``
-    ablation and the ``direct`` baseline should still be comparable on them, so they are computed
-    here as diagnostics (no gradient) for two-modality models.
-    """
-    import torch
-
-    from ..model import MIBalanceLoss
-
-    if "mi_audio" in terms or output.z_audio is None or output.z_text is None:
-        return terms
-    both = output.has_audio & output.has_text
-    if int(both.sum()) < 2:
-        return terms
-    with torch.no_grad():
-        _, i_a, i_t = MIBalanceLoss(1.0)(output.z_audio[both], output.z_text[both],
-                                          output.z_joint[both], output.temperature)
-    return {**terms, "mi_audio": i_a.detach(), "mi_text": i_t.detach()}
+    return {**terms, **mi_estimates(output)}
 
 
 def loss_terms(model, docs: DocumentSet, device: str | None = None) -> dict[str, float]:
@@ -267,7 +252,7 @@ def loss_terms(model, docs: DocumentSet, device: str | None = None) -> dict[str,
         batch = _to_device(collate(docs, range(len(docs))), dev)
         output = _forward(model, batch)
         loss_fn = HilbertLoss(model.config).to(dev)
-        terms = _add_mi_estimates(loss_fn(output, batch["labels"]), output)
+        terms = _with_diagnostics(loss_fn(output, batch["labels"]), output)
     model.train(was_training)
     return {k: float(v.detach().cpu()) for k, v in terms.items()}
 
@@ -291,7 +276,7 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
             out = _forward(model, batch)
             probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
             if len(idx) >= 4:
-                terms = _add_mi_estimates(loss_fn(out, batch["labels"]), out)
+                terms = _with_diagnostics(loss_fn(out, batch["labels"]), out)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
                     seen[k] = seen.get(k, 0) + len(idx)
@@ -531,7 +516,7 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
                 if tp.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, tp.grad_clip)
                 opt.step()
-                terms = _add_mi_estimates(terms, output)
+                terms = _with_diagnostics(terms, output)
                 b = len(idx)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach()) * b

@@ -21,6 +21,7 @@ from .losses import (
     MIBalanceLoss,
     class_weights,
     info_nce,
+    mi_estimates,
 )
 from .model import HilbertModel, HilbertOutput, ModelInputError
 from .moe import MLPClassifier, MoEClassifier
@@ -38,6 +39,7 @@ __all__ = [
     "HilbertModel",
     "HilbertOutput",
     "MIBalanceLoss",
+    "mi_estimates",
     "MLPClassifier",
     "ModalityProjection",
     "ModelInputError",

@@ -194,10 +194,10 @@ class HilbertLoss(nn.Module):
     The InfoNCE temperature is the model's (``output.temperature``), as open_clip keeps
     ``logit_scale`` in the model: this module has no parameters.
 
-    ``forward(output, labels)`` returns a dict of scalar tensors: ``total`` and every computed
-    term unweighted by name — ``cls``, ``dual`` (joint alignment) or ``direct`` (direct
-    alignment), ``cka``, ``mi``, ``lb`` — plus detached diagnostics ``mi_audio``, ``mi_text``
-    (the InfoNCE estimates I_a, I_t). Rules:
+    ``forward(output, labels)`` returns a dict of scalar loss tensors only: ``total`` and every
+    computed term unweighted by name — ``cls``, ``dual`` (joint alignment) or ``direct`` (direct
+    alignment), ``cka``, ``mi``, ``lb``. Diagnostics (the InfoNCE estimates I_a, I_t) come apart,
+    from :func:`mi_estimates`. Rules:
 
     - a term with weight 0 is not computed and absent from the dict;
     - ``direct`` alignment replaces ``dual`` by audio↔text InfoNCE and skips ``cka`` and ``mi``
@@ -262,13 +262,30 @@ class HilbertLoss(nn.Module):
                 out["cka"] = term
                 total = total + aux_scale * self.cka.weight * term
             if self.mi.active and hb.sum() >= 2:
-                term, i_a, i_t = self.mi(output.z_audio[hb], output.z_text[hb], zj[hb], tau)
+                term, _, _ = self.mi(output.z_audio[hb], output.z_text[hb], zj[hb], tau)
                 out["mi"] = term
-                out["mi_audio"] = i_a.detach()
-                out["mi_text"] = i_t.detach()
                 total = total + aux_scale * self.mi.weight * term
         if self.lb_weight > 0:
             out["lb"] = output.lb_loss
             total = total + self.lb_weight * output.lb_loss
         out["total"] = total
         return out
+
+
+def mi_estimates(output: HilbertOutput) -> dict[str, torch.Tensor]:
+    """Diagnostics, not losses: the InfoNCE estimates ``mi_audio`` (I_a = I(z_a; z_j)) and
+    ``mi_text`` (I_t) on the documents of ``output`` that have both modalities, detached.
+
+    Empty for unimodal models and for batches with fewer than 2 such documents. Computed for every
+    two-modality model, so that the ``no_mi`` ablation and the ``direct`` baseline are comparable
+    on them with HILBERT.
+    """
+    if output.z_audio is None or output.z_text is None or output.temperature is None:
+        return {}
+    both = output.has_audio & output.has_text
+    if int(both.sum()) < 2:
+        return {}
+    with torch.no_grad():
+        _, i_a, i_t = MIBalanceLoss(1.0)(output.z_audio[both], output.z_text[both],
+                                          output.z_joint[both], output.temperature)
+    return {"mi_audio": i_a.detach(), "mi_text": i_t.detach()}

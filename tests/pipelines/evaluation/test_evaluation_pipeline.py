@@ -15,7 +15,8 @@ from hilbert_pipeline.experiment.synthetic import synthetic_features
 METHODS = ["hilbert", "concat_logreg", "majority", "mlp_head"]
 
 
-def _setup(project: Path, class_sizes=(7, 6, 4, 2), **evaluation_changes) -> pd.DataFrame:
+def _setup(project: Path, class_sizes=(7, 6, 4, 2), label_map=None, min_class_size=1,
+           **evaluation_changes) -> pd.DataFrame:
     sf, documents = synthetic_features(list(class_sizes), n_segments=(2, 4), audio_dim=8,
                                        text_dim=6, signal=1.5, seed=1)
     with open(project / "data/04_feature/segment_features.pkl", "wb") as fh:
@@ -28,8 +29,9 @@ def _setup(project: Path, class_sizes=(7, 6, 4, 2), **evaluation_changes) -> pd.
     training["optim"].update(epochs=2, batch_size=4, min_epochs=1, num_threads=1)
     evaluation = yaml.safe_load((base / "parameters_evaluation.yml").read_text())["evaluation"]
     evaluation.update(n_splits=3, n_repeats=1, methods=METHODS, progress=False, **evaluation_changes)
+    classes = {"label_map": dict(label_map or {}), "min_class_size": min_class_size}
     (project / "conf/local/parameters_tiny.yml").write_text(
-        yaml.safe_dump({"training": training, "evaluation": evaluation}))
+        yaml.safe_dump({"training": training, "evaluation": evaluation, "classes": classes}))
     return documents
 
 

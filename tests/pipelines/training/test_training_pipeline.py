@@ -19,7 +19,7 @@ from hilbert_pipeline.experiment.synthetic import synthetic_features
 def _setup(project: Path, **training_changes) -> tuple[dict, pd.DataFrame]:
     sf, documents = synthetic_features([7, 6, 3], n_segments=(2, 4), audio_dim=8, text_dim=6,
                                        signal=1.5, seed=0, split_test_fraction=0.25)
-    documents.loc[documents["label"] == "c2", "label"] = "Whig"  # merged by the demo label_map
+    documents.loc[documents["label"] == "c2", "label"] = "Whig"  # merged by the class definition
     with open(project / "data/04_feature/segment_features.pkl", "wb") as fh:
         pickle.dump(sf, fh)
     documents.to_parquet(project / "data/03_primary/documents.parquet")
@@ -28,7 +28,8 @@ def _setup(project: Path, **training_changes) -> tuple[dict, pd.DataFrame]:
     training.update(device="cpu", progress=False, **training_changes)
     training["model"].update(d=8, n_heads=2, pool_hops=2, n_experts=2)
     training["optim"].update(epochs=3, batch_size=4, min_epochs=1, num_threads=1)
-    (project / "conf/local/parameters_tiny.yml").write_text(yaml.safe_dump({"training": training}))
+    (project / "conf/local/parameters_tiny.yml").write_text(yaml.safe_dump(
+        {"training": training, "classes": {"label_map": {"Whig": "other"}, "min_class_size": 1}}))
     return sf, documents
 
 

@@ -37,7 +37,6 @@ def write_tiny_params(project: Path, n_trials: int = 3) -> dict:
     base = project / "conf" / "base"
     tuning = yaml.safe_load((base / "parameters_tuning.yml").read_text())["tuning"]
     training = yaml.safe_load((base / "parameters_training.yml").read_text())["training"]
-    evaluation = yaml.safe_load((base / "parameters_evaluation.yml").read_text())["evaluation"]
     tuning.update(n_trials=n_trials, n_folds=3, n_startup_trials=2, heartbeat_interval=1,
                   grace_period=3, progress=False, search_space=TINY_SPACE,
                   optim_overrides={"epochs": 3, "patience": 3},
@@ -45,10 +44,10 @@ def write_tiny_params(project: Path, n_trials: int = 3) -> dict:
     training.update(device="cpu", progress=False)
     training["model"].update(d=16, n_heads=2, pool_hops=2, n_experts=2, expert_hidden=16)
     training["optim"].update(epochs=3, batch_size=6, min_epochs=1, patience=3)
-    evaluation.update(label_map={}, min_class_size=1)
     local = project / "conf" / "local"
     (local / "parameters_tiny.yml").write_text(yaml.safe_dump(
-        {"tuning": tuning, "training": training, "evaluation": evaluation}))
+        {"tuning": tuning, "training": training,
+         "classes": {"label_map": {}, "min_class_size": 1}}))
     return tuning
 
 

@@ -23,6 +23,7 @@ def build_demo_corpus(params: dict) -> dict:
         group_column=params.get("group_column") or None,
         workers=int(params.get("workers", 1)),
         progress=bool(params.get("progress", True)),
+        classes=params.get("classes") or None,
     )
     logger.info("demo corpus in %s: %d documents, %.0f s of speech (built/reused in %.1f s)",
                 summary["output_dir"], summary["n_documents"], summary["total_audio_seconds"],

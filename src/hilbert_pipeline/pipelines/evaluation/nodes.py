@@ -20,8 +20,8 @@ from hilbert_pipeline.utils import reject_unknown_keys
 
 log = logging.getLogger(__name__)
 
-EVAL_KEYS = {"n_splits", "n_repeats", "seed", "methods", "method_overrides", "label_map",
-             "min_class_size", "ci", "progress", "report_dir", "n_jobs"}
+EVAL_KEYS = {"n_splits", "n_repeats", "seed", "methods", "method_overrides", "ci", "progress",
+             "n_jobs"}
 
 
 def _check(evaluation: dict) -> None:
@@ -30,20 +30,21 @@ def _check(evaluation: dict) -> None:
         raise ValueError("parameters 'evaluation' needs an explicit 'seed'")
 
 
-def _documents(segment_features: dict, documents: pd.DataFrame, evaluation: dict):
+def _documents(segment_features: dict, documents: pd.DataFrame, evaluation: dict,
+               classes: dict):
     """Labelled documents; classes smaller than the fold count are an error (fixed split: not)."""
     has_split = "split" in documents.columns and documents["split"].notna().any()
     return build_document_set(
-        segment_features, documents, label_map=evaluation.get("label_map"),
-        min_class_size=int(evaluation.get("min_class_size", 1)),
+        segment_features, documents, label_map=classes.get("label_map"),
+        min_class_size=int(classes.get("min_class_size", 1)),
         min_docs_per_class=None if has_split else int(evaluation["n_splits"]))
 
 
-def make_folds_node(segment_features: dict, documents: pd.DataFrame, evaluation: dict
-                    ) -> tuple[pd.DataFrame, dict]:
+def make_folds_node(segment_features: dict, documents: pd.DataFrame, evaluation: dict,
+                    classes: dict) -> tuple[pd.DataFrame, dict]:
     """Compute the folds once (saved to data/05_model_input/folds.csv) + the label report."""
     _check(evaluation)
-    docs, report = _documents(segment_features, documents, evaluation)
+    docs, report = _documents(segment_features, documents, evaluation, classes)
     folds = make_folds(docs, int(evaluation["n_splits"]), int(evaluation.get("n_repeats", 1)),
                        int(evaluation["seed"]))
     n_folds = folds.groupby(["repeat", "fold"]).ngroups
@@ -58,13 +59,14 @@ def make_folds_node(segment_features: dict, documents: pd.DataFrame, evaluation:
 
 
 def evaluate_methods_node(segment_features: dict, documents: pd.DataFrame, folds: pd.DataFrame,
-                          evaluation: dict, training: dict, cluster: dict | None = None
+                          evaluation: dict, training: dict, classes: dict,
+                          cluster: dict | None = None
                           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Fit every method on every fold; model/optimisation settings come from ``training``; the
     fits run in this process, in ``evaluation.n_jobs`` processes, or on the Dask cluster of the
     ``cluster`` parameters."""
     _check(evaluation)
-    docs, _ = _documents(segment_features, documents, evaluation)
+    docs, _ = _documents(segment_features, documents, evaluation, classes)
     settings = resolve_training_settings(training)
     tp = {**settings.training_params, "progress": False}
     with cluster_client(cluster) as client:
@@ -110,9 +112,8 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
     fig_base = pl.confusion_figure(cm, cmn, names, f"best baseline: {base} (all folds)")
     gates = rp.gate_summary(gate_usage)
     mi_sum = rp.mi_summary(mi, ci=ci)
-    report_dir = evaluation.get("report_dir", "data/08_reporting")
-    log.info("method comparison\n%s\nreports: %s (metrics.json, comparison.md, fold_metrics.csv, "
-             "per_class_metrics.csv, confusion_*.png, gate_usage.csv, mi_estimates.json)",
-             table, report_dir)
+    log.info("method comparison\n%s\nreports: data/08_reporting/ (metrics.json, headline.json, "
+             "comparison.md, fold_metrics.csv, per_class_metrics.csv, confusion_*.png, "
+             "gate_usage.csv, mi_estimates.json)", table)
     return (summary, rp.headline_metrics(summary, main), per_class, table, fig_main, fig_base,
             gates, mi_sum)

@@ -11,11 +11,12 @@ from hilbert_pipeline.pipelines.evaluation.nodes import (
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(make_folds_node, inputs=["segment_features", "documents", "params:evaluation"],
+        Node(make_folds_node, inputs=["segment_features", "documents", "params:evaluation",
+                                      "params:classes"],
              outputs=["evaluation_folds", "evaluation_labels"], name="make_evaluation_folds"),
         Node(evaluate_methods_node,
              inputs=["segment_features", "documents", "evaluation_folds", "params:evaluation",
-                     "params:training", "params:cluster"],
+                     "params:training", "params:classes", "params:cluster"],
              outputs=["evaluation_predictions", "fold_metrics", "gate_usage_folds",
                       "mi_estimates_folds"],
              name="evaluate_methods"),

@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(load_model_node,
              inputs=["params:inference", "params:segmentation", "params:embedding",
-                     "params:evaluation.label_map"],
+                     "params:classes.label_map"],
              outputs="inference_model", name="load_inference_model"),
         Node(validate_inference_corpus_node,
              inputs=["params:corpus", "params:segmentation", "params:inference",

@@ -24,8 +24,8 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
                      ) -> tuple[dict, pd.DataFrame, Any, dict]:
     """Train HILBERT on every labelled training-split document.
 
-    The class definition (``label_map``, ``min_class_size``) is read from the ``evaluation``
-    parameters so that the deployed model predicts exactly the classes that were evaluated.
+    The class definition (``label_map``, ``min_class_size``) is the shared ``classes``
+    parameters, so that the deployed model predicts exactly the classes that were evaluated.
     The checkpoint records it with the segmentation rules (``extra["contract"]``), which the
     inference pipeline must reproduce.
     """

@@ -9,7 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(train_model_node,
              inputs=["segment_features", "documents", "params:training",
-                     "params:evaluation.label_map", "params:evaluation.min_class_size",
+                     "params:classes.label_map", "params:classes.min_class_size",
                      "params:segmentation"],
              outputs=["hilbert_model", "training_history", "training_curves",
                       "training_summary"],

@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(tune_node,
              inputs=["segment_features", "documents", "params:tuning", "params:training",
-                     "params:evaluation.label_map", "params:evaluation.min_class_size",
+                     "params:classes.label_map", "params:classes.min_class_size",
                      "params:cluster"],
              outputs=["best_params", "tuning_summary", "tuning_trials",
                       "tuning_history_plot", "tuning_importance_plot"],
