@@ -22,7 +22,7 @@ from hilbert_pipeline.experiment.inference import (
     segment_relevance,
     training_contract,
 )
-from hilbert_pipeline.experiment.methods import build_config
+from hilbert_pipeline.experiment.params import build_config
 from hilbert_pipeline.experiment.synthetic import synthetic_features
 from hilbert_pipeline.experiment.trainer import TrainingParams, fit, predict
 from hilbert_pipeline.model import HilbertModel

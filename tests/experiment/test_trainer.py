@@ -17,8 +17,8 @@ from hilbert_pipeline.experiment.checkpoint import (
 )
 from hilbert_pipeline.experiment.data import build_document_set, collate
 from hilbert_pipeline.experiment.folds import make_folds
-from hilbert_pipeline.experiment.methods import MethodError, build_config, resolve_methods
-from hilbert_pipeline.experiment.params import ParamsError, resolve_training_settings
+from hilbert_pipeline.experiment.methods import MethodError, resolve_methods
+from hilbert_pipeline.experiment.params import ParamsError, build_config, resolve_training_settings
 from hilbert_pipeline.experiment.synthetic import synthetic_features
 from hilbert_pipeline.experiment.trainer import (
     TrainingError,

@@ -311,6 +311,30 @@ def validate_corpus(
     except ManifestError as exc:
         return finish([Problem(exc.kind, exc.message, file=exc.file)], [])
     report["n_rows"] = len(rows)
+    problems = _manifest_problems(rows, corpus_dir)
+    docs: list[Document] = []
+    bad_rows: dict[int, list[str]] = {}
+    for r in tqdm(rows, desc="validating corpus", unit="doc", disable=not progress):
+        doc, probs = _check_document(r, corpus_dir, opts)
+        problems.extend(probs)
+        if probs:
+            bad_rows.setdefault(r.row, []).extend(str(p) for p in probs)
+        elif doc is not None:
+            docs.append(doc)
+    _note_wordless(docs, report)
+    if opts["exclude_invalid"]:
+        _list_excluded_rows(rows, bad_rows, report)
+    kept, label_problems = _check_labels(docs, opts, report)
+    problems.extend(label_problems)
+    already_fatal = any(p.kind in CORPUS_LEVEL or not opts["exclude_invalid"] for p in problems)
+    if not kept and rows and not already_fatal:
+        problems.append(Problem("corpus_empty", "no valid document remains", file="manifest.csv"))
+    problems.sort(key=lambda p: (p.row is None, p.row or 0))
+    return finish(problems, kept)
+
+
+def _manifest_problems(rows: list, corpus_dir: Path) -> list[Problem]:
+    """Corpus-wide problems of the manifest rows: none at all, duplicate ids, partial split."""
     problems: list[Problem] = []
     if not rows:
         problems.append(Problem("manifest_empty", "no documents (only a header)",
@@ -329,30 +353,36 @@ def validate_corpus(
                                 f"{len(empty)} leave it empty (rows {', '.join(map(str, empty[:10]))}"
                                 f"{' ...' if len(empty) > 10 else ''}); set it on every row or "
                                 "on none", file="manifest.csv"))
-    docs: list[Document] = []
-    bad_rows: dict[int, list[str]] = {}
-    for r in tqdm(rows, desc="validating corpus", unit="doc", disable=not progress):
-        doc, probs = _check_document(r, corpus_dir, opts)
-        problems.extend(probs)
-        if probs:
-            bad_rows.setdefault(r.row, []).extend(str(p) for p in probs)
-        elif doc is not None:
-            docs.append(doc)
-    kept = docs
+    return problems
+
+
+def _note_wordless(docs: list[Document], report: dict) -> None:
+    """Documents whose cues have no text at all: kept as documents without transcript, listed
+    in the report and logged (never silently)."""
     wordless = [d for d in docs if not any(c.text.strip() for c in d.cues)]
     report["documents_without_words"] = [d.doc_id for d in wordless]
     for d in wordless:
         logger.warning("document %r (manifest row %d): no cue of %s has any text; it is used as a "
                        "document without transcript (audio only)", d.doc_id, d.row,
                        d.transcript.name)
-    if opts["exclude_invalid"]:
-        for r in rows:
-            if r.row in bad_rows:
-                report["excluded"].append({"row": r.row, "doc_id": r.doc_id or None,
-                                           "reasons": bad_rows[r.row]})
-                logger.warning("excluding document %r (manifest row %d): %s", r.doc_id, r.row,
-                               "; ".join(bad_rows[r.row]))
-    # label counts among the documents that remain (unlabelled ones do not count)
+
+
+def _list_excluded_rows(rows: list, bad_rows: dict[int, list[str]], report: dict) -> None:
+    for r in rows:
+        if r.row in bad_rows:
+            report["excluded"].append({"row": r.row, "doc_id": r.doc_id or None,
+                                       "reasons": bad_rows[r.row]})
+            logger.warning("excluding document %r (manifest row %d): %s", r.doc_id, r.row,
+                           "; ".join(bad_rows[r.row]))
+
+
+def _check_labels(docs: list[Document], opts: dict, report: dict
+                  ) -> tuple[list[Document], list[Problem]]:
+    """Label counts among the documents that remain (unlabelled ones do not count): rare labels
+    fail (named with their documents) or are excluded; one label alone fails when labels are
+    required. Returns the documents kept and the problems."""
+    problems: list[Problem] = []
+    kept = docs
     need = opts["min_docs_per_label"]
     counts = Counter(d.label for d in kept if d.label)
     rare = {lab: n for lab, n in counts.items() if n < need}
@@ -377,11 +407,7 @@ def validate_corpus(
         problems.append(Problem("label_single_class", "every document has the same label "
                                 f"{kept[0].label!r}; classification needs at least 2 labels",
                                 file="manifest.csv"))
-    already_fatal = any(p.kind in CORPUS_LEVEL or not opts["exclude_invalid"] for p in problems)
-    if not kept and rows and not already_fatal:
-        problems.append(Problem("corpus_empty", "no valid document remains", file="manifest.csv"))
-    problems.sort(key=lambda p: (p.row is None, p.row or 0))
-    return finish(problems, kept)
+    return kept, problems
 
 
 def load_corpus(

@@ -295,88 +295,113 @@ def embed_audio(segments: pd.DataFrame, enc: Encoder, cache_dir: str | Path,
                    time.perf_counter() - t0, n, extra)
 
 
-def _compute_audio(jobs: list[_Job], segments: pd.DataFrame, enc: Encoder, cache: FeatureCache,
-                   labels: list[str], progress: bool, max_read_seconds: float,
-                   pool_batches: int) -> float:
-    """Producer thread decodes + prepares; this thread encodes sorted batches and caches them."""
-    q: queue.Queue = queue.Queue(maxsize=max(2, 2 * enc.batch_size))
-    stop = threading.Event()
-    busy = [0.0]
+class _AudioRun:
+    """One audio embedding run: a producer thread decodes and prepares the segments file by file
+    (:meth:`produce`); the calling thread pools them, encodes length-sorted batches and caches
+    each batch as it is done (:meth:`consume`). ``decode_seconds`` is the producer's busy time."""
 
-    def produce() -> None:
+    def __init__(self, jobs: list[_Job], segments: pd.DataFrame, enc: Encoder,
+                 cache: FeatureCache, labels: list[str], max_read_seconds: float,
+                 pool_batches: int) -> None:
+        self.jobs, self.segments, self.enc, self.cache = jobs, segments, enc, cache
+        self.labels, self.max_read_seconds = labels, max_read_seconds
+        self.queue: queue.Queue = queue.Queue(maxsize=max(2, 2 * enc.batch_size))
+        self.stop = threading.Event()
+        self.decode_seconds = 0.0
+        self.pool: list[_Job] = []
+        self.pool_size = max(1, pool_batches) * enc.batch_size
+        self.unusable: list[_Job] = []  # decoded but unusable: cached as "missing" with a chunk
+
+    # ---- producer thread -------------------------------------------------------------------
+    def produce(self) -> None:
         try:
-            for path, group in _read_groups(jobs, segments, max_read_seconds):
+            for path, group in _read_groups(self.jobs, self.segments, self.max_read_seconds):
                 t = time.perf_counter()
-                decoded = _decode_group(path, group, segments, enc.sample_rate, labels)
+                decoded = _decode_group(path, group, self.segments, self.enc.sample_rate,
+                                        self.labels)
                 for job, wav in decoded:
-                    if job.reason is None:
-                        job.reason = enc.usable(wav)
-                    if job.reason is None:
-                        job.prepared = enc.prepare(wav)
-                        job.length = enc.length(job.prepared)
-                busy[0] += time.perf_counter() - t
+                    self._prepare(job, wav)
+                self.decode_seconds += time.perf_counter() - t
                 for job, _ in decoded:
-                    while not stop.is_set():
-                        try:
-                            q.put(job, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not self._put(job):
                         return
-            q.put(_DONE)
+            self.queue.put(_DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
-            q.put(exc)
+            self.queue.put(exc)
 
-    worker = threading.Thread(target=produce, name="embedding-audio-decode", daemon=True)
-    worker.start()
-    pool: list[_Job] = []
-    pool_size = max(1, pool_batches) * enc.batch_size
+    def _prepare(self, job: _Job, wav) -> None:
+        if job.reason is None:
+            job.reason = self.enc.usable(wav)
+        if job.reason is None:
+            job.prepared = self.enc.prepare(wav)
+            job.length = self.enc.length(job.prepared)
 
-    unusable: list[_Job] = []  # decoded but unusable: cached as "missing" with the next chunk
+    def _put(self, job: _Job) -> bool:
+        """Queue ``job``, waiting while the consumer is busy; False once the run is stopped."""
+        while not self.stop.is_set():
+            try:
+                self.queue.put(job, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    def run_batch(batch: list[_Job]) -> None:
-        vecs = enc.encode_prepared([j.prepared for j in batch])
-        check_finite(vecs, [labels[j.row] for j in batch], enc.name)
-        cache.put([j.key for j in batch], vecs, [(j.key, j.reason) for j in unusable])
-        unusable.clear()
+    # ---- consumer (calling thread) -----------------------------------------------------------
+    def _run_batch(self, batch: list[_Job]) -> None:
+        vecs = self.enc.encode_prepared([j.prepared for j in batch])
+        check_finite(vecs, [self.labels[j.row] for j in batch], self.enc.name)
+        self.cache.put([j.key for j in batch], vecs, [(j.key, j.reason) for j in self.unusable])
+        self.unusable.clear()
         for j in batch:
             j.prepared = None  # free memory early
 
-    def drain(final: bool) -> None:
-        pool.sort(key=lambda j: j.length)
-        while pool and (final or len(pool) >= enc.batch_size):
+    def _drain(self, bar, final: bool) -> None:
+        bs = self.enc.batch_size
+        self.pool.sort(key=lambda j: j.length)
+        while self.pool and (final or len(self.pool) >= bs):
             # take batches from the long end first: the longest batch bounds peak memory
-            batch = pool[-enc.batch_size:]
-            del pool[-len(batch):]
-            run_batch(batch)
+            batch = self.pool[-bs:]
+            del self.pool[-len(batch):]
+            self._run_batch(batch)
             bar.update(len(batch))
-            if not final and len(pool) < pool_size // 2:
+            if not final and len(self.pool) < self.pool_size // 2:
                 break
 
-    try:
-        with _progress(len(jobs), f"audio:{enc.name}", progress) as bar:
+    def consume(self, progress: bool) -> None:
+        with _progress(len(self.jobs), f"audio:{self.enc.name}", progress) as bar:
             while True:
-                item = q.get()
+                item = self.queue.get()
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
                     raise item
                 if item.reason is not None:
-                    unusable.append(item)
+                    self.unusable.append(item)
                     bar.update(1)
                     continue
-                pool.append(item)
-                if len(pool) >= pool_size:
-                    drain(final=False)
-            drain(final=True)
-            if unusable:
-                cache.put([], np.zeros((0, enc.dim), np.float32),
-                          [(j.key, j.reason) for j in unusable])
+                self.pool.append(item)
+                if len(self.pool) >= self.pool_size:
+                    self._drain(bar, final=False)
+            self._drain(bar, final=True)
+            if self.unusable:
+                self.cache.put([], np.zeros((0, self.enc.dim), np.float32),
+                               [(j.key, j.reason) for j in self.unusable])
+
+
+def _compute_audio(jobs: list[_Job], segments: pd.DataFrame, enc: Encoder, cache: FeatureCache,
+                   labels: list[str], progress: bool, max_read_seconds: float,
+                   pool_batches: int) -> float:
+    """Decode + prepare in a producer thread, encode sorted batches here, cache each batch;
+    return the producer's busy seconds."""
+    run = _AudioRun(jobs, segments, enc, cache, labels, max_read_seconds, pool_batches)
+    worker = threading.Thread(target=run.produce, name="embedding-audio-decode", daemon=True)
+    worker.start()
+    try:
+        run.consume(progress)
     finally:
-        stop.set()
+        run.stop.set()
         worker.join(timeout=30)
-    return busy[0]
+    return run.decode_seconds
 
 
 # ----------------------------------------------------------------------------------- both

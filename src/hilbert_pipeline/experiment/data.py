@@ -186,63 +186,16 @@ def build_document_set(
     every excluded document with its reason.
     """
     _check_features(segment_features)
-    for col in ("doc_id", "label"):
-        if col not in documents.columns:
-            raise DataError(f"documents table has no '{col}' column (columns: "
-                            f"{list(documents.columns)})")
-    if documents["doc_id"].duplicated().any():
-        dups = documents.loc[documents["doc_id"].duplicated(), "doc_id"].tolist()
-        raise DataError(f"documents table has duplicate doc_id values: {dups[:20]}")
-
+    _check_documents(documents)
     index = segment_features["index"].reset_index(drop=True)
-    rows_by_doc: dict[str, np.ndarray] = {
-        str(k): np.asarray(v, dtype=np.int64)
-        for k, v in index.groupby(index["doc_id"].astype(str), sort=False).indices.items()
-    }
+    rows_by_doc = _rows_by_doc(index, documents)
     doc_ids = documents["doc_id"].astype(str).tolist()
-    missing = [d for d in doc_ids if d not in rows_by_doc]
-    if missing:
-        raise DataError(f"segment_features has no segments for {len(missing)} document(s) of the "
-                        f"documents table: {missing[:20]} (re-run the embedding pipeline)")
-
-    raw_labels = [_clean(v) for v in documents["label"].tolist()]
-    mapped = apply_label_map(raw_labels, label_map)
-    groups = ([_clean(v) for v in documents["group"].tolist()]
-              if "group" in documents.columns else [None] * len(doc_ids))
-    splits = ([_clean(v) for v in documents["split"].tolist()]
-              if "split" in documents.columns else [None] * len(doc_ids))
-    bad_split = sorted({s for s in splits if s is not None and s not in ("train", "test")})
-    if bad_split:
-        raise DataError(f"documents table: split values must be 'train' or 'test', got {bad_split}")
-    has_split = any(s is not None for s in splits)
-    if has_split and any(s is None for s in splits):
-        rows = [d for d, s in zip(doc_ids, splits, strict=True) if s is None][:20]
-        raise DataError(f"documents table: some documents have a split and others not; "
-                        f"documents without split: {rows}")
-
-    excluded: list[dict[str, str]] = []
-    keep: list[int] = []
-    for i, (d, lab) in enumerate(zip(doc_ids, mapped, strict=True)):
-        if lab is None:
-            excluded.append({"doc_id": d, "reason": "no label"})
-        elif only_split is not None and has_split and splits[i] != only_split:
-            excluded.append({"doc_id": d, "reason": f"split is '{splits[i]}', not '{only_split}'"})
-        else:
-            keep.append(i)
-
+    mapped = apply_label_map([_clean(v) for v in documents["label"].tolist()], label_map)
+    groups = _optional_column(documents, "group")
+    splits = _splits(documents, doc_ids)
+    keep, excluded = _labelled(doc_ids, mapped, splits, only_split)
+    keep, small = _drop_small_classes(keep, doc_ids, mapped, min_class_size, excluded)
     counts = Counter(mapped[i] for i in keep)
-    small = sorted(c for c, n in counts.items() if n < min_class_size)
-    if small:
-        kept = []
-        for i in keep:
-            if mapped[i] in small:
-                excluded.append({"doc_id": doc_ids[i], "reason":
-                                 f"class '{mapped[i]}' has {counts[mapped[i]]} document(s) < "
-                                 f"min_class_size={min_class_size}"})
-            else:
-                kept.append(i)
-        keep = kept
-        counts = Counter(mapped[i] for i in keep)
     if min_docs_per_class is not None:
         too_small = {c: n for c, n in sorted(counts.items()) if n < min_docs_per_class}
         if too_small:
@@ -254,32 +207,14 @@ def build_document_set(
         raise LabelError(f"need at least 2 classes after label_map/min_class_size, got "
                          f"{label_names} ({len(keep)} labelled documents)")
     code = {c: k for k, c in enumerate(label_names)}
-
-    audio_all = np.asarray(segment_features["audio"], dtype=np.float32)
-    text_all = np.asarray(segment_features["text"], dtype=np.float32)
-    am_all = np.asarray(segment_features["audio_mask"], dtype=bool)
-    tm_all = np.asarray(segment_features["text_mask"], dtype=bool)
-    seg_idx = index["seg_idx"].to_numpy()
-    audio, text, am, tm = [], [], [], []
-    empty = []
-    for i in keep:
-        rows = rows_by_doc[doc_ids[i]]
-        rows = rows[np.argsort(seg_idx[rows], kind="stable")]
-        if not (am_all[rows].any() or tm_all[rows].any()):
-            empty.append(doc_ids[i])
-        audio.append(audio_all[rows])
-        text.append(text_all[rows])
-        am.append(am_all[rows])
-        tm.append(tm_all[rows])
-    if empty:
-        raise DataError(f"documents with neither audio nor text features in any segment: "
-                        f"{empty[:20]}")
-
+    audio, text, am, tm = _gather(segment_features, index, rows_by_doc,
+                                  [doc_ids[i] for i in keep])
     has_groups = any(groups[i] is not None for i in keep)
     if has_groups and any(groups[i] is None for i in keep):
         rows = [doc_ids[i] for i in keep if groups[i] is None][:20]
         raise DataError(f"documents table: some documents have a group and others not; "
                         f"documents without group: {rows}")
+    has_split = any(s is not None for s in splits)
     docs = DocumentSet(
         doc_ids=[doc_ids[i] for i in keep],
         labels=np.array([code[mapped[i]] for i in keep], dtype=np.int64),
@@ -300,6 +235,104 @@ def build_document_set(
         "excluded": excluded,
     }
     return docs, report
+
+
+def _check_documents(documents: pd.DataFrame) -> None:
+    for col in ("doc_id", "label"):
+        if col not in documents.columns:
+            raise DataError(f"documents table has no '{col}' column (columns: "
+                            f"{list(documents.columns)})")
+    if documents["doc_id"].duplicated().any():
+        dups = documents.loc[documents["doc_id"].duplicated(), "doc_id"].tolist()
+        raise DataError(f"documents table has duplicate doc_id values: {dups[:20]}")
+
+
+def _rows_by_doc(index: pd.DataFrame, documents: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Feature rows of every document of the table (an error names documents without any)."""
+    rows_by_doc = {str(k): np.asarray(v, dtype=np.int64)
+                   for k, v in index.groupby(index["doc_id"].astype(str), sort=False)
+                   .indices.items()}
+    missing = [d for d in documents["doc_id"].astype(str) if d not in rows_by_doc]
+    if missing:
+        raise DataError(f"segment_features has no segments for {len(missing)} document(s) of the "
+                        f"documents table: {missing[:20]} (re-run the embedding pipeline)")
+    return rows_by_doc
+
+
+def _optional_column(documents: pd.DataFrame, name: str) -> list[str | None]:
+    return ([_clean(v) for v in documents[name].tolist()] if name in documents.columns
+            else [None] * len(documents))
+
+
+def _splits(documents: pd.DataFrame, doc_ids: list[str]) -> list[str | None]:
+    """The ``split`` column checked: train/test only, on every document or on none."""
+    splits = _optional_column(documents, "split")
+    bad_split = sorted({s for s in splits if s is not None and s not in ("train", "test")})
+    if bad_split:
+        raise DataError(f"documents table: split values must be 'train' or 'test', got {bad_split}")
+    if any(s is not None for s in splits) and any(s is None for s in splits):
+        rows = [d for d, s in zip(doc_ids, splits, strict=True) if s is None][:20]
+        raise DataError(f"documents table: some documents have a split and others not; "
+                        f"documents without split: {rows}")
+    return splits
+
+
+def _labelled(doc_ids: list[str], mapped: list[str | None], splits: list[str | None],
+              only_split: str | None) -> tuple[list[int], list[dict[str, str]]]:
+    """Positions of the labelled documents of the wanted split, and the others with reasons."""
+    has_split = any(s is not None for s in splits)
+    keep, excluded = [], []
+    for i, (d, lab) in enumerate(zip(doc_ids, mapped, strict=True)):
+        if lab is None:
+            excluded.append({"doc_id": d, "reason": "no label"})
+        elif only_split is not None and has_split and splits[i] != only_split:
+            excluded.append({"doc_id": d, "reason": f"split is '{splits[i]}', not '{only_split}'"})
+        else:
+            keep.append(i)
+    return keep, excluded
+
+
+def _drop_small_classes(keep: list[int], doc_ids: list[str], mapped: list[str | None],
+                        min_class_size: int, excluded: list[dict[str, str]]
+                        ) -> tuple[list[int], list[str]]:
+    """Drop the documents of classes below ``min_class_size`` (each listed in ``excluded``)."""
+    counts = Counter(mapped[i] for i in keep)
+    small = sorted(c for c, n in counts.items() if n < min_class_size)
+    if not small:
+        return keep, small
+    kept = []
+    for i in keep:
+        if mapped[i] in small:
+            excluded.append({"doc_id": doc_ids[i], "reason":
+                             f"class '{mapped[i]}' has {counts[mapped[i]]} document(s) < "
+                             f"min_class_size={min_class_size}"})
+        else:
+            kept.append(i)
+    return kept, small
+
+
+def _gather(segment_features: Mapping[str, Any], index: pd.DataFrame,
+            rows_by_doc: dict[str, np.ndarray], doc_ids: list[str]):
+    """Per document its feature rows in ``seg_idx`` order: audio, text and both masks."""
+    audio_all = np.asarray(segment_features["audio"], dtype=np.float32)
+    text_all = np.asarray(segment_features["text"], dtype=np.float32)
+    am_all = np.asarray(segment_features["audio_mask"], dtype=bool)
+    tm_all = np.asarray(segment_features["text_mask"], dtype=bool)
+    seg_idx = index["seg_idx"].to_numpy()
+    audio, text, am, tm, empty = [], [], [], [], []
+    for d in doc_ids:
+        rows = rows_by_doc[d]
+        rows = rows[np.argsort(seg_idx[rows], kind="stable")]
+        if not (am_all[rows].any() or tm_all[rows].any()):
+            empty.append(d)
+        audio.append(audio_all[rows])
+        text.append(text_all[rows])
+        am.append(am_all[rows])
+        tm.append(tm_all[rows])
+    if empty:
+        raise DataError(f"documents with neither audio nor text features in any segment: "
+                        f"{empty[:20]}")
+    return audio, text, am, tm
 
 
 def _check_features(sf: Mapping[str, Any]) -> None:

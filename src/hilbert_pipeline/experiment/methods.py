@@ -28,7 +28,6 @@ no_wide            ablation    ``pooled_skip=False``: the deep branches alone
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .data import DocumentSet
+from .params import build_config, route
 from .trainer import TrainingParams, fit, loss_terms, predict
 
 
@@ -112,42 +112,12 @@ def resolve_methods(names: list[str]) -> list[MethodSpec]:
     return [METHODS[n] for n in names]
 
 
-def split_overrides(overrides: Mapping[str, Any] | None) -> tuple[dict, dict, dict]:
-    """Route flat overrides to (HilbertConfig fields, TrainingParams fields, other options)."""
-    from ..model import HilbertConfig
-
-    cfg_fields = {f.name for f in dataclasses.fields(HilbertConfig)}
-    tr_fields = {f.name for f in dataclasses.fields(TrainingParams)}
-    cfg, tr, other = {}, {}, {}
-    for k, v in (overrides or {}).items():
-        if k in cfg_fields:
-            cfg[k] = v
-        elif k in tr_fields:
-            tr[k] = v
-        else:
-            other[k] = v
-    return cfg, tr, other
-
-
-def build_config(docs: DocumentSet, model_params: Mapping[str, Any], **changes: Any):
-    """``HilbertConfig`` with the data's feature widths / class count and the given settings."""
-    from ..model import HilbertConfig
-
-    fixed = {"audio_dim", "text_dim", "n_classes"}
-    clash = sorted(fixed & (set(model_params) | set(changes)))
-    if clash:
-        raise MethodError(f"{clash} are taken from the data and cannot be set in parameters")
-    return HilbertConfig.from_dict({"audio_dim": docs.audio_dim, "text_dim": docs.text_dim,
-                                    "n_classes": docs.n_classes, **dict(model_params),
-                                    **changes})
-
-
 def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
                model_params: Mapping[str, Any], training_params: Mapping[str, Any],
                seed: int, overrides: Mapping[str, Any] | None = None) -> MethodResult:
     """Fit ``spec`` on ``train`` and return its probabilities on ``test``."""
     t0 = time.perf_counter()
-    cfg_over, tr_over, other = split_overrides(overrides)
+    cfg_over, tr_over, other = route(overrides)
     if spec.kind == "neural":
         if other:
             raise MethodError(f"method {spec.name}: unknown override keys {sorted(other)}")

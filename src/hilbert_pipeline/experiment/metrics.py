@@ -30,6 +30,14 @@ import pandas as pd
 METRICS = ("macro_f1", "balanced_accuracy", "auc_ovr_macro", "weighted_f1")
 
 
+def macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Macro-F1 of the argmax predictions of ``proba`` (the one definition used everywhere)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(np.asarray(y_true), np.asarray(proba).argmax(axis=1),
+                          average="macro", zero_division=0))
+
+
 def fold_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
     """The four headline metrics for one fold; ``proba`` is ``(n, C)`` (argmax = prediction)."""
     from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
@@ -50,7 +58,7 @@ def fold_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float | Non
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
         bacc = float(balanced_accuracy_score(y_true, y_pred))
     return {
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "macro_f1": macro_f1(y_true, proba),
         "balanced_accuracy": bacc,
         "auc_ovr_macro": float(np.mean(aucs)) if aucs else None,
         "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),

@@ -1,4 +1,9 @@
-"""Turn the ``training:`` parameters block into model hyper-parameters + optimisation settings.
+"""The one owner of configuration assembly: parameters -> ``HilbertConfig`` + ``TrainingParams``.
+
+:func:`route` sends flat keys to the model config, the training parameters or neither (used for
+tuned parameters, method overrides and search-space points alike); :func:`build_config` adds the
+data's feature widths and class count to model parameters; :func:`resolve_training_settings`
+turns the ``training:`` block into model hyper-parameters + optimisation settings.
 
 Layout of ``conf/base/parameters_training.yml``::
 
@@ -43,20 +48,50 @@ class TrainingSettings:
 
 
 TOP_KEYS = {"seed", "device", "progress", "use_tuned", "best_params_path", "model", "optim"}
+#: HilbertConfig fields that come from the data, never from parameters
+DATA_FIELDS = ("audio_dim", "text_dim", "n_classes")
+
+
+def model_fields() -> set[str]:
+    """``HilbertConfig`` fields a parameter may set (all but :data:`DATA_FIELDS`)."""
+    from ..model import HilbertConfig
+
+    return {f.name for f in dataclasses.fields(HilbertConfig)} - set(DATA_FIELDS)
+
+
+def training_fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(TrainingParams)}
+
+
+def route(values: Mapping[str, Any] | None) -> tuple[dict, dict, dict]:
+    """Flat keys -> ``(HilbertConfig fields, TrainingParams fields, anything else)``."""
+    model_keys, training_keys = model_fields(), training_fields()
+    model, training, other = {}, {}, {}
+    for k, v in (values or {}).items():
+        (model if k in model_keys else training if k in training_keys else other)[k] = v
+    return model, training, other
+
+
+def build_config(docs, model_params: Mapping[str, Any], **changes: Any):
+    """``HilbertConfig`` with the data's feature widths / class count and the given settings."""
+    from ..model import HilbertConfig
+
+    clash = sorted(set(DATA_FIELDS) & (set(model_params) | set(changes)))
+    if clash:
+        raise ParamsError(f"{clash} are taken from the data and cannot be set in parameters")
+    return HilbertConfig.from_dict({"audio_dim": docs.audio_dim, "text_dim": docs.text_dim,
+                                    "n_classes": docs.n_classes, **dict(model_params),
+                                    **changes})
 
 
 def resolve_training_settings(training: Mapping[str, Any]) -> TrainingSettings:
     """Validate the ``training`` block and apply the tuned parameters when asked."""
-    from ..model import HilbertConfig
-
     reject_unknown_keys("parameters 'training'", training, TOP_KEYS, ParamsError)
     if "seed" not in training:
         raise ParamsError("parameters 'training' needs an explicit 'seed'")
     model = dict(training.get("model") or {})
     optim = dict(training.get("optim") or {})
-    cfg_fields = {f.name for f in dataclasses.fields(HilbertConfig)} - {
-        "audio_dim", "text_dim", "n_classes"}
-    tr_fields = {f.name for f in dataclasses.fields(TrainingParams)}
+    cfg_fields, tr_fields = model_fields(), training_fields()
     reject_unknown_keys("training.model", model, cfg_fields, ParamsError, "HilbertConfig fields")
     for k in ("device", "progress"):
         if k in optim:
@@ -68,14 +103,13 @@ def resolve_training_settings(training: Mapping[str, Any]) -> TrainingSettings:
     if training.get("use_tuned", False):
         path = Path(training.get("best_params_path") or "data/06_models/best_params.json")
         tuned = read_best_params(path)
-        for k, v in tuned.items():
-            if k in cfg_fields:
-                model[k] = v
-            elif k in tr_fields - {"device", "progress"}:
-                optim[k] = v
-            else:
-                raise ParamsError(f"{path}: key '{k}' is neither a HilbertConfig nor a "
-                                  f"TrainingParams field")
+        t_model, t_optim, other = route(tuned)
+        other.update({k: v for k, v in t_optim.items() if k in ("device", "progress")})
+        if other:
+            raise ParamsError(f"{path}: key '{sorted(other)[0]}' is neither a HilbertConfig nor "
+                              f"a TrainingParams field")
+        model.update(t_model)
+        optim.update(t_optim)
         source = str(path)
     TrainingParams.from_dict(optim)  # validate now, before any data work
     return TrainingSettings(model, optim, int(training["seed"]), source, tuned)

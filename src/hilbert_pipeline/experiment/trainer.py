@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..utils import resolve_device, seed_everything
 from .data import DocumentSet, collate
+from .metrics import macro_f1
 
 log = logging.getLogger(__name__)
 
@@ -285,12 +286,6 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
             {k: v / seen[k] for k, v in sums.items()})
 
 
-def _macro_f1(y_true: np.ndarray, proba: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(y_true, proba.argmax(axis=1), average="macro", zero_division=0))
-
-
 def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         tp: TrainingParams, seed: int,
         on_epoch_end: Callable[[int, float | None], None] | None = None) -> FitResult:
@@ -480,7 +475,7 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
         val_f1 = None
         if len(val_docs) > 0:
             proba, vterms = _validate(model, loss_fn, val_docs, tp.eval_batch_size)
-            val_f1 = _macro_f1(val_docs.labels, proba)
+            val_f1 = macro_f1(val_docs.labels, proba)
             row.update({f"val_{k}": v for k, v in vterms.items()})
         row["val_macro_f1"] = val_f1
         history.append(row)

@@ -42,6 +42,8 @@ import numpy as np
 
 from ..experiment.data import DocumentSet
 from ..experiment.folds import iter_folds, make_folds
+from ..experiment.metrics import macro_f1
+from ..experiment.params import DATA_FIELDS, build_config
 from ..experiment.trainer import TrainingParams, fit, predict
 from ..model import HilbertConfig
 from .space import SearchSpace, split_values
@@ -49,10 +51,6 @@ from .space import SearchSpace, split_values
 
 class TuningDataError(ValueError):
     """The tuning documents cannot support the requested inner cross-validation."""
-
-
-#: HilbertConfig fields the data decides; they may not appear in the base model parameters
-DATA_FIELDS = ("audio_dim", "text_dim", "n_classes")
 
 
 def tuning_documents(docs: DocumentSet) -> DocumentSet:
@@ -79,11 +77,10 @@ def base_config(docs: DocumentSet, model_params: Mapping[str, Any], space: Searc
     clash = [k for k in DATA_FIELDS if k in (model_params or {})]
     if clash:
         raise TuningDataError(f"model parameters must not set {clash}: they come from the data")
-    cfg = {"audio_dim": docs.audio_dim, "text_dim": docs.text_dim, "n_classes": docs.n_classes,
-           **dict(model_params or {})}
+    cfg = build_config(docs, model_params or {}).to_dict()
     check_space(space, cfg)
     model_point, _ = split_values(space.first_point())
-    HilbertConfig.from_dict({**cfg, **model_point})
+    build_config(docs, {**dict(model_params or {}), **model_point})
     return cfg
 
 
@@ -131,17 +128,11 @@ def make_objective(docs: DocumentSet, space: SearchSpace, model_params: Mapping[
             held_out = docs.subset(te)
             res = fit(cfg, docs.subset(tr), None, tp, seed=seed + f, on_epoch_end=report)
             proba = predict(res.model, held_out, tp.eval_batch_size)
-            scores.append(_macro_f1(held_out.labels, proba))
+            scores.append(macro_f1(held_out.labels, proba))
             trial.set_user_attr("fold_macro_f1", scores)
         return float(np.mean(scores))
 
     return objective
-
-
-def _macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(y, proba.argmax(axis=1), average="macro", zero_division=0))
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -135,8 +135,15 @@ def effective_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split effective values into (HilbertConfig overrides, training-parameter overrides)."""
-    return ({k: values[k] for k in MODEL_KEYS}, {k: values[k] for k in TRAINING_KEYS})
+    """Split effective values into (HilbertConfig overrides, training-parameter overrides)
+    (the routing is :func:`experiment.params.route`'s)."""
+    from ..experiment.params import route
+
+    model, training, other = route(values)
+    if other:
+        raise SearchSpaceError(f"search-space keys {sorted(other)} are neither HilbertConfig nor "
+                               "TrainingParams fields")
+    return model, training
 
 
 def _is_num(v: Any) -> bool:

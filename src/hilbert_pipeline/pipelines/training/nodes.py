@@ -10,8 +10,7 @@ import pandas as pd
 from hilbert_pipeline.experiment.checkpoint import make_payload
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.inference import training_contract
-from hilbert_pipeline.experiment.methods import build_config
-from hilbert_pipeline.experiment.params import resolve_training_settings
+from hilbert_pipeline.experiment.params import build_config, resolve_training_settings
 from hilbert_pipeline.experiment.plots import curves_figure
 from hilbert_pipeline.experiment.trainer import TrainingParams, fit
 
