@@ -25,7 +25,9 @@ def test_demo_data_builds_reuses_and_rebuilds(kedro_project, espeak):
     corpus = project / "data/01_raw/sotu"
     rows = list(csv.DictReader((corpus / "manifest.csv").open()))
     assert len(rows) == 3 and len({r["label"] for r in rows}) == 3
-    assert {r["label"] for r in rows} == {"Republican", "Democratic", "Democratic-Republican"}
+    # the corpus carries the demo's classes; the party stays in its own column
+    assert {r["party"] for r in rows} == {"Republican", "Democratic", "Democratic-Republican"}
+    assert {r["label"] for r in rows} == {"Republican", "Democratic", "other"}
     for r in rows:
         segs = json.loads((corpus / r["transcript"]).read_text())["segments"]
         assert len(segs) == 2 and all(s["end"] > s["start"] for s in segs)
