@@ -63,9 +63,12 @@ system-deps-test:
 demo: setup system-deps-demo
 	$(BIN)/kedro run --pipelines demo_data
 	$(BIN)/kedro run
+	$(BIN)/kedro run --pipelines inference
 	@echo; cat data/08_reporting/comparison.md; echo
 	@echo "Reports: data/08_reporting/ (metrics.json, comparison.md, fold_metrics.csv,"
 	@echo "  per_class_metrics.csv, confusion_*.png, training_curves.png); model: data/06_models/"
+	@echo "Predictions and explanations (here on the training corpus itself, not held-out):"
+	@echo "  data/07_model_output/ (predictions.csv, explanations.csv, inference_report.html)"
 
 test: setup system-deps-test
 	$(BIN)/python -m pytest
