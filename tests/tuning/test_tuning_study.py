@@ -260,3 +260,26 @@ def test_two_workers_share_one_postgres_study(tmp_path, postgres_server):
     assert len(trials) == n_trials  # exactly the budget: nothing lost, nothing extra
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     assert mine[0] | mine[1] == {t.number for t in trials} == set(range(n_trials))
+
+
+def test_the_shipped_tuning_parameters_state_the_code_defaults():
+    """One set of defaults: the study's keyword defaults, the parameter parser's and
+    conf/base/parameters_tuning.yml agree (a user reading the file sees what omitting a key
+    does)."""
+    import yaml
+
+    from hilbert_pipeline.tuning import study
+    from hilbert_pipeline.tuning.run import parse_tuning_params
+
+    conf = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf/base/"
+                           "parameters_tuning.yml").read_text())["tuning"]
+    assert conf["n_startup_trials"] == study.N_STARTUP_TRIALS
+    assert conf["pruner"] == {"startup_trials": study.PRUNER_STARTUP_TRIALS,
+                              "warmup_steps": study.PRUNER_WARMUP_STEPS}
+    assert conf["heartbeat_interval"] == study.HEARTBEAT_INTERVAL
+    minimal = parse_tuning_params({"seed": 1, "n_trials": 2,
+                                   "search_space": conf["search_space"]})
+    full = parse_tuning_params(conf)
+    for name in ("n_startup_trials", "pruner_startup_trials", "pruner_warmup_steps",
+                 "heartbeat_interval", "n_folds", "study_name"):
+        assert getattr(minimal, name) == getattr(full, name), name

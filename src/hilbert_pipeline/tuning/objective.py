@@ -77,10 +77,11 @@ def base_config(docs: DocumentSet, model_params: Mapping[str, Any], space: Searc
     clash = [k for k in DATA_FIELDS if k in (model_params or {})]
     if clash:
         raise TuningDataError(f"model parameters must not set {clash}: they come from the data")
-    cfg = build_config(docs, model_params or {}).to_dict()
+    cfg = {"audio_dim": docs.audio_dim, "text_dim": docs.text_dim, "n_classes": docs.n_classes,
+           **dict(model_params or {})}
     check_space(space, cfg)
     model_point, _ = split_values(space.first_point())
-    build_config(docs, {**dict(model_params or {}), **model_point})
+    build_config(docs, {**dict(model_params or {}), **model_point})  # validates one trial's
     return cfg
 
 

@@ -56,6 +56,11 @@ from optuna.trial import TrialState
 log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "sqlite:///data/06_models/optuna.db"
+#: the one set of defaults of the study settings (conf/base/parameters_tuning.yml states the same)
+N_STARTUP_TRIALS = 8
+PRUNER_STARTUP_TRIALS = 5
+PRUNER_WARMUP_STEPS = 3
+HEARTBEAT_INTERVAL = 30
 #: states that use up the study's trial budget
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -113,9 +118,11 @@ def sqlite_path(url: str) -> Path | None:
     return Path(rest[1:].split("?", 1)[0])
 
 
-def open_study(storage: str | None, study_name: str, *, seed: int, n_startup_trials: int = 5,
-               pruner_startup_trials: int = 3, pruner_warmup_steps: int = 2,
-               heartbeat_interval: int = 30, grace_period: int | None = None,
+def open_study(storage: str | None, study_name: str, *, seed: int,
+               n_startup_trials: int = N_STARTUP_TRIALS,
+               pruner_startup_trials: int = PRUNER_STARTUP_TRIALS,
+               pruner_warmup_steps: int = PRUNER_WARMUP_STEPS,
+               heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_period: int | None = None,
                fingerprint: str | None = None) -> StudyHandle:
     """Create or resume (``load_if_exists``) the maximising study ``study_name``.
 
