@@ -134,7 +134,7 @@ def test_on_epoch_end_can_stop_training(docs):
 
 
 def test_patience_stops_early(docs):
-    res = fit(build_config(docs, MODEL), docs, None, tp(epochs=50, patience=1, lr=0.0), seed=0)
+    res = fit(build_config(docs, MODEL), docs, None, tp(epochs=50, patience=1, lr=0.0, min_epochs=1), seed=0)
     assert len(res.history) == 2  # lr 0: no improvement after epoch 1
 
 
@@ -333,3 +333,22 @@ def test_untrained_start_is_an_early_stopping_candidate():
     off = fit(build_config(docs, MODEL), docs, None,
               tp(epochs=3, refit=False), seed=0)
     assert off.history["epoch"].min() == 1
+
+
+def test_the_shipped_training_parameters_are_the_code_defaults():
+    """One owner per setting: conf/base/parameters_training.yml states HilbertConfig's and
+    TrainingParams' own defaults (the measured recipe of docs/model.md), except the torch thread
+    count, which the pipelines pin to 1 (small models) and the library leaves to PyTorch."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from hilbert_pipeline.model import HilbertConfig
+
+    conf = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf/base/"
+                           "parameters_training.yml").read_text())["training"]
+    model = {f.name: f.default for f in dataclasses.fields(HilbertConfig)}
+    optim = {f.name: f.default for f in dataclasses.fields(TrainingParams)}
+    assert {k: v for k, v in conf["model"].items() if model[k] != v} == {}
+    assert {k: v for k, v in conf["optim"].items() if optim[k] != v} == {"num_threads": 1}

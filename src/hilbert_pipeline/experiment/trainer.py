@@ -63,13 +63,13 @@ class TrainingParams:
     documents moves in coarse steps and ties often).
     """
 
-    epochs: int = 50
+    epochs: int = 40
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-2
     grad_clip: float = 1.0
-    patience: int = 8
-    min_epochs: int = 1
+    patience: int = 6
+    min_epochs: int = 3
     val_fraction: float = 0.2
     balanced_sampling: bool = False
     eval_batch_size: int = 64

@@ -93,10 +93,10 @@ class HilbertConfig:
     audio_dim: int
     text_dim: int
     n_classes: int
-    d: int = 128
+    d: int = 64
     n_heads: int = 4
     n_cross_layers: int = 1
-    pool_hops: int = 4
+    pool_hops: int = 2
     pool_hidden: int | None = None
     pool_combine: str = "linear"
     dropout: float = 0.1
