@@ -209,28 +209,20 @@ def segment_attention(model, docs: DocumentSet, batch_size: int = 32) -> list[np
     a segment's weight is the sum of its audio and text positions. Unimodal models: the pooling
     of their modality.
     """
-    import torch
+    from .trainer import eval_batches
 
-    dev = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out: list[np.ndarray] = []
-    with torch.inference_mode():
-        for start in range(0, len(docs), batch_size):
-            idx = list(range(start, min(start + batch_size, len(docs))))
-            b = {k: v.to(dev) for k, v in collate(docs, idx).items()}
-            res = model(b["audio"], b["text"], b["audio_mask"], b["text_mask"])
-            if "joint" in res.attention:
-                att = res.attention["joint"].float().mean(dim=1)
-                n = att.shape[1] // 2
-                att = att[:, :n] + att[:, n:]
-            else:
-                att = res.attention[model.config.modalities].float().mean(dim=1)
-            att = att.cpu().numpy().astype(np.float64)
-            for r, i in enumerate(idx):
-                w = att[r, : docs.audio[i].shape[0]]
-                out.append(w / w.sum() if w.sum() > 0 else w)
-    model.train(was_training)
+    for idx, _, res in eval_batches(model, docs, batch_size):
+        if "joint" in res.attention:
+            att = res.attention["joint"].float().mean(dim=1)
+            n = att.shape[1] // 2
+            att = att[:, :n] + att[:, n:]
+        else:
+            att = res.attention[model.config.modalities].float().mean(dim=1)
+        att = att.cpu().numpy().astype(np.float64)
+        for r, i in enumerate(idx):
+            w = att[r, : docs.audio[i].shape[0]]
+            out.append(w / w.sum() if w.sum() > 0 else w)
     return out
 
 

@@ -210,24 +210,39 @@ def _forward(model, batch):
     return model(batch["audio"], batch["text"], batch["audio_mask"], batch["text_mask"])
 
 
+def eval_batches(model, docs: DocumentSet, batch_size: int, device=None):
+    """The one eval-mode loop: ``(positions, batch, output)`` per chunk of ``batch_size``
+    documents, without gradients; the model's train/eval mode is restored afterwards."""
+    import torch
+
+    dev = next(model.parameters()).device if device is None else resolve_device(device)
+    model.to(dev)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(docs), batch_size):
+                idx = range(i, min(i + batch_size, len(docs)))
+                batch = _to_device(collate(docs, idx), dev)
+                yield idx, batch, _forward(model, batch)
+    finally:
+        model.train(was_training)
+
+
+def _softmax(out) -> np.ndarray:
+    import torch
+
+    return torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+
+
 def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None = None,
             return_gate: bool = False):
     """Class probabilities ``(D, C)`` (float64) in ``docs`` order; with ``return_gate`` also the
     per-document MoE gate weights ``(D, K)``."""
-    import torch
-
-    dev = next(model.parameters()).device if device is None else resolve_device(device)
-    model = model.to(dev)
-    was_training = model.training
-    model.eval()
     probs, gates = [], []
-    with torch.inference_mode():
-        for i in range(0, len(docs), batch_size):
-            batch = _to_device(collate(docs, range(i, min(i + batch_size, len(docs)))), dev)
-            out = _forward(model, batch)
-            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
-            gates.append(out.gate.float().cpu().numpy())
-    model.train(was_training)
+    for _, _, out in eval_batches(model, docs, batch_size, device):
+        probs.append(_softmax(out))
+        gates.append(out.gate.float().cpu().numpy())
     p = np.concatenate(probs).astype(np.float64)
     return (p, np.concatenate(gates).astype(np.float64)) if return_gate else p
 
@@ -242,19 +257,12 @@ def _with_diagnostics(terms: dict, output) -> dict:
 def loss_terms(model, docs: DocumentSet, device: str | None = None) -> dict[str, float]:
     """Every loss term (unweighted classes) and both MI estimates on ``docs`` as one batch, in
     eval mode."""
-    import torch
-
     from ..model import HilbertLoss
 
-    dev = next(model.parameters()).device if device is None else resolve_device(device)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        batch = _to_device(collate(docs, range(len(docs))), dev)
-        output = _forward(model, batch)
-        loss_fn = HilbertLoss(model.config).to(dev)
-        terms = _with_diagnostics(loss_fn(output, batch["labels"]), output)
-    model.train(was_training)
+    loss_fn = HilbertLoss(model.config)
+    terms: dict = {}
+    for _, batch, out in eval_batches(model, docs, max(len(docs), 1), device):
+        terms = _with_diagnostics(loss_fn.to(out.logits.device)(out, batch["labels"]), out)
     return {k: float(v.detach().cpu()) for k, v in terms.items()}
 
 
@@ -265,23 +273,14 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
     Loss terms are averaged over chunks of ``batch_size`` documents (weighted by chunk size);
     chunks of fewer than 4 documents give no terms (the contrastive/CKA terms need a few).
     """
-    import torch
-
-    dev = next(model.parameters()).device
-    model.eval()
     probs, sums, seen = [], {}, {}
-    with torch.inference_mode():
-        for i in range(0, len(docs), batch_size):
-            idx = range(i, min(i + batch_size, len(docs)))
-            batch = _to_device(collate(docs, idx), dev)
-            out = _forward(model, batch)
-            probs.append(torch.softmax(out.logits.float(), dim=-1).cpu().numpy())
-            if len(idx) >= 4:
-                terms = _with_diagnostics(loss_fn(out, batch["labels"]), out)
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
-                    seen[k] = seen.get(k, 0) + len(idx)
-    model.train()
+    for idx, batch, out in eval_batches(model, docs, batch_size):
+        probs.append(_softmax(out))
+        if len(idx) >= 4:
+            terms = _with_diagnostics(loss_fn(out, batch["labels"]), out)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+                seen[k] = seen.get(k, 0) + len(idx)
     return (np.concatenate(probs).astype(np.float64),
             {k: v / seen[k] for k, v in sums.items()})
 
