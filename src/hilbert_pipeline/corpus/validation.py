@@ -156,6 +156,20 @@ def check_cue_times(
 def _check_document(row, corpus_dir: Path, opts: dict) -> tuple[Document | None, list[Problem]]:
     """Validate one manifest row; return the document (None if unusable) and its problems."""
     at = {"row": row.row, "doc_id": row.doc_id or None}
+    probs = _row_problems(row, opts, at)
+    if not row.audio or not row.transcript:
+        return None, probs
+    audio, transcript = _resolve(corpus_dir, row.audio), _resolve(corpus_dir, row.transcript)
+    cues = _parse_cues(audio, transcript, probs, at)
+    if not audio.exists():
+        return None, probs
+    if audio.is_dir():
+        return _check_clips(row, audio, transcript, cues, probs, at)
+    return _check_recording(row, audio, transcript, cues, probs, opts, at)
+
+
+def _row_problems(row, opts: dict, at: dict) -> list[Problem]:
+    """What the manifest row itself gets wrong: id, label, split, empty paths."""
     probs: list[Problem] = []
     if not row.doc_id:
         probs.append(Problem("doc_id_missing", "empty doc_id", file="manifest.csv", **at))
@@ -171,65 +185,76 @@ def _check_document(row, corpus_dir: Path, opts: dict) -> tuple[Document | None,
     if not row.transcript:
         probs.append(Problem("transcript_missing", "empty transcript path", file="manifest.csv",
                              **at))
-    if not row.audio or not row.transcript:
-        return None, probs
-    audio, transcript = _resolve(corpus_dir, row.audio), _resolve(corpus_dir, row.transcript)
-    a_file, t_file = str(audio), str(transcript)
-    ext = transcript.suffix.lower()
-    is_clips = audio.is_dir()
+    return probs
+
+
+def _parse_cues(audio: Path, transcript: Path, probs: list[Problem], at: dict) -> list[Cue]:
+    """The transcript's cues (none when unparsable, or of the wrong kind for the audio: a clip
+    folder needs a .txt, one recording a timed format); problems go to ``probs``."""
+    t_file, ext = str(transcript), transcript.suffix.lower()
     if not audio.exists():
         probs.append(Problem("audio_missing", "audio file or clip folder not found",
-                             file=a_file, **at))
-    cues: list[Cue] = []
+                             file=str(audio), **at))
     try:
         cues = parse_transcript(transcript)
     except TranscriptError as exc:
         probs.extend(Problem(p.kind, p.message, file=p.file or t_file, cue=p.cue, line=p.line, **at)
                      for p in exc.problems)
         cues = []
-    if audio.exists() and is_clips and ext not in CLIP_EXTENSIONS:
+    if audio.exists() and audio.is_dir() and ext not in CLIP_EXTENSIONS:
         probs.append(Problem("transcript_format", f"audio is a clip folder, so the transcript must "
                              f"be a .txt with one line per clip (got {ext or 'no extension'})",
                              file=t_file, **at))
         cues = []
-    if audio.exists() and not is_clips and ext in CLIP_EXTENSIONS:
+    if audio.exists() and not audio.is_dir() and ext in CLIP_EXTENSIONS:
         probs.append(Problem("transcript_format", "a .txt transcript has no timestamps, so the "
                              "audio must be a folder of clips (one per line); for one recording "
                              f"use {', '.join(TIMED_EXTENSIONS)}", file=t_file, **at))
         cues = []
-    if not audio.exists():
+    return cues
+
+
+def _check_clips(row, audio: Path, transcript: Path, cues: list[Cue], probs: list[Problem],
+                 at: dict) -> tuple[Document | None, list[Problem]]:
+    """A clip folder: every clip readable and non-empty, one transcript line per clip."""
+    a_file = str(audio)
+    clip_paths, foreign = list_clips(audio)
+    if foreign:
+        probs.append(Problem("clip_foreign_file", "entries that are not audio clips "
+                             f"({', '.join(AUDIO_EXTENSIONS)}): "
+                             f"{', '.join(foreign[:10])}"
+                             + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""),
+                             file=a_file, **at))
+    clips: list[tuple[Path, float]] = []
+    for cp in clip_paths:
+        try:
+            dur, _, _ = audio_info(cp)
+        except AudioError as exc:
+            probs.append(Problem("audio_unreadable", str(exc).split(": ", 1)[-1],
+                                 file=str(cp), **at))
+            continue
+        if dur <= 0:
+            probs.append(Problem("audio_empty", "clip has no samples", file=str(cp), **at))
+        clips.append((cp, dur))
+    if not clip_paths:
+        probs.append(Problem("audio_empty", "clip folder holds no audio clips", file=a_file,
+                             **at))
+    if cues and clip_paths and len(clip_paths) != len(cues):
+        probs.append(Problem("clip_count_mismatch", f"{len(clip_paths)} clips in {a_file} but "
+                             f"{len(cues)} lines in the transcript (one line per clip, "
+                             "matched in natural order of the clip names)", file=str(transcript),
+                             **at))
+    if probs:
         return None, probs
-    if is_clips:
-        clip_paths, foreign = list_clips(audio)
-        if foreign:
-            probs.append(Problem("clip_foreign_file", "entries that are not audio clips "
-                                 f"({', '.join(AUDIO_EXTENSIONS)}): "
-                                 f"{', '.join(foreign[:10])}"
-                                 + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""),
-                                 file=a_file, **at))
-        clips: list[tuple[Path, float]] = []
-        for cp in clip_paths:
-            try:
-                dur, _, _ = audio_info(cp)
-            except AudioError as exc:
-                probs.append(Problem("audio_unreadable", str(exc).split(": ", 1)[-1],
-                                     file=str(cp), **at))
-                continue
-            if dur <= 0:
-                probs.append(Problem("audio_empty", "clip has no samples", file=str(cp), **at))
-            clips.append((cp, dur))
-        if not clip_paths:
-            probs.append(Problem("audio_empty", "clip folder holds no audio clips", file=a_file,
-                                 **at))
-        if cues and clip_paths and len(clip_paths) != len(cues):
-            probs.append(Problem("clip_count_mismatch", f"{len(clip_paths)} clips in {a_file} but "
-                                 f"{len(cues)} lines in the transcript (one line per clip, "
-                                 "matched in natural order of the clip names)", file=t_file, **at))
-        if probs:
-            return None, probs
-        return Document(row.doc_id, row.row, row.label, row.group,
-                        row.split.lower() if row.split else None, audio, transcript, "clips",
-                        float(sum(d for _, d in clips)), cues, clips), probs
+    return Document(row.doc_id, row.row, row.label, row.group,
+                    row.split.lower() if row.split else None, audio, transcript, "clips",
+                    float(sum(d for _, d in clips)), cues, clips), probs
+
+
+def _check_recording(row, audio: Path, transcript: Path, cues: list[Cue], probs: list[Problem],
+                     opts: dict, at: dict) -> tuple[Document | None, list[Problem]]:
+    """One recording: readable, non-empty, and every cue inside it, in order, not overlapping."""
+    a_file, t_file = str(audio), str(transcript)
     try:
         duration, _, _ = audio_info(audio)
     except AudioError as exc:
