@@ -431,94 +431,115 @@ def _aux_scale(epoch: int, warmup: int) -> float:
     return 1.0 if warmup <= 0 else min(1.0, epoch / (warmup + 1))
 
 
+class _Run:
+    """One training run's state: model, loss, optimiser, sampler, history and the best epoch."""
+
+    def __init__(self, cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams,
+                 seed: int) -> None:
+        import torch
+
+        from ..model import HilbertLoss, HilbertModel
+
+        seed_everything(seed)
+        self.device = resolve_device(tp.device)
+        model = HilbertModel(cfg)
+        if cfg.pooled_skip:
+            _init_pooled_skip(model, train_docs, seed)
+        self.model = model.to(self.device)
+        counts = train_docs.class_counts()
+        self.loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32)
+                                   ).to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # foreach: one fused update over all parameters; the default single-tensor loop on CPU
+        # costs more than the model's forward pass at the small widths used here
+        self.opt = torch.optim.AdamW(_param_groups(self.model), lr=tp.lr,
+                                     weight_decay=tp.weight_decay, foreach=True)
+        self.gen = torch.Generator().manual_seed(int(seed))
+        self.weights = (1.0 / np.maximum(counts[train_docs.labels], 1)
+                        if tp.balanced_sampling else None)
+        self.cfg, self.train_docs, self.val_docs, self.tp = cfg, train_docs, val_docs, tp
+        self.history: list[dict[str, Any]] = []
+        self.best_f1: float | None = None
+        self.best_score: float | None = None
+        self.best_epoch = 0
+        self.best_state = None
+
+    def track(self, row: dict[str, Any], stale: int) -> tuple[float | None, int]:
+        """Validate, append ``row`` to the history, keep the best state; new stale count."""
+        val_f1 = None
+        if len(self.val_docs) > 0:
+            proba, vterms = _validate(self.model, self.loss_fn, self.val_docs,
+                                      self.tp.eval_batch_size)
+            val_f1 = macro_f1(self.val_docs.labels, proba)
+            row.update({f"val_{k}": v for k, v in vterms.items()})
+        row["val_macro_f1"] = val_f1
+        self.history.append(row)
+        score = val_f1
+        if val_f1 is not None and self.tp.select_on == "loss" and "val_cls" in row:
+            score = -row["val_cls"]
+        if score is None or self.best_score is None or score > self.best_score:
+            self.best_score, self.best_f1, self.best_epoch = score, val_f1, row["epoch"]
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            return val_f1, 0
+        return val_f1, stale + 1
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One pass over the training documents; the epoch's mean of every term."""
+        import torch
+
+        self.model.train()
+        scale = _aux_scale(epoch, self.tp.aux_warmup_epochs)
+        sums: dict[str, float] = {}
+        seen: dict[str, int] = {}  # a term may be skipped in some batches
+        for idx in _batches(len(self.train_docs), self.tp.batch_size, self.gen, self.weights):
+            batch = _to_device(collate(self.train_docs, idx), self.device)
+            output = _forward(self.model, batch)
+            terms = self.loss_fn(output, batch["labels"], aux_scale=scale)
+            self.opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            if self.tp.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.params, self.tp.grad_clip)
+            self.opt.step()
+            terms = _with_diagnostics(terms, output)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+                seen[k] = seen.get(k, 0) + len(idx)
+        row: dict[str, Any] = {"epoch": epoch}
+        row.update({f"train_{k}": v / seen[k] for k, v in sums.items()})
+        row["temperature"] = float(self.model.temperature.detach())
+        return row
+
+    def finish(self):
+        """``(model with the best state restored, history, best_epoch, best_f1)``."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)  # the temperature is restored with it
+        self.model.eval()
+        hist = pd.DataFrame(self.history, columns=None if self.history else ["epoch"])
+        hist["best"] = hist["epoch"] == self.best_epoch
+        return self.model, hist, self.best_epoch, self.best_f1
+
+
 def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams, seed: int,
            on_epoch_end, epochs: int, desc: str = "training"):
     """One training run: ``(model with the best state restored, history, best_epoch, best_f1)``.
 
     Without validation documents every epoch counts as the best so far: the last state is kept.
     """
-    import torch
-
-    from ..model import HilbertLoss, HilbertModel
-
-    seed_everything(seed)
-    device = resolve_device(tp.device)
-    model = HilbertModel(cfg)
-    if cfg.pooled_skip:
-        _init_pooled_skip(model, train_docs, seed)
-    model = model.to(device)
-    counts = train_docs.class_counts()
-    loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32))
-    loss_fn = loss_fn.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    # foreach: one fused update over all parameters; the default single-tensor loop on CPU
-    # costs more than the model's forward pass at the small widths used here
-    opt = torch.optim.AdamW(_param_groups(model), lr=tp.lr, weight_decay=tp.weight_decay,
-                            foreach=True)
-    gen = torch.Generator().manual_seed(int(seed))
-    weights = None
-    if tp.balanced_sampling:
-        weights = 1.0 / np.maximum(counts[train_docs.labels], 1)
-
-    history: list[dict[str, Any]] = []
-    best_f1: float | None = None
-    best_score: float | None = None
-    best_epoch = 0
-    best_state = None
-    stale = 0
-    bar = None
-
-    def track(row: dict[str, Any], stale: int) -> tuple[float | None, int]:
-        """Validate, append ``row`` to the history, keep the best state; new stale count."""
-        nonlocal best_score, best_f1, best_epoch, best_state
-        val_f1 = None
-        if len(val_docs) > 0:
-            proba, vterms = _validate(model, loss_fn, val_docs, tp.eval_batch_size)
-            val_f1 = macro_f1(val_docs.labels, proba)
-            row.update({f"val_{k}": v for k, v in vterms.items()})
-        row["val_macro_f1"] = val_f1
-        history.append(row)
-        score = val_f1
-        if val_f1 is not None and tp.select_on == "loss" and "val_cls" in row:
-            score = -row["val_cls"]
-        if score is None or best_score is None or score > best_score:
-            best_score, best_f1, best_epoch = score, val_f1, row["epoch"]
-            best_state = copy.deepcopy(model.state_dict())
-            return val_f1, 0
-        return val_f1, stale + 1
-
+    run = _Run(cfg, train_docs, val_docs, tp, seed)
     if cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and len(val_docs) > 0:
         # the untrained model is the logistic regression itself (deep logits start at 0): a
         # candidate too, so training that does not help on validation is not kept
-        track({"epoch": 0, "temperature": float(model.temperature.detach())}, 0)
+        run.track({"epoch": 0, "temperature": float(run.model.temperature.detach())}, 0)
+    bar = None
     if tp.progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
+    stale = 0
     try:
         for epoch in range(1, epochs + 1):
-            model.train()
-            scale = _aux_scale(epoch, tp.aux_warmup_epochs)
-            sums: dict[str, float] = {}
-            seen: dict[str, int] = {}  # a term may be skipped in some batches
-            for idx in _batches(len(train_docs), tp.batch_size, gen, weights):
-                batch = _to_device(collate(train_docs, idx), device)
-                output = _forward(model, batch)
-                terms = loss_fn(output, batch["labels"], aux_scale=scale)
-                opt.zero_grad(set_to_none=True)
-                terms["total"].backward()
-                if tp.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, tp.grad_clip)
-                opt.step()
-                terms = _with_diagnostics(terms, output)
-                b = len(idx)
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * b
-                    seen[k] = seen.get(k, 0) + b
-            row: dict[str, Any] = {"epoch": epoch}
-            row.update({f"train_{k}": v / seen[k] for k, v in sums.items()})
-            row["temperature"] = float(model.temperature.detach())
-            val_f1, stale = track(row, stale)
+            row = run.train_epoch(epoch)
+            val_f1, stale = run.track(row, stale)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",
@@ -531,9 +552,4 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
     finally:
         if bar is not None:
             bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)  # the temperature is model state: restored with it
-    model.eval()
-    hist = pd.DataFrame(history, columns=None if history else ["epoch"])
-    hist["best"] = hist["epoch"] == best_epoch
-    return model, hist, best_epoch, best_f1
+    return run.finish()
