@@ -36,6 +36,7 @@ USER_ERRORS = (
     ("hilbert_pipeline.tuning.report", "NoCompletedTrialError"),
     ("hilbert_pipeline.demo.synthesis", "SynthesisError"),
     ("hilbert_pipeline.demo.regimes", "RegimeError"),
+    ("hilbert_pipeline.cluster", "ClusterError"),
 )
 
 
