@@ -122,3 +122,21 @@ def test_a_worker_killed_mid_run_leaves_a_resumable_cache(segments, dask_client,
     np.testing.assert_allclose(features["audio"], reference["audio"], atol=1e-6)
     np.testing.assert_allclose(features["text"], reference["text"], atol=1e-6)
     dask_client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker
+
+
+def test_embedding_through_an_fsspec_url_cache(segments, tmp_path):
+    """A cache behind an fsspec URL (memory:// here: the code path of s3:// or gs://) gives the
+    features of a local cache, and a second run computes nothing."""
+    import fsspec
+
+    url = f"memory://hilbert-embed-{os.getpid()}/cache"
+    try:
+        remote, summary = _in_process(segments, url)
+        assert summary["cache_misses"] == 2 * len(segments)
+        local, _ = _in_process(segments, tmp_path / "local")
+        np.testing.assert_allclose(remote["audio"], local["audio"], atol=1e-6)
+        np.testing.assert_allclose(remote["text"], local["text"], atol=1e-6)
+        _, again = _in_process(segments, url)
+        assert again["cache_misses"] == 0
+    finally:
+        fsspec.filesystem("memory").rm(f"/hilbert-embed-{os.getpid()}", recursive=True)

@@ -58,3 +58,34 @@ def test_file_hasher_memoises_and_sees_edits(tmp_path):
     os.utime(f, ns=(1, 1))
     assert h2.digest(f) != d1 and h2.files_hashed == 1
     assert audio_key("fp", d1, 0.0, 1.0) != audio_key("fp", d1, 0.0, 1.5)
+
+
+def test_the_cache_lives_behind_any_fsspec_url(tmp_path):
+    """``memory://`` is a real non-local fsspec filesystem (the code path of s3://, gs://);
+    ``file://`` URLs and plain paths name the same local folder."""
+    import fsspec
+
+    mem = fsspec.filesystem("memory")
+    url = f"memory://hilbert-test-{os.getpid()}/cache"
+    try:
+        c = FeatureCache(url, "enc", dim=2, info={"name": "enc"})
+        c.put(_keys(3, "m"), np.arange(6, dtype=np.float32).reshape(3, 2),
+              missing=[(text_key("fp", "gone"), "empty text")])
+        c.flush_index()
+        assert mem.exists(f"/hilbert-test-{os.getpid()}/cache/enc/encoder.json")
+        again = FeatureCache(url, "enc", dim=2)
+        np.testing.assert_array_equal(again.get_many(_keys(3, "m")),
+                                      np.arange(6).reshape(3, 2))
+        assert again.missing_reason(text_key("fp", "gone")) == "empty text"
+        memo = FileHasher(f"{url}/file_hashes.json")
+        audio = tmp_path / "a.bin"
+        audio.write_bytes(b"abc")
+        sha = memo.digest(audio)
+        memo.save()
+        assert FileHasher(f"{url}/file_hashes.json").digest(audio) == sha
+    finally:
+        mem.rm(f"/hilbert-test-{os.getpid()}", recursive=True)
+
+    local = FeatureCache(f"file://{tmp_path}/c", "enc", dim=2)
+    local.put(_keys(1, "f"), np.ones((1, 2), np.float32))
+    assert _keys(1, "f")[0] in FeatureCache(tmp_path / "c", "enc", dim=2)

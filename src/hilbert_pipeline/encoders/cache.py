@@ -8,8 +8,10 @@ Layout under ``cache_dir``::
         chunk-<hash>.npz               keys (S64), vectors (n, dim) float32, missing keys + reasons
         index.npz                      key -> (chunk, row) for every chunk, rewritten at the end
 
-Every chunk is written atomically (``utils.atomic_path``) right after its batch is computed, so a
-crash loses at most the batch in flight. ``index.npz`` only speeds up opening: chunks it does not
+``cache_dir`` is a local folder or any fsspec URL (``s3://bucket/cache``, ``gs://...``,
+``file:///...``), so that Dask workers on several machines can share one cache. Every chunk is
+written atomically right after its batch is computed (locally: a temporary file renamed into
+place; on an object store: one PUT, itself atomic), so a crash loses at most the batch in flight. ``index.npz`` only speeds up opening: chunks it does not
 list (written by a run that crashed before rewriting it) are scanned on open, entries of chunks
 that were deleted are dropped. A key is a sha256 over the encoder fingerprint and the segment's
 content (see ``text_key`` / ``audio_key``), so an unchanged segment is never recomputed and a
@@ -26,6 +28,7 @@ run stats files but reads none, and identical files at different paths share cac
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -35,7 +38,55 @@ from typing import Any
 import numpy as np
 
 from hilbert_pipeline.encoders.base import file_digest
-from hilbert_pipeline.utils import atomic_path, write_json
+from hilbert_pipeline.utils import atomic_path
+
+
+class Store:
+    """A folder on the local disk or behind an fsspec URL: whole-file reads and atomic writes."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.fs, base = fsspec.core.url_to_fs(str(root))
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = str(Path(base).resolve()) if self.local else base.rstrip("/")
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def makedirs(self, path: str) -> None:
+        self.fs.makedirs(path, exist_ok=True)
+
+    def exists(self, path: str) -> bool:
+        return self.fs.exists(path)
+
+    def names(self, folder: str, pattern: str) -> set[str]:
+        return {p.rsplit("/", 1)[-1] for p in self.fs.glob(f"{folder}/{pattern}")}
+
+    def read(self, path: str) -> bytes:
+        if self.local:
+            return Path(path).read_bytes()
+        with self.fs.open(path, "rb") as fh:
+            return fh.read()
+
+    def write(self, path: str, data: bytes) -> None:
+        """All of ``data`` or nothing: a reader never sees a half-written file."""
+        if self.local:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+        else:
+            self.fs.pipe_file(path, data)
+
+    def load_npz(self, path: str) -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(self.read(path)), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 def text_key(fingerprint: str, text: str) -> str:
@@ -52,13 +103,19 @@ class FileHasher:
     """sha256 of audio files, memoised on disk by (absolute path, size, mtime_ns)."""
 
     def __init__(self, memo_path: str | os.PathLike | None) -> None:
-        self.memo_path = None if memo_path is None else Path(memo_path)
+        """``memo_path``: a file path or fsspec URL (None: no memo)."""
+        self._store = None
+        self.memo_path = None
+        if memo_path is not None:
+            folder, _, name = str(memo_path).replace(os.sep, "/").rpartition("/")
+            self._store = Store(folder or ".")
+            self.memo_path = self._store.path(name)
         self._memo: dict[str, list] = {}
         self._dirty = False
         self.files_hashed = 0
-        if self.memo_path is not None and self.memo_path.is_file():
+        if self.memo_path is not None and self._store.exists(self.memo_path):
             try:
-                self._memo = json.loads(self.memo_path.read_text())
+                self._memo = json.loads(self._store.read(self.memo_path))
             except (OSError, ValueError):
                 self._memo = {}  # a corrupt memo only costs re-hashing
 
@@ -77,7 +134,7 @@ class FileHasher:
 
     def save(self) -> None:
         if self._dirty and self.memo_path is not None:
-            write_json(self.memo_path, self._memo)
+            self._store.write(self.memo_path, (json.dumps(self._memo, indent=2) + "\n").encode())
             self._dirty = False
 
 
@@ -86,11 +143,13 @@ class FeatureCache:
 
     def __init__(self, root: str | os.PathLike, namespace: str, dim: int,
                  info: dict[str, Any] | None = None) -> None:
-        self.dir = Path(root) / namespace
+        self.store = Store(root)
+        self.dir = self.store.path(namespace)
         self.dim = int(dim)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if info is not None and not (self.dir / "encoder.json").is_file():
-            write_json(self.dir / "encoder.json", info)
+        self.store.makedirs(self.dir)
+        if info is not None and not self.store.exists(f"{self.dir}/encoder.json"):
+            self.store.write(f"{self.dir}/encoder.json",
+                             (json.dumps(info, indent=2, default=str) + "\n").encode())
         self._where: dict[str, tuple[str, int]] = {}
         self._missing: dict[str, str] = {}
         self._chunks_indexed: set[str] = set()
@@ -99,18 +158,18 @@ class FeatureCache:
 
     # ---- opening -----------------------------------------------------------------------------
     def _open(self) -> None:
-        present = {p.name for p in self.dir.glob("chunk-*.npz")}
-        idx = self.dir / "index.npz"
-        if idx.is_file():
+        present = self.store.names(self.dir, "chunk-*.npz")
+        idx = f"{self.dir}/index.npz"
+        if self.store.exists(idx):
             try:
-                with np.load(idx, allow_pickle=False) as z:
-                    chunks = [str(c) for c in z["chunks"]]
-                    ok = np.array([c in present for c in chunks], dtype=bool)
-                    for k, c, r in zip(z["keys"], z["chunk"], z["row"], strict=True):
-                        if ok[c]:
-                            self._where[k.decode()] = (chunks[c], int(r))
-                    for k, reason in zip(z["missing_keys"], z["missing_reasons"], strict=True):
-                        self._missing[k.decode()] = str(reason)
+                z = self.store.load_npz(idx)
+                chunks = [str(c) for c in z["chunks"]]
+                ok = np.array([c in present for c in chunks], dtype=bool)
+                for k, c, r in zip(z["keys"], z["chunk"], z["row"], strict=True):
+                    if ok[c]:
+                        self._where[k.decode()] = (chunks[c], int(r))
+                for k, reason in zip(z["missing_keys"], z["missing_reasons"], strict=True):
+                    self._missing[k.decode()] = str(reason)
                 self._chunks_indexed = {c for c, good in zip(chunks, ok, strict=True) if good}
                 if not ok.all():
                     self._index_dirty = True
@@ -121,11 +180,11 @@ class FeatureCache:
 
     def _scan_chunk(self, name: str) -> None:
         try:
-            with np.load(self.dir / name, allow_pickle=False) as z:
-                for r, k in enumerate(z["keys"]):
-                    self._where[k.decode()] = (name, r)
-                for k, reason in zip(z["missing_keys"], z["missing_reasons"], strict=True):
-                    self._missing[k.decode()] = str(reason)
+            z = self.store.load_npz(f"{self.dir}/{name}")
+            for r, k in enumerate(z["keys"]):
+                self._where[k.decode()] = (name, r)
+            for k, reason in zip(z["missing_keys"], z["missing_reasons"], strict=True):
+                self._missing[k.decode()] = str(reason)
         except (OSError, ValueError, KeyError):
             return  # unreadable chunk (e.g. disk error): its entries are simply recomputed
         self._chunks_indexed.add(name)
@@ -149,8 +208,7 @@ class FeatureCache:
             name, row = self._where[k]
             by_chunk.setdefault(name, []).append((i, row))
         for name, pairs in by_chunk.items():
-            with np.load(self.dir / name, allow_pickle=False) as z:
-                vecs = z["vectors"]
+            vecs = self.store.load_npz(f"{self.dir}/{name}")["vectors"]
             dst, src = zip(*pairs, strict=True)
             out[list(dst)] = vecs[list(src)]
         return out
@@ -165,10 +223,10 @@ class FeatureCache:
         vectors = np.asarray(vectors, np.float32).reshape(len(keys), self.dim)
         h = hashlib.sha256("".join(keys).encode() + b"|" + "".join(k for k, _ in missing).encode())
         name = f"chunk-{h.hexdigest()[:20]}.npz"
-        with atomic_path(self.dir / name) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, keys=np.array(list(keys), dtype="S64"), vectors=vectors,
-                     missing_keys=np.array([k for k, _ in missing], dtype="S64"),
-                     missing_reasons=np.array([r for _, r in missing], dtype=str))
+        self.store.write(f"{self.dir}/{name}", _npz_bytes(
+            keys=np.array(list(keys), dtype="S64"), vectors=vectors,
+            missing_keys=np.array([k for k, _ in missing], dtype="S64"),
+            missing_reasons=np.array([r for _, r in missing], dtype=str)))
         for r, k in enumerate(keys):
             self._where[k] = (name, r)
         for k, reason in missing:
@@ -183,11 +241,11 @@ class FeatureCache:
         chunks = sorted(self._chunks_indexed)
         pos = {c: i for i, c in enumerate(chunks)}
         keys = list(self._where)
-        with atomic_path(self.dir / "index.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, chunks=np.array(chunks, dtype=str),
-                     keys=np.array(keys, dtype="S64"),
-                     chunk=np.array([pos[self._where[k][0]] for k in keys], dtype=np.int32),
-                     row=np.array([self._where[k][1] for k in keys], dtype=np.int32),
-                     missing_keys=np.array(list(self._missing), dtype="S64"),
-                     missing_reasons=np.array(list(self._missing.values()), dtype=str))
+        self.store.write(f"{self.dir}/index.npz", _npz_bytes(
+            chunks=np.array(chunks, dtype=str),
+            keys=np.array(keys, dtype="S64"),
+            chunk=np.array([pos[self._where[k][0]] for k in keys], dtype=np.int32),
+            row=np.array([self._where[k][1] for k in keys], dtype=np.int32),
+            missing_keys=np.array(list(self._missing), dtype="S64"),
+            missing_reasons=np.array(list(self._missing.values()), dtype=str)))
         self._index_dirty = False

@@ -73,7 +73,7 @@ def embed_segments_on_cluster(client, segments: pd.DataFrame, audio: Spec, text:
 
     validate_segments(segments, source)
     segments = segments.reset_index(drop=True)
-    cache_dir = str(Path(cache_dir).resolve())
+    cache_dir = str(cache_dir) if "://" in str(cache_dir) else str(Path(cache_dir).resolve())
     t0 = time.perf_counter()
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     parts = document_tasks(segments, n_workers * int(tasks_per_worker))

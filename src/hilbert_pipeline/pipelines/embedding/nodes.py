@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -49,7 +48,7 @@ def embed_segments_node(segments: pd.DataFrame, params: dict[str, Any],
         import torch
 
         torch.set_num_threads(int(threads))
-    cache_dir = Path(params.get("cache_dir") or "data/04_feature/cache")
+    cache_dir = str(params.get("cache_dir") or "data/04_feature/cache")  # a folder or fsspec URL
     options = {"progress": bool(params.get("progress", True)),
                "source": "segments (data/03_primary/segments.parquet)",
                "max_read_seconds": float(params.get("max_read_seconds", 600.0))}
