@@ -29,6 +29,7 @@ from .report import (
 )
 from .space import SearchSpace
 from .study import (
+    DASK_STORAGE,
     DEFAULT_STORAGE,
     HEARTBEAT_INTERVAL,
     N_STARTUP_TRIALS,
@@ -54,7 +55,7 @@ class TuningSettings:
     seed: int
     study_name: str
     name_with_fingerprint: bool
-    storage: str
+    storage: Any  # a SQLAlchemy URL, or a DaskStorage object (tuning.storage: dask)
     n_trials: int
     timeout: float | None
     n_folds: int
@@ -165,6 +166,27 @@ def tuning_worker(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     return _work(p, _open(p))
 
 
+def _gather_with_progress(client, futures, handle, ts: TuningSettings) -> list[WorkerResult]:
+    """Wait for the cluster's study workers, with a bar over the study's finished trials (the
+    workers' own bars are off: they would print on the workers' machines)."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from .study import COUNTED, count_trials
+
+    with tqdm(total=ts.n_trials, desc=f"optuna {handle.study.study_name} (cluster)",
+              unit="trial", disable=not ts.progress) as bar:
+        while True:
+            done = all(f.done() for f in futures)
+            bar.n = min(count_trials(handle, COUNTED), ts.n_trials)
+            bar.refresh()
+            if done:
+                break
+            time.sleep(1)
+    return client.gather(futures)
+
+
 def absolute_storage(url: str) -> str:
     """A relative SQLite URL made absolute, so that worker processes started elsewhere (another
     working directory) open the same file."""
@@ -191,8 +213,18 @@ def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     process, all sharing the study's storage (SQLite on a file system they all see, or a
     database server such as PostgreSQL).
     """
-    tuning = {**dict(tuning), "storage": absolute_storage(
-        str(dict(tuning).get("storage") or DEFAULT_STORAGE))}
+    storage = dict(tuning).get("storage") or DEFAULT_STORAGE
+    if storage == DASK_STORAGE:
+        if client is None:
+            raise TuningConfigError("tuning.storage: dask keeps the study on the Dask scheduler "
+                                    "and needs a cluster (cluster.address: local, tcp://... or "
+                                    "slurm); without one use a SQLite or PostgreSQL URL")
+        from optuna_integration import DaskStorage
+
+        storage = DaskStorage(client=client)  # lives on the scheduler as long as the cluster
+    elif isinstance(storage, str):
+        storage = absolute_storage(storage)
+    tuning = {**dict(tuning), "storage": storage}
     p = _prepare(segment_features, documents, tuning, training, label_map, min_class_size)
     ts, docs, label_report, fingerprint, study_name = (p.ts, p.docs, p.label_report,
                                                        p.fingerprint, p.study_name)
@@ -210,7 +242,7 @@ def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
         futures = [client.submit(tuning_worker, shared[0], shared[1],
                                  {**tuning, "progress": False}, dict(training), label_map,
                                  min_class_size, pure=False) for _ in range(n)]
-        results = client.gather(futures)
+        results = _gather_with_progress(client, futures, handle, ts)
         worker = WorkerResult(
             completed=sorted(t for r in results for t in r.completed),
             pruned=sorted(t for r in results for t in r.pruned),
@@ -276,8 +308,10 @@ def study_fingerprint(tuning: Mapping[str, Any], model_params: Mapping[str, Any]
     return hashlib.sha256(blob).hexdigest()[:10]
 
 
-def _safe_url(url: str) -> str:
+def _safe_url(url) -> str:
     """The storage URL without a password (it goes to logs and reports)."""
+    if not isinstance(url, str):
+        return "dask (the study lives on the Dask scheduler)"
     try:
         from sqlalchemy.engine import make_url
 

@@ -56,6 +56,9 @@ from optuna.trial import TrialState
 log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "sqlite:///data/06_models/optuna.db"
+#: ``tuning.storage: dask``: the study in optuna-integration's DaskStorage on the Dask scheduler
+#: (no database needed; lives as long as the cluster)
+DASK_STORAGE = "dask"
 #: the one set of defaults of the study settings (conf/base/parameters_tuning.yml states the same)
 N_STARTUP_TRIALS = 8
 PRUNER_STARTUP_TRIALS = 5
@@ -118,7 +121,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(rest[1:].split("?", 1)[0])
 
 
-def open_study(storage: str | None, study_name: str, *, seed: int,
+def open_study(storage: str | None | optuna.storages.BaseStorage, study_name: str, *, seed: int,
                n_startup_trials: int = N_STARTUP_TRIALS,
                pruner_startup_trials: int = PRUNER_STARTUP_TRIALS,
                pruner_warmup_steps: int = PRUNER_WARMUP_STEPS,
@@ -143,12 +146,14 @@ def open_study(storage: str | None, study_name: str, *, seed: int,
                                      grace_period <= heartbeat_interval):
         raise TuningConfigError(f"tuning.grace_period must be an integer > heartbeat_interval "
                                 f"({heartbeat_interval}) or null, got {grace_period!r}")
-    url = resolve_storage_url(storage)
+    given = storage if isinstance(storage, optuna.storages.BaseStorage) else None
+    # a storage object (optuna-integration's DaskStorage): no URL, a Dask lock (claim_lock)
+    url = f"dask://{study_name}" if given is not None else resolve_storage_url(storage)
     # Workers started together would race to create Optuna's tables (PostgreSQL then fails on a
     # duplicate type); creating the schema and the study under the claim lock serialises that.
     with claim_lock(url, study_name), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = optuna.storages.RDBStorage(
+        rdb = given if given is not None else optuna.storages.RDBStorage(
             url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             engine_kwargs=_engine_kwargs(url))
         handle = StudyHandle(study=None, storage=rdb, url=url, seed=seed,  # type: ignore[arg-type]
@@ -186,6 +191,12 @@ def count_trials(handle: StudyHandle, states: tuple[TrialState, ...]) -> int:
 @contextlib.contextmanager
 def claim_lock(url: str, study_name: str) -> Iterator[None]:
     """A lock shared by every worker of ``study_name`` on this storage (see module doc)."""
+    if url.startswith("dask://"):  # the study lives on the Dask scheduler: a Dask lock
+        from distributed import Lock
+
+        with Lock(f"hilbert-optuna-{study_name}"):
+            yield
+        return
     key = int.from_bytes(hashlib.blake2b(f"hilbert-optuna:{study_name}".encode(),
                                          digest_size=8).digest(), "big", signed=True)
     backend = url.split(":", 1)[0].split("+", 1)[0]
@@ -236,7 +247,11 @@ _PROCESS_LOCK = threading.Lock()
 
 @contextlib.contextmanager
 def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, interval: int) -> Iterator[None]:
-    """Record the trial's heartbeat every ``interval`` seconds in a thread while the body runs."""
+    """Record the trial's heartbeat every ``interval`` seconds in a thread while the body runs
+    (nothing for a storage without heartbeats, e.g. DaskStorage)."""
+    if not hasattr(storage, "record_heartbeat"):
+        yield
+        return
     stop = threading.Event()
 
     def beat() -> None:
@@ -256,7 +271,13 @@ def heartbeat(storage: optuna.storages.RDBStorage, trial_id: int, interval: int)
 
 
 def fail_stale(handle: StudyHandle) -> list[int]:
-    """Fail RUNNING trials whose heartbeat is older than the grace period; return their numbers."""
+    """Fail RUNNING trials whose heartbeat is older than the grace period; return their numbers.
+
+    On a Dask-scheduler storage (no heartbeats) a RUNNING trial is stale when the Dask worker
+    that claimed it (user attribute ``dask_worker``) is no longer connected.
+    """
+    if handle.url.startswith("dask://"):
+        return _fail_lost_dask_trials(handle)
     before = {t.number for t in handle.storage.get_all_trials(
         handle.study._study_id, deepcopy=False, states=(TrialState.RUNNING,))}
     with warnings.catch_warnings():
@@ -269,6 +290,31 @@ def fail_stale(handle: StudyHandle) -> list[int]:
         log.warning("trial %d was RUNNING with a stale heartbeat (its worker died): marked FAIL, "
                     "its slot is redone", n)
     return failed
+
+
+def _fail_lost_dask_trials(handle: StudyHandle) -> list[int]:
+    from distributed import get_client
+
+    live = set(get_client().scheduler_info().get("workers", {}))
+    failed = []
+    for t in handle.storage.get_all_trials(handle.study._study_id, deepcopy=False,
+                                           states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get("dask_worker")
+        if owner is not None and owner not in live:
+            handle.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            failed.append(t.number)
+            log.warning("trial %d was RUNNING on Dask worker %s, which is gone: marked FAIL, its "
+                        "slot is redone", t.number, owner)
+    return failed
+
+
+def _dask_worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return None
 
 
 def _finished_numbers(handle: StudyHandle, numbers: set[int]) -> set[int]:
@@ -294,7 +340,8 @@ def run_worker(handle: StudyHandle, objective: Callable[[optuna.Trial], float], 
     from tqdm.auto import tqdm
 
     study, storage = handle.study, handle.storage
-    interval = storage.get_heartbeat_interval() or 30
+    interval = (storage.get_heartbeat_interval()
+                if hasattr(storage, "get_heartbeat_interval") else None) or 30
     result = WorkerResult()
     start = time.monotonic()
     name = study.study_name
@@ -317,7 +364,10 @@ def run_worker(handle: StudyHandle, objective: Callable[[optuna.Trial], float], 
                         # we run the heartbeat ourselves (see module doc), not via optimize()
                         warnings.filterwarnings("ignore", message="Heartbeat of storage")
                         trial = study.ask()
-                    storage.record_heartbeat(trial._trial_id)
+                    if hasattr(storage, "record_heartbeat"):
+                        storage.record_heartbeat(trial._trial_id)
+                    elif handle.url.startswith("dask://"):
+                        trial.set_user_attr("dask_worker", _dask_worker_address())
             if wait:
                 # the remaining slots are held by RUNNING trials: of live workers (they will
                 # finish) or of dead ones (failed by fail_stale after the grace period, and
