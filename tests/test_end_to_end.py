@@ -13,22 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from kedro_helpers import run_kedro
+from tiny_topics import TOPICS
 
 from hilbert_pipeline.demo import synthesize_corpus
 
 pytestmark = pytest.mark.slow
-
-TOPICS = {
-    "economy": ["Our markets and factories have grown this year.",
-                "Taxes on working families must come down.",
-                "Trade brings jobs to every state."],
-    "defense": ["Our army and navy stand ready.",
-                "We will defend our allies abroad.",
-                "The soldiers deserve our thanks."],
-    "science": ["New laboratories will study the stars.",
-                "Medicine has cured old diseases.",
-                "Schools must teach mathematics well."],
-}
 
 PARAMS = ",".join([
     "evaluation.n_splits=3",

@@ -150,7 +150,7 @@ def collate(docs: DocumentSet, idx: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def _clean(value: Any) -> str | None:
+def clean_value(value: Any) -> str | None:
     """``None`` for null-like values (None, NaN, empty string), else the string."""
     if value is None:
         return None
@@ -165,7 +165,7 @@ def apply_label_map(labels: Sequence[str | None], label_map: Mapping[str, str] |
     """Rename labels through ``label_map``; labels not in the map (and ``None``) are unchanged."""
     if not label_map:
         return list(labels)
-    bad = {k: v for k, v in label_map.items() if _clean(v) is None}
+    bad = {k: v for k, v in label_map.items() if clean_value(v) is None}
     if bad:
         raise LabelError(f"label_map maps to empty class names: {bad}")
     return [None if lab is None else str(label_map.get(lab, lab)) for lab in labels]
@@ -188,9 +188,9 @@ def build_document_set(
     _check_features(segment_features)
     _check_documents(documents)
     index = segment_features["index"].reset_index(drop=True)
-    rows_by_doc = _rows_by_doc(index, documents)
+    rows_of = rows_by_doc(index, documents)
     doc_ids = documents["doc_id"].astype(str).tolist()
-    mapped = apply_label_map([_clean(v) for v in documents["label"].tolist()], label_map)
+    mapped = apply_label_map([clean_value(v) for v in documents["label"].tolist()], label_map)
     groups = _optional_column(documents, "group")
     splits = _splits(documents, doc_ids)
     keep, excluded = _labelled(doc_ids, mapped, splits, only_split)
@@ -207,7 +207,7 @@ def build_document_set(
         raise LabelError(f"need at least 2 classes after label_map/min_class_size, got "
                          f"{label_names} ({len(keep)} labelled documents)")
     code = {c: k for k, c in enumerate(label_names)}
-    audio, text, am, tm = _gather(segment_features, index, rows_by_doc,
+    audio, text, am, tm = _gather(segment_features, index, rows_of,
                                   [doc_ids[i] for i in keep])
     has_groups = any(groups[i] is not None for i in keep)
     if has_groups and any(groups[i] is None for i in keep):
@@ -247,20 +247,26 @@ def _check_documents(documents: pd.DataFrame) -> None:
         raise DataError(f"documents table has duplicate doc_id values: {dups[:20]}")
 
 
-def _rows_by_doc(index: pd.DataFrame, documents: pd.DataFrame) -> dict[str, np.ndarray]:
+def sorted_rows(rows_by_doc: Mapping[str, np.ndarray], seg_idx: np.ndarray, doc_id: str
+                ) -> np.ndarray:
+    """The feature rows of ``doc_id`` in ``seg_idx`` order."""
+    rows = rows_by_doc[doc_id]
+    return rows[np.argsort(seg_idx[rows], kind="stable")]
+
+
+def rows_by_doc(index: pd.DataFrame, documents: pd.DataFrame) -> dict[str, np.ndarray]:
     """Feature rows of every document of the table (an error names documents without any)."""
-    rows_by_doc = {str(k): np.asarray(v, dtype=np.int64)
-                   for k, v in index.groupby(index["doc_id"].astype(str), sort=False)
-                   .indices.items()}
-    missing = [d for d in documents["doc_id"].astype(str) if d not in rows_by_doc]
+    rows = {str(k): np.asarray(v, dtype=np.int64)
+            for k, v in index.groupby(index["doc_id"].astype(str), sort=False).indices.items()}
+    missing = [d for d in documents["doc_id"].astype(str) if d not in rows]
     if missing:
         raise DataError(f"segment_features has no segments for {len(missing)} document(s) of the "
                         f"documents table: {missing[:20]} (re-run the embedding pipeline)")
-    return rows_by_doc
+    return rows
 
 
 def _optional_column(documents: pd.DataFrame, name: str) -> list[str | None]:
-    return ([_clean(v) for v in documents[name].tolist()] if name in documents.columns
+    return ([clean_value(v) for v in documents[name].tolist()] if name in documents.columns
             else [None] * len(documents))
 
 
@@ -312,7 +318,7 @@ def _drop_small_classes(keep: list[int], doc_ids: list[str], mapped: list[str | 
 
 
 def _gather(segment_features: Mapping[str, Any], index: pd.DataFrame,
-            rows_by_doc: dict[str, np.ndarray], doc_ids: list[str]):
+            rows_of: dict[str, np.ndarray], doc_ids: list[str]):
     """Per document its feature rows in ``seg_idx`` order: audio, text and both masks."""
     audio_all = np.asarray(segment_features["audio"], dtype=np.float32)
     text_all = np.asarray(segment_features["text"], dtype=np.float32)
@@ -321,8 +327,7 @@ def _gather(segment_features: Mapping[str, Any], index: pd.DataFrame,
     seg_idx = index["seg_idx"].to_numpy()
     audio, text, am, tm, empty = [], [], [], [], []
     for d in doc_ids:
-        rows = rows_by_doc[d]
-        rows = rows[np.argsort(seg_idx[rows], kind="stable")]
+        rows = sorted_rows(rows_of, seg_idx, d)
         if not (am_all[rows].any() or tm_all[rows].any()):
             empty.append(d)
         audio.append(audio_all[rows])

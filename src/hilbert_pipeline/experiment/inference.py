@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import DocumentSet, apply_label_map, collate
+from .data import DocumentSet, apply_label_map, clean_value, collate, rows_by_doc, sorted_rows
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +138,10 @@ def inference_set(segment_features: Mapping[str, Any], documents: pd.DataFrame,
                   ) -> InferenceSet:
     """Assemble every document of ``documents`` (labels optional) against the model's classes."""
     index = segment_features["index"].reset_index(drop=True)
-    rows_by_doc = {str(k): np.asarray(v, dtype=np.int64) for k, v in
-                   index.groupby(index["doc_id"].astype(str), sort=False).indices.items()}
+    rows_of = rows_by_doc(index, documents)
     doc_ids = documents["doc_id"].astype(str).tolist()
-    missing = [d for d in doc_ids if d not in rows_by_doc]
-    if missing:
-        raise InferenceError(f"no features for {len(missing)} document(s): {missing[:20]} "
-                             "(re-run the inference pipeline from its start)")
     raw = documents["label"].tolist() if "label" in documents.columns else [None] * len(doc_ids)
-    raw = [None if v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip()
-           else str(v) for v in raw]
-    mapped = apply_label_map(raw, label_map)
+    mapped = apply_label_map([clean_value(v) for v in raw], label_map)
     code = {c: k for k, c in enumerate(label_names)}
     audio_all = np.asarray(segment_features["audio"], dtype=np.float32)
     text_all = np.asarray(segment_features["text"], dtype=np.float32)
@@ -157,8 +150,7 @@ def inference_set(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     seg_idx = index["seg_idx"].to_numpy()
     keep, unusable, segs = [], [], []
     for i, d in enumerate(doc_ids):
-        rows = rows_by_doc[d]
-        rows = rows[np.argsort(seg_idx[rows], kind="stable")]
+        rows = sorted_rows(rows_of, seg_idx, d)
         if not (am_all[rows].any() or tm_all[rows].any()):
             unusable.append(d)
             continue
@@ -202,27 +194,25 @@ class Prediction:
     relevance_text: list[np.ndarray] = field(default_factory=list)  # per document (n_i,)
 
 
-def segment_attention(model, docs: DocumentSet, batch_size: int = 32) -> list[np.ndarray]:
-    """Per document, the pooling attention over its segments (mean over hops), summing to 1.
+def _segment_weights(model, docs: DocumentSet, idx, res) -> list[np.ndarray]:
+    """Per document at ``idx``, the pooling attention over its segments in the forward output
+    ``res`` (mean over hops), summing to 1.
 
     Two-modality models: the joint pooling, whose axis is ``[audio segments ; text segments]``;
     a segment's weight is the sum of its audio and text positions. Unimodal models: the pooling
     of their modality.
     """
-    from .trainer import eval_batches
-
-    out: list[np.ndarray] = []
-    for idx, _, res in eval_batches(model, docs, batch_size):
-        if "joint" in res.attention:
-            att = res.attention["joint"].float().mean(dim=1)
-            n = att.shape[1] // 2
-            att = att[:, :n] + att[:, n:]
-        else:
-            att = res.attention[model.config.modalities].float().mean(dim=1)
-        att = att.cpu().numpy().astype(np.float64)
-        for r, i in enumerate(idx):
-            w = att[r, : docs.audio[i].shape[0]]
-            out.append(w / w.sum() if w.sum() > 0 else w)
+    if "joint" in res.attention:
+        att = res.attention["joint"].float().mean(dim=1)
+        n = att.shape[1] // 2
+        att = att[:, :n] + att[:, n:]
+    else:
+        att = res.attention[model.config.modalities].float().mean(dim=1)
+    att = att.cpu().numpy().astype(np.float64)
+    out = []
+    for r, i in enumerate(idx):
+        w = att[r, : docs.audio[i].shape[0]]
+        out.append(w / w.sum() if w.sum() > 0 else w)
     return out
 
 
@@ -284,9 +274,15 @@ def segment_relevance(model, docs: DocumentSet, classes: np.ndarray
 
 def predict_corpus(model, docs: DocumentSet, batch_size: int = 32) -> Prediction:
     """Probabilities, gates, modality reliance and segment attention for ``docs``."""
-    from .trainer import predict
+    from .trainer import eval_batches, predict, softmax
 
-    proba, gate = predict(model, docs, batch_size=batch_size, return_gate=True)
+    probs, gates, attention = [], [], []
+    for idx, _, res in eval_batches(model, docs, batch_size):  # one pass for all three
+        probs.append(softmax(res))
+        gates.append(res.gate.float().cpu().numpy())
+        attention.extend(_segment_weights(model, docs, idx, res))
+    proba = np.concatenate(probs).astype(np.float64)
+    gate = np.concatenate(gates).astype(np.float64)
     has_audio = np.array([m.any() for m in docs.audio_mask], dtype=bool)
     has_text = np.array([m.any() for m in docs.text_mask], dtype=bool)
     pred = proba.argmax(axis=1)
@@ -303,8 +299,7 @@ def predict_corpus(model, docs: DocumentSet, batch_size: int = 32) -> Prediction
     rel_a, rel_t = segment_relevance(model, docs, pred)
     return Prediction(proba=proba, gate=gate, has_audio=has_audio, has_text=has_text,
                       reliance_audio=reliance["audio"], reliance_text=reliance["text"],
-                      attention=segment_attention(model, docs, batch_size),
-                      relevance_audio=rel_a, relevance_text=rel_t)
+                      attention=attention, relevance_audio=rel_a, relevance_text=rel_t)
 
 
 def ranking(attention: np.ndarray, relevance: np.ndarray) -> tuple[np.ndarray, str]:

@@ -229,7 +229,8 @@ def eval_batches(model, docs: DocumentSet, batch_size: int, device=None):
         model.train(was_training)
 
 
-def _softmax(out) -> np.ndarray:
+def softmax(out) -> np.ndarray:
+    """Class probabilities of a forward output, float32 on the CPU."""
     import torch
 
     return torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
@@ -241,7 +242,7 @@ def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None =
     per-document MoE gate weights ``(D, K)``."""
     probs, gates = [], []
     for _, _, out in eval_batches(model, docs, batch_size, device):
-        probs.append(_softmax(out))
+        probs.append(softmax(out))
         gates.append(out.gate.float().cpu().numpy())
     p = np.concatenate(probs).astype(np.float64)
     return (p, np.concatenate(gates).astype(np.float64)) if return_gate else p
@@ -275,7 +276,7 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
     """
     probs, sums, seen = [], {}, {}
     for idx, batch, out in eval_batches(model, docs, batch_size):
-        probs.append(_softmax(out))
+        probs.append(softmax(out))
         if len(idx) >= 4:
             terms = _with_diagnostics(loss_fn(out, batch["labels"]), out)
             for k, v in terms.items():

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from memory_runner import run_in_memory
+from tiny_topics import TOPICS
 
 from hilbert_pipeline.demo import synthesize_corpus
 from hilbert_pipeline.experiment.checkpoint import load_checkpoint, save_payload
@@ -26,19 +27,6 @@ from hilbert_pipeline.pipelines.segmentation import create_pipeline as segmentat
 from hilbert_pipeline.pipelines.training import create_pipeline as training
 
 pytestmark = pytest.mark.slow
-
-TOPICS = {
-    "economy": ["Our markets and factories have grown this year.",
-                "Taxes on working families must come down.",
-                "Trade brings jobs to every state."],
-    "defense": ["Our army and navy stand ready.",
-                "We will defend our allies abroad.",
-                "The soldiers deserve our thanks."],
-    "science": ["New laboratories will study the stars.",
-                "Medicine has cured old diseases.",
-                "Schools must teach mathematics well."],
-}
-
 
 def _documents(prefix: str, per_class: int, shift: int = 0) -> list[dict]:
     docs = []
