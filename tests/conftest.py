@@ -31,3 +31,19 @@ def dask_client():
 
     with cluster_client({"address": "local", "n_workers": 2, "threads_per_worker": 1}) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory, espeak):
+    """A throw-away project where ``kedro run`` (the default pipeline: segmentation → embedding
+    → training → evaluation) ran once on the tiny 12-document real-speech corpus; shared by the
+    end-to-end and notebook tests, which only add outputs to it.
+    Returns ``(project, corpus, CompletedProcess of the run)``."""
+    from tiny_topics import KEDRO_PARAMS, tiny_documents
+
+    from hilbert_pipeline.demo import synthesize_corpus
+
+    project = make_project_copy(tmp_path_factory.mktemp("trained") / "project")
+    corpus = synthesize_corpus(project / "data" / "01_raw" / "tiny", tiny_documents(), seed=0)
+    proc = run_kedro(project, "run", "--params", f"corpus={corpus},{KEDRO_PARAMS}")
+    return project, corpus, proc

@@ -8,33 +8,14 @@ A tiny real corpus: 12 documents in 3 classes, synthesised with espeak-ng by
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from kedro_helpers import run_kedro
-from tiny_topics import TOPICS
-
-from hilbert_pipeline.demo import synthesize_corpus
+from tiny_topics import KEDRO_PARAMS as PARAMS
+from tiny_topics import tiny_documents
 
 pytestmark = pytest.mark.slow
-
-PARAMS = ",".join([
-    "evaluation.n_splits=3",
-    "evaluation.n_repeats=1",
-    "evaluation.seed=7",
-    "evaluation.progress=false",
-    "evaluation.n_jobs=1",
-    "training.progress=false",
-    "training.model.d=16",
-    "training.model.n_heads=2",
-    "training.model.n_experts=2",
-    "training.optim.epochs=3",
-    "training.optim.batch_size=4",
-    "training.optim.num_threads=1",
-    "embedding.progress=false",
-    "segmentation.progress=false",
-])
 
 REPORTS = ["metrics.json", "comparison.md", "fold_metrics.csv", "per_class_metrics.csv",
            "confusion_hilbert.png", "confusion_best_baseline.png", "gate_usage.csv",
@@ -42,19 +23,8 @@ REPORTS = ["metrics.json", "comparison.md", "fold_metrics.csv", "per_class_metri
            "training_curves.png", "training_summary.json"]
 
 
-def _documents() -> list[dict]:
-    docs = []
-    for k, (label, sentences) in enumerate(TOPICS.items()):
-        for j in range(4):
-            # rotate the sentences so documents of a class differ
-            docs.append({"doc_id": f"{label}_{j}", "label": label,
-                         "sentences": sentences[j % 3:] + sentences[:j % 3][: 1 + (k + j) % 2]})
-    return docs
-
-
-def test_default_pipeline_end_to_end(kedro_project: Path, espeak: str):
-    corpus = synthesize_corpus(kedro_project / "data" / "01_raw" / "tiny", _documents(), seed=0)
-    proc = run_kedro(kedro_project, "run", "--params", f"corpus={corpus},{PARAMS}")
+def test_default_pipeline_end_to_end(trained_project):
+    kedro_project, corpus, proc = trained_project
     reports = kedro_project / "data" / "08_reporting"
     for name in REPORTS:
         assert (reports / name).is_file(), f"{name} missing; stderr:\n{proc.stderr[-3000:]}"
@@ -82,7 +52,7 @@ def test_default_pipeline_end_to_end(kedro_project: Path, espeak: str):
 
     folds = pd.read_csv(kedro_project / "data" / "05_model_input" / "folds.csv")
     assert sorted(folds.loc[folds.role == "test", "doc_id"]) == sorted(
-        d["doc_id"] for d in _documents())
+        d["doc_id"] for d in tiny_documents())
     fm = pd.read_csv(reports / "fold_metrics.csv")
     assert len(fm) == 3 * len(methods)
     table = (reports / "comparison.md").read_text()
@@ -101,7 +71,7 @@ def test_default_pipeline_end_to_end(kedro_project: Path, espeak: str):
               f"corpus={corpus},{PARAMS},inference.progress=false")
     out = kedro_project / "data" / "07_model_output"
     predictions = pd.read_csv(out / "predictions.csv")
-    assert sorted(predictions["doc_id"]) == sorted(d["doc_id"] for d in _documents())
+    assert sorted(predictions["doc_id"]) == sorted(d["doc_id"] for d in tiny_documents())
     assert predictions["in_training"].all()  # the training corpus itself: not held-out
     assert (out / "explanations.csv").is_file() and (out / "inference_report.html").is_file()
     assert json.loads((out / "inference_metrics.json").read_text())["held_out"] is False

@@ -31,6 +31,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=TINY_TRAINING["epochs"])
     ap.add_argument("--ready")
     ap.add_argument("--go")
+    ap.add_argument("--hold-trial", type=int, default=None,
+                    help="when this trial number starts, touch --held and wait (to be killed "
+                         "while the trial is RUNNING)")
+    ap.add_argument("--held")
+    ap.add_argument("--grace-period", type=int, default=3,
+                    help="seconds without a heartbeat before another worker fails a trial")
     args = ap.parse_args()
     torch.set_num_threads(1)
     space = SearchSpace.from_dict(TINY_SPACE)
@@ -39,12 +45,21 @@ def main() -> None:
                                seed=args.seed)
     handle = open_study(args.storage, args.study, seed=args.seed, n_startup_trials=3,
                         pruner_startup_trials=2, pruner_warmup_steps=2, heartbeat_interval=1,
-                        grace_period=3)
+                        grace_period=args.grace_period)
     if args.ready:
         Path(args.ready).touch()
     if args.go:
         while not Path(args.go).exists():
             time.sleep(0.05)
+    if args.hold_trial is not None:
+        train = objective
+
+        def objective(trial):  # noqa: F811 - the same objective, held open at one trial
+            if trial.number == args.hold_trial:
+                Path(args.held).touch()
+                time.sleep(600)
+            return train(trial)
+
     res = run_worker(handle, objective, n_trials=args.n_trials, progress=False)
     print(json.dumps({"completed": res.completed, "pruned": res.pruned,
                       "stop_reason": res.stop_reason}), flush=True)

@@ -1,28 +1,27 @@
-"""``kedro run --pipelines demo_data`` on 3 tiny documents, then segmentation on its output."""
+"""The ``demo_data`` pipeline in memory on 3 tiny documents, then segmentation on its output."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+from pathlib import Path
 
-import pandas as pd
-import pytest
-from kedro_helpers import run_kedro
+from memory_runner import run_in_memory
 
-
-@pytest.fixture(autouse=True)
-def _tests_on_path(monkeypatch):
-    """Wide logs (no wrapping of paths by rich) so messages can be searched."""
-    monkeypatch.setenv("COLUMNS", "400")
+from hilbert_pipeline.pipelines.demo_data import create_pipeline as demo_pipeline
+from hilbert_pipeline.pipelines.segmentation import create_pipeline as segmentation_pipeline
 
 
-def test_demo_data_builds_reuses_and_rebuilds(kedro_project, espeak):
-    project = kedro_project
-    (project / "src").mkdir(exist_ok=True)  # Kedro wants <project>/src; code comes from the install
-    small = "demo_data.n_documents=3,demo_data.sentences_per_document=2,demo_data.progress=false"
-    run_kedro(project, "run", "--pipelines", "demo_data", "--params", small)
-    corpus = project / "data/01_raw/sotu"
+def _demo(corpus: Path, sentences: int = 2) -> dict:
+    return run_in_memory(demo_pipeline(), params={"demo_data": {
+        "output_dir": str(corpus), "n_documents": 3, "sentences_per_document": sentences,
+        "progress": False}})["demo_data_summary"]
+
+
+def test_demo_data_builds_reuses_and_rebuilds(tmp_path, espeak):
+    corpus = tmp_path / "sotu"
+    summary = _demo(corpus)
     rows = list(csv.DictReader((corpus / "manifest.csv").open()))
     assert len(rows) == 3 and len({r["label"] for r in rows}) == 3
     # the corpus carries the demo's classes; the party stays in its own column
@@ -32,23 +31,28 @@ def test_demo_data_builds_reuses_and_rebuilds(kedro_project, espeak):
         segs = json.loads((corpus / r["transcript"]).read_text())["segments"]
         assert len(segs) == 2 and all(s["end"] > s["start"] for s in segs)
         assert (corpus / r["audio"]).is_file()
-    summary = json.loads((project / "data/08_reporting/demo_data_summary.json").read_text())
     assert summary["n_documents"] == 3 and summary["n_sentences"] == 6
     assert summary["total_audio_seconds"] > 3
-    # the default corpus parameter points at the demo: segmentation runs on it as is
-    # (3 documents of 3 labels: one each, so min_docs_per_label is lowered for this tiny build)
-    run_kedro(project, "run", "--pipelines", "segmentation", "--params",
-              "segmentation.min_docs_per_label=1,segmentation.progress=false")
-    segments = pd.read_parquet(project / "data/03_primary/segments.parquet")
-    assert segments["doc_id"].nunique() == 3 and len(segments) >= 3
+    # segmentation runs on it as is (3 documents of 3 labels: one each, so min_docs_per_label is
+    # lowered for this tiny build)
+    out = run_in_memory(segmentation_pipeline(), params={
+        "corpus": str(corpus), "segmentation": {
+            "min_docs_per_label": 1, "progress": False,
+            "report_path": str(tmp_path / "corpus_validation.json")}})
+    assert out["segments"]["doc_id"].nunique() == 3 and len(out["segments"]) >= 3
     # same parameters: reused, nothing rewritten
     stamp = {p: os.stat(p).st_mtime_ns for p in corpus.rglob("*") if p.is_file()}
-    run_kedro(project, "run", "--pipelines", "demo_data", "--params", small)
+    assert _demo(corpus)["params_hash"] == summary["params_hash"]
     assert {p: os.stat(p).st_mtime_ns for p in corpus.rglob("*") if p.is_file()} == stamp
     # another parameter: rebuilt (3 sentences per document now)
-    run_kedro(project, "run", "--pipelines", "demo_data", "--params",
-              small.replace("sentences_per_document=2", "sentences_per_document=3"))
+    rebuilt = _demo(corpus, sentences=3)
     for r in csv.DictReader((corpus / "manifest.csv").open()):
         assert len(json.loads((corpus / r["transcript"]).read_text())["segments"]) == 3
-    assert json.loads((project / "data/08_reporting/demo_data_summary.json").read_text())[
-        "params_hash"] != summary["params_hash"]
+    assert rebuilt["params_hash"] != summary["params_hash"]
+
+
+def test_the_default_corpus_parameter_is_the_demo_output():
+    from memory_runner import base_parameters
+
+    params = base_parameters()
+    assert Path(params["corpus"]) == Path(params["demo_data"]["output_dir"])
