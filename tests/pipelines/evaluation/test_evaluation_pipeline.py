@@ -12,6 +12,7 @@ from memory_runner import run_in_memory
 
 from hilbert_pipeline.experiment.synthetic import synthetic_features
 from hilbert_pipeline.pipelines.evaluation import create_pipeline
+from hilbert_pipeline.pipelines.evaluation.nodes import report_node, tuned_on_test_documents
 
 METHODS = ["hilbert", "concat_logreg", "majority", "mlp_head"]
 
@@ -60,6 +61,18 @@ def test_evaluation_outputs_and_label_handling(caplog):
     assert headline["best"] in set(METHODS) - {"hilbert", "majority"}
     assert len(out["evaluation_predictions"]) == len(METHODS) * 17
     json.dumps(metrics, allow_nan=False)  # the metrics file is plain JSON
+    assert "caution" not in metrics["paired"]["verdict"]
+
+    # the same fold results reported for tuned hyper-parameters: the folds test on documents
+    # the tuning study saw (no split column), which the report must say
+    tuned = report_node(out["evaluation_predictions"], out["fold_metrics"],
+                        out["gate_usage_folds"], out["mi_estimates_folds"], labels,
+                        {"ci": "corrected_t"}, {"use_tuned": True})
+    caution = tuned[0]["paired"]["verdict"]["caution"]
+    assert "optimistic" in caution and "`split` column" in caution
+    assert caution in tuned[3] and caution not in out["comparison_table"]
+    assert tuned_on_test_documents({"use_tuned": True}, {**labels, "fixed_split": True}) is None
+    assert tuned_on_test_documents({"use_tuned": False}, labels) is None
 
 
 def test_classes_smaller_than_the_folds_are_an_error():

@@ -78,11 +78,25 @@ def evaluate_methods_node(segment_features: dict, documents: pd.DataFrame, folds
     return run.predictions, run.fold_metrics, run.gate_usage, run.mi
 
 
+def tuned_on_test_documents(training: dict | None, label_report: dict) -> str | None:
+    """The caution to print when the neural methods use tuned hyper-parameters but the folds
+    test on documents the tuning study trained and scored on (no ``split`` column)."""
+    if not (training or {}).get("use_tuned") or label_report.get("fixed_split"):
+        return None
+    return ("Caution: training.use_tuned is true and the corpus has no `split` column, so the "
+            "tuning study chose its hyper-parameters on the same documents these folds test "
+            "on; the neural methods' scores are optimistic. For clean numbers give the corpus "
+            "a `split` column (train/test): tuning then never sees the test documents "
+            "(docs/tuning.md).")
+
+
 def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usage: pd.DataFrame,
-                mi: pd.DataFrame, label_report: dict, evaluation: dict
+                mi: pd.DataFrame, label_report: dict, evaluation: dict,
+                training: dict | None = None
                 ) -> tuple[dict, dict, pd.DataFrame, str, Any, Any, pd.DataFrame, dict]:
     """metrics.json (every method and metric), the short DVC metrics file, per-class table,
-    comparison.md, confusion matrices, gate usage, MI."""
+    comparison.md, confusion matrices, gate usage, MI. ``training``: the training parameters,
+    read only to flag tuned hyper-parameters evaluated on the tuning documents."""
     ci = evaluation.get("ci", "corrected_t")
     names = list(label_report["label_names"])
     summary = rp.summarize(fold_metrics, ci=ci)
@@ -95,12 +109,18 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
         info = (f"Protocol: {n_rep} x {n_fold}-fold stratified "
                 f"{'group ' if label_report.get('grouped') else ''}cross-validation "
                 f"({n_rep * n_fold} folds, identical for every method); CI: {ci}.")
+    caution = tuned_on_test_documents(training, label_report)
+    if caution:
+        log.warning(caution)
+        info = f"{info}\n\n**{caution}**"
     table = rp.comparison_markdown(summary, info, label_report["class_counts"])
     main = "hilbert" if "hilbert" in summary else next(iter(summary))
     if len(summary) > 1:
         paired = st.paired_comparison(fold_metrics, main, "macro_f1", ci)
         verdict = st.verdict(paired, summary, ROLES, main)
         table += "\n" + st.paired_markdown(paired, verdict, main)
+        if caution:
+            verdict = {**verdict, "caution": caution}
         summary = {**summary, "paired": {"reference": main, "metric": "macro_f1",
                                          "methods": paired, "verdict": verdict}}
     cm, cmn = rp.confusion_matrices(predictions, main, names)
