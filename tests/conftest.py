@@ -37,7 +37,8 @@ def dask_client():
 def trained_project(tmp_path_factory, espeak):
     """A throw-away project where ``kedro run`` (the default pipeline: segmentation → embedding
     → training → evaluation) ran once on the tiny 12-document real-speech corpus; shared by the
-    end-to-end and notebook tests, which only add outputs to it.
+    end-to-end and notebook tests (one file, so that ``--dist loadfile`` runs them in one test
+    process), which only add outputs to it.
     Returns ``(project, corpus, CompletedProcess of the run)``."""
     from tiny_topics import KEDRO_PARAMS, tiny_documents
 

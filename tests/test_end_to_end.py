@@ -1,22 +1,30 @@
-"""The default pipeline (segmentation → embedding → training → evaluation) end to end.
+"""The default pipeline (segmentation → embedding → training → evaluation) end to end, then
+inference and notebooks/hilbert_results.ipynb on its outputs.
 
-A tiny real corpus: 12 documents in 3 classes, synthesised with espeak-ng by
-``hilbert_pipeline.demo.synthesize_corpus`` and encoded by the real default encoders
-(resemblyzer audio, MiniLM text). Small training settings keep it quick.
+A tiny real corpus (the ``trained_project`` fixture): 12 documents in 3 classes, synthesised with
+espeak-ng by ``hilbert_pipeline.demo.synthesize_corpus`` and encoded by the real default encoders
+(resemblyzer audio, MiniLM text), one `kedro run` shared by the tests of this file. Small
+training settings keep it quick.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 from kedro_helpers import run_kedro
+from nbclient import NotebookClient
 from tiny_topics import KEDRO_PARAMS as PARAMS
 from tiny_topics import tiny_documents
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "hilbert_results.ipynb"
 REPORTS = ["metrics.json", "comparison.md", "fold_metrics.csv", "per_class_metrics.csv",
            "confusion_hilbert.png", "confusion_best_baseline.png", "gate_usage.csv",
            "mi_estimates.json", "evaluation_labels.json", "training_history.csv",
@@ -87,3 +95,30 @@ def test_default_pipeline_end_to_end(trained_project):
     run_kedro(kedro_project, "run", "--pipelines", "evaluation", "--params",
                  f"corpus={corpus},{PARAMS}")
     assert (reports / "metrics.json").read_text() == first
+
+
+def test_results_notebook_runs_on_pipeline_outputs(trained_project):
+    kedro_project = trained_project[0]
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+        "commit the notebook without outputs"
+    old = os.environ.get("HILBERT_PROJECT_PATH")
+    os.environ["HILBERT_PROJECT_PATH"] = str(kedro_project)
+    try:
+        # the kernel inherits this environment; errors in any cell raise CellExecutionError
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        if old is None:
+            os.environ.pop("HILBERT_PROJECT_PATH", None)
+        else:
+            os.environ["HILBERT_PROJECT_PATH"] = old
+
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    for method in ("hilbert", "concat_logreg", "majority"):
+        assert method in text
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert len(images) == 2, "expected the confusion matrix and the PCA map"
+    assert "model classes: ['defense', 'economy', 'science']" in text

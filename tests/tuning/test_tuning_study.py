@@ -111,7 +111,7 @@ def test_pruning_stops_bad_trials(tmp_path):
     for lr in (3e-3, 5e-3, 1e-9):
         h.study.enqueue_trial({"lr": lr})
     obj = make_objective(tiny_train_docs(), SearchSpace.from_dict(space),
-                         {**TINY_MODEL, "pooled_skip": False}, training, n_folds=3, seed=1)
+                         TINY_MODEL, training, n_folds=3, seed=1)
     res = run_worker(h, obj, n_trials=3, progress=False)
     assert res.completed == [0, 1] and res.pruned == [2]
     assert h.study.trials[2].params["lr"] == 1e-9
