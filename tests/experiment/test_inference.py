@@ -20,6 +20,7 @@ from hilbert_pipeline.experiment.inference import (
     predictions_table,
     ranking,
     segment_relevance,
+    segment_timeline,
     training_contract,
 )
 from hilbert_pipeline.experiment.params import build_config
@@ -227,6 +228,18 @@ def test_explanations_point_at_real_segments():
     assert (ex["text"] == ex["doc_id"] + "/" + ex["seg_idx"].astype(str)).all()
     assert (ex["start"] == ex["seg_idx"] * 2.0).all()
     assert np.allclose(ex["relevance"], ex["relevance_audio"] + ex["relevance_text"])
+    # a segment missing from the table: no time span, no text, still listed
+    partial = segments[~((segments["doc_id"] == ex["doc_id"].iloc[0])
+                         & (segments["seg_idx"] == ex["seg_idx"].iloc[0]))]
+    gap = explanations_table(iset, pred, partial, top_k=2).iloc[0]
+    assert np.isnan(gap["start"]) and pd.isna(gap["text"]) and gap["seg_idx"] == ex["seg_idx"].iloc[0]
+    # the report's timeline: every segment of every document, in order, with its weight
+    timeline = segment_timeline(iset, pred, segments)
+    assert list(timeline) == list(iset.docs.doc_ids)
+    for i, t in enumerate(timeline.values()):
+        assert t["seg_idx"].tolist() == list(iset.segments[i])
+        assert (t["start"] == t["seg_idx"] * 2.0).all() and (t["end"] > t["start"]).all()
+        assert np.allclose(t["weight"], pred.attention[i])
 
 
 def test_external_metrics_score_known_labels_and_say_what_was_seen_in_training():

@@ -354,20 +354,45 @@ def predictions_table(iset: InferenceSet, pred: Prediction,
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
+def _segment_spans(segments: pd.DataFrame, doc_id: str, seg_idx) -> pd.DataFrame:
+    """``start``, ``end`` and ``text`` of the segments ``seg_idx`` of ``doc_id``, in that order
+    (NaN / None for a segment the table lacks)."""
+    seg = segments.set_index([segments["doc_id"].astype(str), segments["seg_idx"].astype(int)])
+    idx = pd.MultiIndex.from_arrays([[str(doc_id)] * len(seg_idx),
+                                     np.asarray(seg_idx, dtype=np.int64)])
+    return seg[["start", "end", "text"]].reindex(idx)
+
+
+def segment_timeline(iset: InferenceSet, pred: Prediction, segments: pd.DataFrame
+                     ) -> dict[str, pd.DataFrame]:
+    """Per document every segment's time span, attention weight and relevance, in segment order
+    (the report's weights-over-time plot)."""
+    out = {}
+    for i, d in enumerate(iset.docs.doc_ids):
+        spans = _segment_spans(segments, d, iset.segments[i])
+        out[d] = pd.DataFrame({"seg_idx": iset.segments[i],
+                               "start": spans["start"].to_numpy(dtype=float),
+                               "end": spans["end"].to_numpy(dtype=float),
+                               "weight": pred.attention[i],
+                               "relevance": pred.relevance_audio[i] + pred.relevance_text[i]})
+    return out
+
+
 def explanations_table(iset: InferenceSet, pred: Prediction, segments: pd.DataFrame,
                        top_k: int = 5) -> pd.DataFrame:
     """Per document its ``top_k`` segments (:func:`ranking`): where they are, what is said, their
     attention weight and their relevance (total, from the audio and from the text features)."""
-    seg = segments.set_index([segments["doc_id"].astype(str), segments["seg_idx"].astype(int)])
-    seg = seg[["start", "end", "text"]]
     rows = []
     for i, d in enumerate(iset.docs.doc_ids):
         w = pred.attention[i]
         rel = pred.relevance_audio[i] + pred.relevance_text[i]
         order, by = ranking(w, rel)
-        for rank, j in enumerate(order[: max(int(top_k), 0)], start=1):
+        top = order[: max(int(top_k), 0)]
+        spans = _segment_spans(segments, d, [int(iset.segments[i][j]) for j in top])
+        for rank, (j, (start, end, text)) in enumerate(
+                zip(top, spans.itertuples(index=False), strict=True), start=1):
             s = int(iset.segments[i][j])
-            start, end, text = seg.loc[(d, s)] if (d, s) in seg.index else (np.nan, np.nan, None)
+            text = None if not isinstance(text, str) else text
             rows.append({"doc_id": d, "rank": rank, "seg_idx": s, "start": float(start),
                          "end": float(end), "text": text, "weight": float(w[j]),
                          "relevance": float(rel[j]),

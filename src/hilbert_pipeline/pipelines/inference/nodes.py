@@ -19,6 +19,7 @@ from hilbert_pipeline.experiment.inference import (
     inference_set,
     predict_corpus,
     predictions_table,
+    segment_timeline,
 )
 from hilbert_pipeline.experiment.inference_report import inference_html
 from hilbert_pipeline.experiment.params import ParamsError
@@ -80,18 +81,8 @@ def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFr
     metrics = external_metrics(iset, pred, seen)
     metrics["model_path"] = path
     metrics["corpus"] = str(Path(corpus).resolve())
-    attention = {}
-    seg = segments.assign(doc_id=segments["doc_id"].astype(str)).set_index(["doc_id", "seg_idx"])
-    for i, d in enumerate(iset.docs.doc_ids):
-        idx = pd.MultiIndex.from_arrays([[d] * len(iset.segments[i]), iset.segments[i]])
-        spans = seg.reindex(idx)
-        attention[d] = pd.DataFrame({"seg_idx": iset.segments[i],
-                                     "start": spans["start"].to_numpy(),
-                                     "end": spans["end"].to_numpy(),
-                                     "weight": pred.attention[i],
-                                     "relevance": pred.relevance_audio[i]
-                                     + pred.relevance_text[i]})
-    report = inference_html(table, explanations, segments, attention, metrics,
+    report = inference_html(table, explanations, segments,
+                            segment_timeline(iset, pred, segments), metrics,
                             {"model_path": path, "corpus": metrics["corpus"],
                              "label_names": model.label_names})
     m = metrics.get("metrics")
