@@ -138,5 +138,10 @@ def test_embedding_through_an_fsspec_url_cache(segments, tmp_path):
         np.testing.assert_allclose(remote["text"], local["text"], atol=1e-6)
         _, again = _in_process(segments, url)
         assert again["cache_misses"] == 0
+        # the audio files' hash memo lives in the store too, not in a local folder of the
+        # URL's path (the memo's path once lost the protocol and landed on the local disk)
+        assert fsspec.filesystem("memory").exists(
+            f"/hilbert-embed-{os.getpid()}/cache/file_hashes.json")
+        assert not Path(f"/hilbert-embed-{os.getpid()}").exists()
     finally:
         fsspec.filesystem("memory").rm(f"/hilbert-embed-{os.getpid()}", recursive=True)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from hilbert_pipeline.encoders.base import file_digest
-from hilbert_pipeline.utils import atomic_path
+from hilbert_pipeline.utils import atomic_path, json_text
 
 
 class Store:
@@ -50,9 +50,13 @@ class Store:
 
         self.fs, base = fsspec.core.url_to_fs(str(root))
         self.local = isinstance(self.fs, LocalFileSystem)
-        self.root = str(Path(base).resolve()) if self.local else base.rstrip("/")
+        # a remote root keeps its protocol, so that a path handed on (the file-hash memo's)
+        # still names this store and not a local folder of the same name
+        self.root = (str(Path(base).resolve()) if self.local
+                     else self.fs.unstrip_protocol(base.rstrip("/")))
 
     def path(self, *parts: str) -> str:
+        """The path (a URL for a remote store) of ``parts`` under the root."""
         return "/".join([self.root, *parts])
 
     def makedirs(self, path: str) -> None:
@@ -77,6 +81,9 @@ class Store:
                 tmp.write_bytes(data)
         else:
             self.fs.pipe_file(path, data)
+
+    def write_json(self, path: str, obj: Any) -> None:
+        self.write(path, json_text(obj).encode())
 
     def load_npz(self, path: str) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(self.read(path)), allow_pickle=False) as z:
@@ -134,7 +141,7 @@ class FileHasher:
 
     def save(self) -> None:
         if self._dirty and self.memo_path is not None:
-            self._store.write(self.memo_path, (json.dumps(self._memo, indent=2) + "\n").encode())
+            self._store.write_json(self.memo_path, self._memo)
             self._dirty = False
 
 
@@ -148,8 +155,7 @@ class FeatureCache:
         self.dim = int(dim)
         self.store.makedirs(self.dir)
         if info is not None and not self.store.exists(f"{self.dir}/encoder.json"):
-            self.store.write(f"{self.dir}/encoder.json",
-                             (json.dumps(info, indent=2, default=str) + "\n").encode())
+            self.store.write_json(f"{self.dir}/encoder.json", info)
         self._where: dict[str, tuple[str, int]] = {}
         self._missing: dict[str, str] = {}
         self._chunks_indexed: set[str] = set()

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from hilbert_pipeline.encoders.base import shared_encoder
+from hilbert_pipeline.encoders.cache import Store
 from hilbert_pipeline.encoders.features import embed_segments, validate_segments
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def embed_segments_on_cluster(client, segments: pd.DataFrame, audio: Spec, text:
 
     validate_segments(segments, source)
     segments = segments.reset_index(drop=True)
-    cache_dir = str(cache_dir) if "://" in str(cache_dir) else str(Path(cache_dir).resolve())
+    cache_dir = Store(cache_dir).root  # absolute for the workers; a URL stays a URL
     t0 = time.perf_counter()
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     parts = document_tasks(segments, n_workers * int(tasks_per_worker))
