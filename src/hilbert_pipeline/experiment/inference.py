@@ -354,22 +354,28 @@ def predictions_table(iset: InferenceSet, pred: Prediction,
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
-def _segment_spans(segments: pd.DataFrame, doc_id: str, seg_idx) -> pd.DataFrame:
-    """``start``, ``end`` and ``text`` of the segments ``seg_idx`` of ``doc_id``, in that order
-    (NaN / None for a segment the table lacks)."""
-    seg = segments.set_index([segments["doc_id"].astype(str), segments["seg_idx"].astype(int)])
+def _span_lookup(segments: pd.DataFrame) -> pd.DataFrame:
+    """``start``, ``end`` and ``text`` of the segments table indexed by (doc_id, seg_idx), built
+    once per table for :func:`_segment_spans`."""
+    index = [segments["doc_id"].astype(str), segments["seg_idx"].astype(int)]
+    return segments.set_index(index)[["start", "end", "text"]]
+
+
+def _segment_spans(lookup: pd.DataFrame, doc_id: str, seg_idx) -> pd.DataFrame:
+    """The rows of ``lookup`` (:func:`_span_lookup`) for the segments ``seg_idx`` of ``doc_id``,
+    in that order (NaN for a segment the table lacks)."""
     idx = pd.MultiIndex.from_arrays([[str(doc_id)] * len(seg_idx),
                                      np.asarray(seg_idx, dtype=np.int64)])
-    return seg[["start", "end", "text"]].reindex(idx)
+    return lookup.reindex(idx)
 
 
 def segment_timeline(iset: InferenceSet, pred: Prediction, segments: pd.DataFrame
                      ) -> dict[str, pd.DataFrame]:
     """Per document every segment's time span, attention weight and relevance, in segment order
     (the report's weights-over-time plot)."""
-    out = {}
+    out, lookup = {}, _span_lookup(segments)
     for i, d in enumerate(iset.docs.doc_ids):
-        spans = _segment_spans(segments, d, iset.segments[i])
+        spans = _segment_spans(lookup, d, iset.segments[i])
         out[d] = pd.DataFrame({"seg_idx": iset.segments[i],
                                "start": spans["start"].to_numpy(dtype=float),
                                "end": spans["end"].to_numpy(dtype=float),
@@ -382,13 +388,13 @@ def explanations_table(iset: InferenceSet, pred: Prediction, segments: pd.DataFr
                        top_k: int = 5) -> pd.DataFrame:
     """Per document its ``top_k`` segments (:func:`ranking`): where they are, what is said, their
     attention weight and their relevance (total, from the audio and from the text features)."""
-    rows = []
+    rows, lookup = [], _span_lookup(segments)
     for i, d in enumerate(iset.docs.doc_ids):
         w = pred.attention[i]
         rel = pred.relevance_audio[i] + pred.relevance_text[i]
         order, by = ranking(w, rel)
         top = order[: max(int(top_k), 0)]
-        spans = _segment_spans(segments, d, [int(iset.segments[i][j]) for j in top])
+        spans = _segment_spans(lookup, d, [int(iset.segments[i][j]) for j in top])
         for rank, (j, (start, end, text)) in enumerate(
                 zip(top, spans.itertuples(index=False), strict=True), start=1):
             s = int(iset.segments[i][j])
