@@ -59,6 +59,13 @@ DEFAULT_STORAGE = "sqlite:///data/06_models/optuna.db"
 #: ``tuning.storage: dask``: the study in optuna-integration's DaskStorage on the Dask scheduler
 #: (no database needed; lives as long as the cluster)
 DASK_STORAGE = "dask"
+#: the pseudo-URL of a study on the Dask scheduler (:func:`on_dask`)
+_DASK_URL = "dask://"
+
+
+def on_dask(url: str) -> bool:
+    """Whether ``url`` (a :class:`StudyHandle`'s) names a study kept on the Dask scheduler."""
+    return url.startswith(_DASK_URL)
 #: the one set of defaults of the study settings (conf/base/parameters_tuning.yml states the same)
 N_STARTUP_TRIALS = 8
 PRUNER_STARTUP_TRIALS = 5
@@ -148,7 +155,7 @@ def open_study(storage: str | None | optuna.storages.BaseStorage, study_name: st
                                 f"({heartbeat_interval}) or null, got {grace_period!r}")
     given = storage if isinstance(storage, optuna.storages.BaseStorage) else None
     # a storage object (optuna-integration's DaskStorage): no URL, a Dask lock (claim_lock)
-    url = f"dask://{study_name}" if given is not None else resolve_storage_url(storage)
+    url = f"{_DASK_URL}{study_name}" if given is not None else resolve_storage_url(storage)
     # Workers started together would race to create Optuna's tables (PostgreSQL then fails on a
     # duplicate type); creating the schema and the study under the claim lock serialises that.
     with claim_lock(url, study_name), warnings.catch_warnings():
@@ -191,7 +198,7 @@ def count_trials(handle: StudyHandle, states: tuple[TrialState, ...]) -> int:
 @contextlib.contextmanager
 def claim_lock(url: str, study_name: str) -> Iterator[None]:
     """A lock shared by every worker of ``study_name`` on this storage (see module doc)."""
-    if url.startswith("dask://"):  # the study lives on the Dask scheduler: a Dask lock
+    if on_dask(url):  # the study lives on the Dask scheduler: a Dask lock
         from distributed import Lock
 
         with Lock(f"hilbert-optuna-{study_name}"):
@@ -276,7 +283,7 @@ def fail_stale(handle: StudyHandle) -> list[int]:
     On a Dask-scheduler storage (no heartbeats) a RUNNING trial is stale when the Dask worker
     that claimed it (user attribute ``dask_worker``) is no longer connected.
     """
-    if handle.url.startswith("dask://"):
+    if on_dask(handle.url):
         return _fail_lost_dask_trials(handle)
     before = {t.number for t in handle.storage.get_all_trials(
         handle.study._study_id, deepcopy=False, states=(TrialState.RUNNING,))}
@@ -366,7 +373,7 @@ def run_worker(handle: StudyHandle, objective: Callable[[optuna.Trial], float], 
                         trial = study.ask()
                     if hasattr(storage, "record_heartbeat"):
                         storage.record_heartbeat(trial._trial_id)
-                    elif handle.url.startswith("dask://"):
+                    elif on_dask(handle.url):
                         trial.set_user_attr("dask_worker", _dask_worker_address())
             if wait:
                 # the remaining slots are held by RUNNING trials: of live workers (they will
