@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hilbert_pipeline.experiment.report import headline_metrics
+import pandas as pd
+
+from hilbert_pipeline.experiment.report import form_sentence, headline_metrics
 
 
 def _m(mean):
@@ -25,3 +27,14 @@ def test_headline_without_alternative_or_interval():
                                       "ci95": [None, None]}}}
     out = headline_metrics(summary)
     assert out["ci_lo"] is None and out["diff"] == 0.1
+
+
+def test_form_sentence_counts_the_folds_of_each_form():
+    fm = pd.DataFrame({"method": ["hilbert"] * 3 + ["concat_logreg"],
+                       "form": ["wide", "mixture", "wide", None]})
+    text = form_sentence(fm)
+    assert "the logistic regression (wide path) alone in 2 of 3 folds" in text
+    assert "the average of the deep model and the logistic regression (wide path) in 1 of 3 " \
+        "folds" in text
+    assert form_sentence(fm, "concat_logreg") is None
+    assert form_sentence(fm.drop(columns="form")) is None

@@ -32,6 +32,7 @@ from hilbert_pipeline.experiment.trainer import (
 # the deep model's training mechanics; the wide (pooled logistic-regression) path has its own tests
 MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2, "pooled_skip": False}
 WIDE = {**MODEL, "pooled_skip": True}
+RESIDUAL = {**WIDE, "pooled_skip_combine": "residual"}
 OPTIM = {"epochs": 4, "batch_size": 4, "lr": 5e-3, "patience": 3}
 
 
@@ -306,7 +307,7 @@ def test_wide_path_starts_as_the_selected_logistic_regression_and_stays_fixed():
     from hilbert_pipeline.experiment.methods import fit_logreg
 
     docs = _noise_audio_docs()
-    cfg = build_config(docs, WIDE)  # defaults: logreg start, frozen
+    cfg = build_config(docs, RESIDUAL)  # defaults: logreg start, frozen
     assert cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and not cfg.pooled_skip_trainable
     res = fit(cfg, docs, docs.subset([]), tp(epochs=3), seed=0)
     w = res.model.skip.weight.detach().numpy()
@@ -325,7 +326,7 @@ def test_wide_path_starts_as_the_selected_logistic_regression_and_stays_fixed():
 
 def test_untrained_start_is_an_early_stopping_candidate():
     docs = _noise_audio_docs()
-    cfg = build_config(docs, WIDE)
+    cfg = build_config(docs, RESIDUAL)
     res = fit(cfg, docs, None, tp(epochs=3, lr=0.0, refit=False), seed=0)
     h = res.history
     assert h["epoch"].tolist()[0] == 0 and h["val_macro_f1"].notna().all()
@@ -333,6 +334,69 @@ def test_untrained_start_is_an_early_stopping_candidate():
     off = fit(build_config(docs, MODEL), docs, None,
               tp(epochs=3, refit=False), seed=0)
     assert off.history["epoch"].min() == 1
+
+
+def _both_signal_docs():
+    """Both modalities carry the class."""
+    sf, table = synthetic_features([12, 10, 8], n_segments=(2, 4), audio_dim=6, text_dim=8,
+                                   seed=5, signal=1.0)
+    return build_document_set(sf, table)[0]
+
+
+def test_auto_combine_is_resolved_from_the_wide_paths_modalities():
+    """auto -> mixture where the wide path's inner CV keeps both modalities, the wide path alone
+    where it keeps one; the trained model's config holds the resolved form (what a checkpoint
+    saves)."""
+    from hilbert_pipeline.experiment.trainer import resolve_wide_combine
+
+    for docs, mode in ((_both_signal_docs(), "mixture"), (_noise_audio_docs(), "wide")):
+        cfg = build_config(docs, WIDE)
+        assert cfg.pooled_skip_combine == "auto"
+        assert resolve_wide_combine(cfg, docs, 0).pooled_skip_combine == mode
+        res = fit(cfg, docs, None, tp(epochs=2), seed=0)
+        assert res.config.pooled_skip_combine == res.model.config.pooled_skip_combine == mode
+    docs = _both_signal_docs()
+    for cfg in (build_config(docs, {**WIDE, "pooled_skip_init": "zero"}),
+                build_config(docs, {**WIDE, "modalities": "text"})):  # nothing to average with
+        assert resolve_wide_combine(cfg, docs, 0).pooled_skip_combine == "residual"
+    fixed = build_config(docs, {**WIDE, "pooled_skip_combine": "residual"})
+    assert resolve_wide_combine(fixed, docs, 0) is fixed
+
+
+def test_a_mixtures_deep_member_is_the_model_trained_without_the_wide_path():
+    """The deep member of a mixture learns, is early-stopped and refit exactly as ``no_wide``
+    (same seed: same epochs, same weights); the prediction averages it with the wide path, and
+    the untrained model is no early-stopping candidate."""
+    docs = _both_signal_docs()
+    mix = fit(build_config(docs, {**WIDE, "pooled_skip_combine": "mixture"}), docs, None,
+              tp(epochs=4), seed=3)
+    alone = fit(build_config(docs, MODEL), docs, None, tp(epochs=4), seed=3)
+    assert mix.history["epoch"].min() == 1
+    assert mix.best_epoch == alone.best_epoch and mix.refit_epochs == alone.refit_epochs
+    np.testing.assert_allclose(mix.history["val_macro_f1"], alone.history["val_macro_f1"])
+    b = collate(docs, range(len(docs)))
+    with torch.no_grad():
+        out = mix.model(b["audio"], b["text"], b["audio_mask"], b["text_mask"])
+    deep = torch.softmax(out.head_logits, -1).numpy()
+    np.testing.assert_allclose(deep, predict(alone.model, docs), atol=1e-5)
+    wide = mix.model._skip_logits({"audio": b["audio"], "text": b["text"]},
+                                  {"audio": b["audio_mask"], "text": b["text_mask"]})
+    np.testing.assert_allclose(predict(mix.model, docs),
+                               0.5 * deep + 0.5 * torch.softmax(wide, -1).detach().numpy(),
+                               atol=1e-5)
+
+
+def test_the_wide_form_is_the_fitted_logistic_regression_and_trains_nothing():
+    from hilbert_pipeline.experiment.methods import fit_logreg
+
+    docs = _noise_audio_docs()
+    res = fit(build_config(docs, WIDE), docs, None, tp(epochs=3), seed=0)
+    assert res.config.pooled_skip_combine == "wide"
+    assert res.history["epoch"].tolist() == [0] and res.best_epoch == 0
+    assert res.refit_epochs is None and res.train_doc_ids == list(docs.doc_ids)
+    clf, _, _ = fit_logreg(docs, 0, ("text",), class_weight_power=0.5, inner_repeats=3)
+    np.testing.assert_allclose(predict(res.model, docs),
+                               clf.predict_proba(docs.pooled_features(("text",))), atol=1e-4)
 
 
 def test_the_shipped_training_parameters_are_the_code_defaults():

@@ -29,6 +29,7 @@ from hilbert_pipeline.model import ConfigError, HilbertConfig, HilbertModel
     ({"d": 16.0}, "d must be an integer"),
     ({"position_encoding": "yes"}, "position_encoding must be a bool"),
     ({"text_dim": 0}, "text_dim"),
+    ({"pooled_skip_combine": "sum"}, "pooled_skip_combine must be one of"),
 ])
 def test_invalid_configs_raise(overrides, match):
     with pytest.raises(ValueError, match=match):

@@ -282,3 +282,47 @@ def test_position_scale_scales_the_encoding():
     scaled = ModalityProjection(5, 8, 0.0, True, position_scale=0.25).eval()
     scaled.load_state_dict(plain.state_dict())
     torch.testing.assert_close(scaled(x) - plain(x), 0.25 * sinusoidal_positions(4, 8)[None])
+
+
+def _with_wide_path(combine, seed=0):
+    """A model with a random (non-zero) wide path combined as ``combine``."""
+    model = _model(seed, pooled_skip=True, pooled_skip_combine=combine)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        model.skip.weight.copy_(torch.randn(model.skip.weight.shape, generator=g))
+        model.skip.bias.copy_(torch.randn(model.skip.bias.shape, generator=g))
+    return model
+
+
+@pytest.mark.parametrize("combine", ["residual", "mixture", "wide", "auto"])
+def test_wide_path_combines_with_the_deep_head_as_configured(combine):
+    """residual (and an unresolved auto): logits add up; mixture: the average of the two
+    members' probabilities; wide: the wide path alone. ``head_logits`` is the deep head alone
+    every time."""
+    model = _with_wide_path(combine)
+    batch = make_batch()
+    out = model(*batch)
+    plain = _model(0)  # same seed, no wide path: the same deep branches
+    plain.load_state_dict({k: v for k, v in model.state_dict().items()
+                           if not k.startswith(("skip.", "pooled_"))})
+    head = plain(*batch).logits
+    torch.testing.assert_close(out.head_logits, head)
+    wide = model._skip_logits({"audio": batch[0], "text": batch[1]},
+                              {"audio": batch[2], "text": batch[3]})
+    if combine == "mixture":
+        expect = torch.log(0.5 * torch.softmax(head, -1) + 0.5 * torch.softmax(wide, -1))
+        torch.testing.assert_close(out.logits, expect)
+    elif combine == "wide":
+        torch.testing.assert_close(out.logits, wide)
+    else:
+        torch.testing.assert_close(out.logits, head + wide)
+
+
+def test_the_deep_head_starts_at_zero_only_in_the_residual_form():
+    """A residual model starts as its wide path (deep logits 0); a mixture's deep member is an
+    ordinary model, trained on its own."""
+    batch = make_batch()
+    residual = _model(0, pooled_skip=True, pooled_skip_combine="residual")
+    assert residual(*batch).head_logits.abs().max() == 0
+    mixture = _model(0, pooled_skip=True, pooled_skip_combine="mixture")
+    assert mixture(*batch).head_logits.abs().max() > 0

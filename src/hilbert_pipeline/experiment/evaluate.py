@@ -96,6 +96,7 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
                                 "n_train": len(train), "n_test": len(test), **m,
                                 "best_epoch": res.best_epoch,
                                 "refit_epochs": res.info.get("refit_epochs"),
+                                "form": res.info.get("form"),
                                 "logreg_C": res.info.get("C"), "seconds": res.seconds})
             pred = pd.DataFrame({"method": spec.name, "repeat": r, "fold": f,
                                  "doc_id": test.doc_ids,

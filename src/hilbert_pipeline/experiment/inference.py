@@ -236,9 +236,10 @@ def segment_relevance(model, docs: DocumentSet, classes: np.ndarray
 
     The evidence is the class's logit minus the mean logit; a segment's relevance is
     ``sum_d grad_d * (x_d - mean_d)`` over its audio (resp. text) features, ``mean`` being the
-    training documents' mean feature. For the wide path (a linear model on mean-pooled features)
-    this decomposition is exact: the relevances of a document sum to its evidence minus that of an
-    average document. Positive: the segment pushes toward the predicted class.
+    training documents' mean feature. For a residual wide path (a linear model on mean-pooled
+    features, added to the logits) this decomposition is exact for its share: the relevances of a
+    document sum to its evidence minus that of an average document. Positive: the segment pushes
+    toward the predicted class.
     """
     import torch
 

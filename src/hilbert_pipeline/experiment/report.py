@@ -121,6 +121,27 @@ def comparison_markdown(summary: Mapping[str, Any], folds_info: str,
     return "\n".join(lines) + "\n"
 
 
+#: how each resolved ``pooled_skip_combine`` reads in the report
+FORMS = {"mixture": "the average of the deep model and the logistic regression (wide path)",
+         "wide": "the logistic regression (wide path) alone",
+         "residual": "the deep branches on top of the logistic regression (wide path)",
+         "deep": "the deep branches alone"}
+
+
+def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
+    """One sentence: which form ``method``'s prediction took in how many folds (the trainer
+    chooses it on each training fold, docs/model.md); None when the table has no form column."""
+    if "form" not in fold_metrics.columns:
+        return None
+    forms = fold_metrics.loc[fold_metrics["method"] == method, "form"].dropna()
+    if forms.empty:
+        return None
+    n = len(forms)
+    parts = [f"{FORMS.get(f, f)} in {k} of {n} folds" for f, k in forms.value_counts().items()]
+    return (f"Form of {method}'s prediction, chosen on each training fold by the wide path's "
+            f"inner CV (docs/model.md): " + "; ".join(parts) + ".")
+
+
 def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",
                      digits: int = 4) -> dict[str, Any]:
     """The short metrics file DVC tracks: what a reader compares across experiments.

@@ -7,6 +7,11 @@
   restored at the end; training stops after ``patience`` epochs without improvement. A class with
   a single training document stays in the training part (it cannot be both learned and
   validated).
+* Wide path (``pooled_skip``): ``pooled_skip_combine="auto"`` is resolved on the training
+  documents before anything is built (:func:`resolve_wide_combine`); a ``"mixture"`` model's deep
+  member trains and is early-stopped on its own logits, a ``"wide"`` model is not trained at all
+  (its prediction is the fitted wide path), and a ``"residual"`` model also has the untrained
+  model (the logistic regression alone) as an "epoch 0" candidate.
 * Refit (``refit=True``, default): the validation split only chooses the number of epochs; a fresh
   model (same seed) is then trained on **every** training document for that many epochs, so a
   neural method learns from as many documents as the logistic regression it is compared with.
@@ -273,10 +278,16 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
 
     Loss terms are averaged over chunks of ``batch_size`` documents (weighted by chunk size);
     chunks of fewer than 4 documents give no terms (the contrastive/CKA terms need a few).
+    The probabilities are those the trained part is selected on: the deep member's own for a
+    wide-path mixture (``pooled_skip_combine="mixture"``), the model's otherwise.
     """
+    import torch
+
+    member = model.config.head_alone
     probs, sums, seen = [], {}, {}
     for idx, batch, out in eval_batches(model, docs, batch_size):
-        probs.append(softmax(out))
+        probs.append(torch.softmax(out.head_logits.float(), dim=-1).cpu().numpy() if member
+                     else softmax(out))
         if len(idx) >= 4:
             terms = _with_diagnostics(loss_fn(out, batch["labels"]), out)
             for k, v in terms.items():
@@ -302,6 +313,7 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         raise TrainingError(f"config.n_classes={cfg.n_classes} but the documents have "
                             f"{train_docs.n_classes} classes {train_docs.label_names}")
     all_docs, refit = train_docs, False
+    cfg = resolve_wide_combine(cfg, all_docs, seed)
     if val_docs is None:
         tr_idx, va_idx = inner_split(train_docs, tp.val_fraction, seed)
         val_docs = train_docs.subset(va_idx)
@@ -309,6 +321,15 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         refit = tp.refit and len(val_docs) > 0
     if len(train_docs) < 2:
         raise TrainingError(f"need at least 2 training documents, got {len(train_docs)}")
+    if cfg.pooled_skip and cfg.pooled_skip_combine == "wide":  # nothing to train
+        with torch_threads(tp.num_threads):
+            run = _Run(cfg, all_docs, all_docs.subset([]), tp, seed)
+            run.track({"epoch": 0, "temperature": float(run.model.temperature.detach())}, 0)
+            model, history, _, _ = run.finish()
+        return FitResult(model=model, config=cfg, history=history, best_epoch=0,
+                         best_val_macro_f1=None, train_doc_ids=list(all_docs.doc_ids),
+                         val_doc_ids=[], label_names=list(all_docs.label_names),
+                         training_params=tp, seconds=time.perf_counter() - t0)
     with torch_threads(tp.num_threads):
         run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end, tp.epochs)
         model, history, best_epoch, best_f1 = run
@@ -373,18 +394,17 @@ def _init_pooled_skip(model, docs: DocumentSet, seed: int) -> None:
         model.skip.requires_grad_(model.config.pooled_skip_trainable)
 
 
-#: (content hash, modalities, class-weight power, seed) -> (weight, bias) of the wide path. Every
-#: neural method of an evaluation fold trains on the same documents with the same seed, so the
-#: inner-CV search (3 modality subsets x 5 C x 15 fits) runs once per fold and process, not once
-#: per method.
-_WIDE_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+#: (content hash, modalities, class-weight power, seed) -> (fitted pipeline, chosen modalities)
+#: of the wide path. Every neural method of an evaluation fold trains on the same documents with
+#: the same seed, so the inner-CV search (3 modality subsets x 5 C x 15 fits) runs once per fold
+#: and process, not once per method.
+_WIDE_CACHE: dict[tuple, tuple[Any, tuple[str, ...]]] = {}
 
 
-def _wide_logreg(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], power: float,
-                 seed: int, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Wide-path weights ``(C, width)`` and bias: the logistic regression whose modalities
-    (all, or one) and C win a 3 x 5-fold repeated inner CV on ``docs``, expressed on the
-    model's standardised inputs (columns of an unchosen modality are 0)."""
+def _wide_selection(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], power: float,
+                    seed: int) -> tuple[Any, tuple[str, ...]]:
+    """The logistic regression (scaler + model) whose modalities (all, or one) and C win a
+    3 x 5-fold repeated inner CV on ``docs``, and the modalities it reads."""
     import hashlib
 
     from .methods import fit_logreg
@@ -403,7 +423,18 @@ def _wide_logreg(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], p
         score = -np.inf if score is None else score  # too few documents to choose: keep all
         if best is None or score > best[2] + 1e-12:
             best = (clf, subset, score)
-    clf, subset, _ = best
+    if len(_WIDE_CACHE) >= 64:
+        _WIDE_CACHE.pop(next(iter(_WIDE_CACHE)))
+    _WIDE_CACHE[key] = best[:2]
+    return _WIDE_CACHE[key]
+
+
+def _wide_logreg(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], power: float,
+                 seed: int, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Wide-path weights ``(C, width)`` and bias: the logistic regression of
+    :func:`_wide_selection` expressed on the model's standardised inputs (columns of an
+    unchosen modality are 0)."""
+    clf, subset = _wide_selection(docs, pooled, mods, power, seed)
     widths = {"audio": docs.audio_dim, "text": docs.text_dim}
     starts = np.cumsum([0] + [widths[m] for m in mods])
     cols = np.concatenate([np.arange(starts[mods.index(m)], starts[mods.index(m) + 1])
@@ -421,10 +452,24 @@ def _wide_logreg(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], p
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0) / std[cols]
     weight = np.zeros((docs.n_classes, pooled.shape[1]))
     weight[:, cols] = coef / scale
-    if len(_WIDE_CACHE) >= 64:
-        _WIDE_CACHE.pop(next(iter(_WIDE_CACHE)))
-    _WIDE_CACHE[key] = (weight, bias)
     return weight, bias
+
+
+def resolve_wide_combine(cfg, docs: DocumentSet, seed: int):
+    """``cfg`` with ``pooled_skip_combine="auto"`` resolved on the training documents ``docs``:
+    ``"mixture"`` when the wide path (a logistic regression) keeps both modalities after its
+    inner CV, ``"wide"`` when it keeps one, ``"residual"`` when there is no fitted two-modality
+    wide path (``pooled_skip_init="zero"``, a unimodal model). Other configs are returned as
+    given."""
+    if not cfg.pooled_skip or cfg.pooled_skip_combine != "auto":
+        return cfg
+    mode = "residual"
+    if cfg.pooled_skip_init == "logreg" and cfg.modalities == "both":
+        mods = ("audio", "text")
+        _, subset = _wide_selection(docs, docs.pooled_features(mods), mods,
+                                    cfg.class_weight_power, seed)
+        mode = "mixture" if len(subset) == len(mods) else "wide"
+    return cfg.replace(pooled_skip_combine=mode)
 
 
 def _aux_scale(epoch: int, warmup: int) -> float:
@@ -527,9 +572,10 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
     Without validation documents every epoch counts as the best so far: the last state is kept.
     """
     run = _Run(cfg, train_docs, val_docs, tp, seed)
-    if cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and len(val_docs) > 0:
-        # the untrained model is the logistic regression itself (deep logits start at 0): a
-        # candidate too, so training that does not help on validation is not kept
+    if (cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and not cfg.head_alone
+            and len(val_docs) > 0):
+        # the untrained residual model is the logistic regression itself (deep logits start at
+        # 0): a candidate too, so training that does not help on validation is not kept
         run.track({"epoch": 0, "temperature": float(run.model.temperature.detach())}, 0)
     bar = None
     if tp.progress:

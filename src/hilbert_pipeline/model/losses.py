@@ -207,7 +207,9 @@ class HilbertLoss(nn.Module):
       (``has_audio``/``has_text``; ``mi`` and ``direct`` the documents with both), and are
       skipped for a batch with fewer than 2 such documents (4 for unbiased CKA);
     - ``joint_stop_gradient``: z_j enters the dual, CKA and MI terms detached;
-    - ``contrastive_positives="label"``: the dual term treats same-class documents as positives.
+    - ``contrastive_positives="label"``: the dual term treats same-class documents as positives;
+    - ``pooled_skip_combine="mixture"`` (or ``"wide"``): ``cls`` is computed on the deep head's own logits
+      (``head_logits``), so the deep member learns as if the wide path were absent.
     """
 
     def __init__(self, config: HilbertConfig,
@@ -231,7 +233,8 @@ class HilbertLoss(nn.Module):
                 aux_scale: float = 1.0) -> dict[str, torch.Tensor]:
         c = self.config
         out: dict[str, torch.Tensor] = {}
-        term = self.cls(output.logits, labels)
+        # a mixture's deep member learns on its own, as if the wide path were absent
+        term = self.cls(output.head_logits if c.head_alone else output.logits, labels)
         out["cls"] = term
         total = self.cls.weight * term
         tau = output.temperature

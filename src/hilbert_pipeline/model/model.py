@@ -26,7 +26,9 @@ class HilbertOutput:
     ``logits`` (B, C); ``gate`` (B, K) mixture weights (ones (B, 1) for the MLP head);
     ``attention``: pooling weights per branch (``"audio"``, ``"text"``: (B, r, N); ``"joint"``:
     (B, r, 2N) over the concatenated [C_a ; C_t] axis); ``lb_loss``: scalar load-balancing term;
-    ``feat_audio``/``feat_text``: masked mean of the raw segment features (B, d_a)/(B, d_t), zeros
+    ``head_logits`` (B, C): the deep head's own logits, before the wide path is combined with
+    them (a ``"mixture"`` trains and early-stops on them); equal to ``logits``
+    without a wide path. ``feat_audio``/``feat_text``: masked mean of the raw segment features (B, d_a)/(B, d_t), zeros
     for a document without that modality; ``has_audio``/``has_text``: (B,) bool, whether the
     document has at least one real segment of the modality (losses use them to leave documents
     without a modality out of that modality's alignment terms); ``temperature``: the model's
@@ -44,6 +46,7 @@ class HilbertOutput:
     has_audio: torch.Tensor | None
     has_text: torch.Tensor | None
     temperature: torch.Tensor | None = None
+    head_logits: torch.Tensor | None = None
     attention: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -121,13 +124,14 @@ class HilbertModel(nn.Module):
             self.head = MLPClassifier(c.head_in_dim, c.n_classes, c.expert_hidden_dim, c.dropout)
         if c.pooled_skip:
             width = (c.audio_dim if c.uses_audio else 0) + (c.text_dim if c.uses_text else 0)
-            self.skip = nn.Linear(width, c.n_classes)
+            with torch.random.fork_rng(devices=[]):  # zeroed below: the random stream of
+                self.skip = nn.Linear(width, c.n_classes)  # dropout stays that of no wide path
             nn.init.zeros_(self.skip.weight)
             nn.init.zeros_(self.skip.bias)
             self.register_buffer("pooled_mean", torch.zeros(width))
             self.register_buffer("pooled_std", torch.ones(width))
-            if c.pooled_skip_init == "logreg":  # deep logits start at 0: the model starts as
-                for last in self.head.output_layers():  # the logistic regression
+            if c.pooled_skip_init == "logreg" and not c.head_alone:  # deep logits start at
+                for last in self.head.output_layers():  # 0: the model starts as the logreg
                     nn.init.zeros_(last.weight)
                     nn.init.zeros_(last.bias)
 
@@ -273,14 +277,22 @@ class HilbertModel(nn.Module):
         else:
             zj = z[c.modalities]
             x = zj
-        logits, gate, lb = self.head(x)
+        head_logits, gate, lb = self.head(x)
+        logits = head_logits
         if c.pooled_skip:
-            logits = logits + self._skip_logits(feats, masks)
+            wide = self._skip_logits(feats, masks)
+            if c.pooled_skip_combine == "mixture":  # log of the members' average probability
+                logits = torch.logaddexp(torch.log_softmax(head_logits, dim=-1),
+                                         torch.log_softmax(wide, dim=-1)) - math.log(2.0)
+            elif c.pooled_skip_combine == "wide":
+                logits = wide
+            else:
+                logits = head_logits + wide
         return HilbertOutput(
             z_audio=z.get("audio"), z_text=z.get("text"), z_joint=zj, logits=logits, gate=gate,
             lb_loss=lb,
             feat_audio=_masked_mean(audio, audio_mask) if c.uses_audio else None,
             feat_text=_masked_mean(text, text_mask) if c.uses_text else None,
             has_audio=has.get("audio"), has_text=has.get("text"), temperature=self.temperature,
-            attention=att,
+            head_logits=head_logits, attention=att,
         )

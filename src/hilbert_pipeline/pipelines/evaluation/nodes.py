@@ -113,8 +113,11 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
     if caution:
         log.warning(caution)
         info = f"{info}\n\n**{caution}**"
-    table = rp.comparison_markdown(summary, info, label_report["class_counts"])
     main = "hilbert" if "hilbert" in summary else next(iter(summary))
+    form = rp.form_sentence(fold_metrics, main)
+    if form:
+        info = f"{info}\n\n{form}"
+    table = rp.comparison_markdown(summary, info, label_report["class_counts"])
     if len(summary) > 1:
         paired = st.paired_comparison(fold_metrics, main, "macro_f1", ci)
         verdict = st.verdict(paired, summary, ROLES, main)
