@@ -37,8 +37,10 @@ def confusion_figure(cm: np.ndarray, cm_norm: np.ndarray, label_names: Sequence[
     return fig
 
 
-def curves_figure(history: pd.DataFrame, title: str = "training curves"):
-    """Loss terms per epoch (left) and validation macro-F1 (right)."""
+def curves_figure(history: pd.DataFrame, title: str = "training curves",
+                  note: str | None = None):
+    """Loss terms per epoch (left) and validation macro-F1 (right). ``note``: a line written on
+    the left panel, e.g. why there are no epochs (a model that needed no training)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +52,11 @@ def curves_figure(history: pd.DataFrame, title: str = "training curves"):
             ax1.plot(history["epoch"], history[col], label=col[len("train_"):])
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("training loss terms (unweighted), MI estimates")
-    ax1.legend(fontsize=7)
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend(fontsize=7)
+    if note:
+        ax1.text(0.5, 0.5, note, ha="center", va="center", wrap=True, fontsize=9,
+                 transform=ax1.transAxes)
     if "val_macro_f1" in history and history["val_macro_f1"].notna().any():
         ax2.plot(history["epoch"], history["val_macro_f1"], marker="o", ms=3)
         best = history[history["best"]] if "best" in history else history.iloc[:0]

@@ -40,6 +40,20 @@ def _run(**training_changes) -> dict:
                          params=_params(**training_changes))
 
 
+def test_a_modality_without_signal_leaves_the_wide_path_alone_and_the_report_says_so():
+    import numpy as np
+
+    sf, documents = _inputs()
+    sf["audio"] = np.random.default_rng(0).normal(size=sf["audio"].shape).astype(np.float32)
+    out = run_in_memory(create_pipeline(), inputs={"segment_features": sf,
+                                                   "documents": documents}, params=_params())
+    summary = out["training_summary"]
+    assert summary["form"] == summary["config"]["pooled_skip_combine"] == "wide"
+    assert out["training_history"]["epoch"].tolist() == [0] and summary["epochs_run"] == 0
+    texts = [t.get_text() for ax in out["training_curves"].axes for t in ax.texts]
+    assert any("No deep training" in t for t in texts)
+
+
 def test_training_pipeline_writes_a_reloadable_checkpoint(tmp_path: Path):
     sf, documents = _inputs()
     out = _run()
@@ -53,9 +67,10 @@ def test_training_pipeline_writes_a_reloadable_checkpoint(tmp_path: Path):
     hist = out["training_history"]
     assert {"train_total", "train_cls", "train_dual", "train_cka", "train_mi", "train_lb",
             "train_mi_audio", "train_mi_text", "val_macro_f1"} <= set(hist.columns)
-    # one row per epoch run, plus "epoch 0": the untrained start (the wide path's logistic
-    # regression), itself a candidate of early stopping
-    assert hist["epoch"].tolist() == list(range(summary["epochs_run"] + 1))
+    # both modalities carry the class: the wide path keeps both, and the model averages it with
+    # a deep model trained on its own (one row per epoch run, no untrained "epoch 0")
+    assert summary["form"] == summary["config"]["pooled_skip_combine"] == "mixture"
+    assert hist["epoch"].tolist() == list(range(1, summary["epochs_run"] + 1))
     assert len(out["training_curves"].axes) >= 1
 
     # the payload the catalog writes, through a real file

@@ -12,6 +12,7 @@ from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.inference import training_contract
 from hilbert_pipeline.experiment.params import build_config, resolve_training_settings
 from hilbert_pipeline.experiment.plots import curves_figure
+from hilbert_pipeline.experiment.report import FORMS
 from hilbert_pipeline.experiment.trainer import TrainingParams, fit
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
                "params_source": settings.source,
                "contract": training_contract(segmentation or {}, label_map,
                                              int(min_class_size))})
+    form = result.config.pooled_skip_combine if result.config.pooled_skip else "deep"
     summary = {
         "n_documents": len(docs),
         "n_train": len(result.train_doc_ids),
@@ -54,6 +56,7 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
         "refit_epochs": result.refit_epochs,
         "classes": label_report["class_counts"],
         "excluded": label_report["excluded"],
+        "form": form,
         "best_epoch": result.best_epoch,
         "epochs_run": int(result.history["epoch"].max()),
         "best_val_macro_f1": result.best_val_macro_f1,
@@ -61,10 +64,14 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
         "seed": settings.seed,
         "params_source": settings.source,
         "tuned_params": settings.tuned,
-        "config": config.to_dict(),
+        "config": result.config.to_dict(),  # pooled_skip_combine resolved
         "training_params": result.training_params.to_dict(),
     }
-    log.info("training done: best epoch %d, inner-validation macro-F1 %s, %.1fs",
-             result.best_epoch, result.best_val_macro_f1, result.seconds)
-    fig = curves_figure(result.history, f"HILBERT training ({len(docs)} documents)")
+    log.info("training done: %s; best epoch %d, inner-validation macro-F1 %s, %.1fs",
+             FORMS.get(form, form), result.best_epoch, result.best_val_macro_f1, result.seconds)
+    note = None
+    if form == "wide":
+        note = ("No deep training: the wide path's inner CV kept one modality only,\n"
+                "so the model is that logistic regression (docs/model.md).")
+    fig = curves_figure(result.history, f"HILBERT training ({len(docs)} documents)", note)
     return payload, result.history, fig, summary
