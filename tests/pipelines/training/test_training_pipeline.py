@@ -84,6 +84,12 @@ def test_training_pipeline_writes_a_reloadable_checkpoint(tmp_path: Path):
     with torch.no_grad():
         logits = ck.model(b["audio"], b["text"], b["audio_mask"], b["text_mask"]).logits
     assert logits.shape == (len(docs), 3) and torch.isfinite(logits).all()
+    # the resolved form travels with the checkpoint: the reloaded model is the same mixture
+    assert ck.model.config.pooled_skip_combine == "mixture"
+    with torch.no_grad():
+        again = model_from_payload(out["hilbert_model"]).model(
+            b["audio"], b["text"], b["audio_mask"], b["text_mask"]).logits
+    torch.testing.assert_close(logits, again)
 
 
 def test_use_tuned_without_file_fails_with_advice(tmp_path: Path):
