@@ -103,7 +103,7 @@ def comparison_markdown(summary: Mapping[str, Any], folds_info: str,
     best = {m: max((v[m]["mean"] for v in summary.values() if v[m]["mean"] is not None),
                    default=None) for m in METRICS}
     head = "| method | role | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |"
-    lines = ["# Method comparison", "", folds_info,
+    lines = ["# Method comparison", "", folds_info, "",
              "Classes: " + ", ".join(f"{c} ({n})" for c, n in class_counts.items()) + ".", "",
              "Cells: mean ± std over folds, [95 % CI]; best mean per column in bold.", "",
              head, "|" + "---|" * (len(METRICS) + 2)]
