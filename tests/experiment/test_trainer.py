@@ -367,9 +367,15 @@ def test_a_mixtures_deep_member_is_the_model_trained_without_the_wide_path():
     """The deep member of a mixture learns, is early-stopped and refit exactly as ``no_wide``
     (same seed: same epochs, same weights); the prediction averages it with the wide path, and
     the untrained model is no early-stopping candidate."""
+    from hilbert_pipeline.experiment import trainer
+
     docs = _both_signal_docs()
+    trainer._WIDE_CACHE.clear()
     mix = fit(build_config(docs, {**WIDE, "pooled_skip_combine": "mixture"}), docs, None,
               tp(epochs=4), seed=3)
+    # one inner-CV search, on every training document: the epoch-selection run, which the
+    # refit replaces, needs no wide path
+    assert len(trainer._WIDE_CACHE) == 1
     alone = fit(build_config(docs, MODEL), docs, None, tp(epochs=4), seed=3)
     assert mix.history["epoch"].min() == 1
     assert mix.best_epoch == alone.best_epoch and mix.refit_epochs == alone.refit_epochs

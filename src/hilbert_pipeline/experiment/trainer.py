@@ -331,7 +331,10 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
                          val_doc_ids=[], label_names=list(all_docs.label_names),
                          training_params=tp, seconds=time.perf_counter() - t0)
     with torch_threads(tp.num_threads):
-        run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end, tp.epochs)
+        # a mixture's deep member is selected on its own logits: the wide path of a run that
+        # the refit replaces is never used, and its inner-CV search is skipped
+        run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end, tp.epochs,
+                     fit_wide=not (refit and cfg.head_alone))
         model, history, best_epoch, best_f1 = run
         refit_epochs = None
         if refit:
@@ -376,15 +379,16 @@ def _param_groups(model) -> list[dict[str, Any]]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _init_pooled_skip(model, docs: DocumentSet, seed: int) -> None:
+def _init_pooled_skip(model, docs: DocumentSet, seed: int, fit_wide: bool = True) -> None:
     """Standardisation stats of the skip path from ``docs``; with ``pooled_skip_init="logreg"``
-    also its weights, from the logistic-regression baseline fitted on the same documents."""
+    (and ``fit_wide``) also its weights, from the logistic-regression baseline fitted on the same
+    documents."""
     import torch
 
     mods = model.pooled_modalities
     pooled = docs.pooled_features(mods)
     model.set_pooled_stats(pooled.mean(axis=0), pooled.std(axis=0))
-    if model.config.pooled_skip_init != "logreg":
+    if model.config.pooled_skip_init != "logreg" or not fit_wide:
         return
     weight, bias = _wide_logreg(docs, pooled, mods, model.config.class_weight_power, seed,
                                 model.pooled_std.numpy())
@@ -481,7 +485,7 @@ class _Run:
     """One training run's state: model, loss, optimiser, sampler, history and the best epoch."""
 
     def __init__(self, cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams,
-                 seed: int) -> None:
+                 seed: int, fit_wide: bool = True) -> None:
         import torch
 
         from ..model import HilbertLoss, HilbertModel
@@ -490,7 +494,7 @@ class _Run:
         self.device = resolve_device(tp.device)
         model = HilbertModel(cfg)
         if cfg.pooled_skip:
-            _init_pooled_skip(model, train_docs, seed)
+            _init_pooled_skip(model, train_docs, seed, fit_wide)
         self.model = model.to(self.device)
         counts = train_docs.class_counts()
         self.loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32)
@@ -566,12 +570,12 @@ class _Run:
 
 
 def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams, seed: int,
-           on_epoch_end, epochs: int, desc: str = "training"):
+           on_epoch_end, epochs: int, desc: str = "training", fit_wide: bool = True):
     """One training run: ``(model with the best state restored, history, best_epoch, best_f1)``.
 
     Without validation documents every epoch counts as the best so far: the last state is kept.
     """
-    run = _Run(cfg, train_docs, val_docs, tp, seed)
+    run = _Run(cfg, train_docs, val_docs, tp, seed, fit_wide)
     if (cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and not cfg.head_alone
             and len(val_docs) > 0):
         # the untrained residual model is the logistic regression itself (deep logits start at
