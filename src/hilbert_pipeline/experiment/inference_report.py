@@ -96,6 +96,9 @@ def inference_html(predictions: pd.DataFrame, explanations: pd.DataFrame,
            f"<p>Model <code>{_e(info.get('model_path'))}</code> (classes: "
            f"{_e(', '.join(info.get('label_names', [])))}); corpus <code>"
            f"{_e(info.get('corpus'))}</code>; {len(predictions)} document(s).</p>"]
+    if info.get("form"):
+        out.append(f"<p>The model's prediction is {_e(info['form'])} (chosen when it was "
+                   "trained; docs/model.md, wide path).</p>")
     out.append(_metrics_html(metrics))
     out.append(_table_html(predictions))
     for _, row in predictions.iterrows():

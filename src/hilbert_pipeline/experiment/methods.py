@@ -130,7 +130,9 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
             terms = loss_terms(res.model, test)
             mi = {k: terms[k] for k in ("mi_audio", "mi_text") if k in terms}
         has_gate = cfg.head == "moe"
-        form = res.config.pooled_skip_combine if res.config.pooled_skip else "deep"
+        from .report import model_form
+
+        form = model_form(res.config)
         return MethodResult(proba, gate if has_gate else None, mi, res.best_epoch,
                             time.perf_counter() - t0,
                             {"refit_epochs": res.refit_epochs, "form": form})

@@ -128,6 +128,15 @@ FORMS = {"mixture": "the average of the deep model and the logistic regression (
          "deep": "the deep branches alone"}
 
 
+def model_form(config) -> str:
+    """The form of a model's prediction (a key of :data:`FORMS`): its resolved
+    ``pooled_skip_combine`` (an unresolved ``"auto"`` combines as ``"residual"``), ``"deep"``
+    without a wide path."""
+    if not config.pooled_skip:
+        return "deep"
+    return "residual" if config.pooled_skip_combine == "auto" else config.pooled_skip_combine
+
+
 def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
     """One sentence: which form ``method``'s prediction took in how many folds (the trainer
     chooses it on each training fold, docs/model.md); None when the table has no form column."""

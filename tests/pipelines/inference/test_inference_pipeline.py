@@ -20,6 +20,7 @@ from hilbert_pipeline.demo import synthesize_corpus
 from hilbert_pipeline.experiment.checkpoint import load_checkpoint, save_payload
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.inference import InferenceError
+from hilbert_pipeline.experiment.report import FORMS
 from hilbert_pipeline.experiment.trainer import predict
 from hilbert_pipeline.pipelines.embedding import create_pipeline as embedding
 from hilbert_pipeline.pipelines.inference import create_pipeline as inference
@@ -133,6 +134,10 @@ def test_unseen_documents_are_predicted_flagged_and_explained(trained):
     for ref in ("<script", "<link", "src=", "url(", "@import", 'href="http'):
         assert ref not in html
     assert 'href="#doc-wordless"' in html and 'id="doc-wordless"' in html
+    # the report says what the model is (its form was chosen when it was trained)
+    form = ck.model.config.pooled_skip_combine
+    assert m["model_form"] == form and form in ("mixture", "wide")
+    assert f"The model's prediction is {FORMS[form]}" in html
 
 
 def test_training_documents_get_the_in_process_predictions(trained):
