@@ -363,6 +363,20 @@ def test_auto_combine_is_resolved_from_the_wide_paths_modalities():
     assert resolve_wide_combine(fixed, docs, 0) is fixed
 
 
+def test_a_corpus_without_any_audio_gets_the_text_wide_path_alone():
+    """No recording at all: audio cannot carry signal, so "both" (which would tie with the text
+    alone) is not a candidate and the model is the text logistic regression."""
+    sf, table = synthetic_features([12, 10, 8], n_segments=(2, 4), audio_dim=6, text_dim=8,
+                                   seed=5, signal=1.0)
+    sf["audio_mask"] = np.zeros_like(sf["audio_mask"])
+    sf["audio"] = np.zeros_like(sf["audio"])
+    docs = build_document_set(sf, table)[0]
+    res = fit(build_config(docs, WIDE), docs, None, tp(epochs=2), seed=0)
+    assert res.config.pooled_skip_combine == "wide"
+    w = res.model.skip.weight.detach().numpy()
+    assert np.abs(w[:, :docs.audio_dim]).max() == 0.0 and np.abs(w[:, docs.audio_dim:]).max() > 0
+
+
 def test_a_mixtures_deep_member_is_the_model_trained_without_the_wide_path():
     """The deep member of a mixture learns, is early-stopped and refit exactly as ``no_wide``
     (same seed: same epochs, same weights); the prediction averages it with the wide path, and

@@ -408,7 +408,8 @@ _WIDE_CACHE: dict[tuple, tuple[Any, tuple[str, ...]]] = {}
 def _wide_selection(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], power: float,
                     seed: int) -> tuple[Any, tuple[str, ...]]:
     """The logistic regression (scaler + model) whose modalities (all, or one) and C win a
-    3 x 5-fold repeated inner CV on ``docs``, and the modalities it reads."""
+    3 x 5-fold repeated inner CV on ``docs``, and the modalities it reads. A modality absent
+    from every document of ``docs`` is not a candidate."""
     import hashlib
 
     from .methods import fit_logreg
@@ -420,8 +421,12 @@ def _wide_selection(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...]
     key = (h.hexdigest(), mods, float(power), int(seed))
     if key in _WIDE_CACHE:
         return _WIDE_CACHE[key]
+    # a modality that no training document has cannot carry signal: never a candidate (with
+    # identical scores, "both" would otherwise win the tie against the modality that exists)
+    masks = {"audio": docs.audio_mask, "text": docs.text_mask}
+    present = tuple(m for m in mods if any(mk.any() for mk in masks[m])) or mods
     best = None
-    for subset in ([mods] + [(m,) for m in mods] if len(mods) > 1 else [mods]):
+    for subset in ([present] + [(m,) for m in present] if len(present) > 1 else [present]):
         clf, _, score = fit_logreg(docs, seed, modalities=subset, class_weight_power=power,
                                    inner_repeats=3)
         score = -np.inf if score is None else score  # too few documents to choose: keep all
