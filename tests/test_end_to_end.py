@@ -122,3 +122,4 @@ def test_results_notebook_runs_on_pipeline_outputs(trained_project):
               if "image/png" in o.get("data", {})]
     assert len(images) == 2, "expected the confusion matrix and the PCA map"
     assert "model classes: ['defense', 'economy', 'science']" in text
+    assert "the model's prediction is the " in text  # its form, in words

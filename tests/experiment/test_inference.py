@@ -257,3 +257,27 @@ def test_external_metrics_score_known_labels_and_say_what_was_seen_in_training()
     unlabelled = documents.drop(columns=["label"])
     m = external_metrics(inference_set(sf, unlabelled, docs.label_names, None), pred)
     assert m["metrics"] is None and m["n_labelled"] == 0
+
+
+def test_document_embeddings_are_what_the_model_predicts_from():
+    """z_joint for a trained deep model; for the wide form (deep branches never trained) the
+    standardised pooled features of the modalities the wide path reads."""
+    from hilbert_pipeline.experiment.inference import document_embeddings
+
+    _, _, docs, model = _trained()
+    z, what = document_embeddings(model, docs)
+    assert what == "z_joint" and z.shape == (len(docs), model.config.d)
+    b = collate(docs, range(len(docs)))
+    with torch.no_grad():
+        expect = model(b["audio"], b["text"], b["audio_mask"], b["text_mask"]).z_joint
+    np.testing.assert_allclose(z, expect.numpy(), atol=1e-6)
+
+    wide = HilbertModel(model.config.replace(pooled_skip_combine="wide")).eval()
+    wide.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        wide.skip.weight.zero_()
+        wide.skip.weight[:, docs.audio_dim:] = 1.0  # the wide path reads the text only
+    z, what = document_embeddings(wide, docs)
+    assert what.startswith("standardised pooled features")
+    x = docs.pooled_features(("text",))
+    np.testing.assert_allclose(z, (x - x.mean(0)) / x.std(0), atol=1e-5)

@@ -303,6 +303,24 @@ def predict_corpus(model, docs: DocumentSet, batch_size: int = 32) -> Prediction
                       attention=attention, relevance_audio=rel_a, relevance_text=rel_t)
 
 
+def document_embeddings(model, docs: DocumentSet, batch_size: int = 32
+                        ) -> tuple[np.ndarray, str]:
+    """``(vectors (D, width), what they are)``: the joint embedding ``z_joint`` of the trained
+    deep branches, or, for a model whose prediction is its wide path alone (``"wide"`` form: the
+    deep branches were never trained), the standardised pooled features the wide path reads."""
+    from .trainer import eval_batches
+
+    c = model.config
+    if c.pooled_skip and c.pooled_skip_combine == "wide":
+        mean = model.pooled_mean.detach().cpu().numpy().astype(np.float64)
+        std = model.pooled_std.detach().cpu().numpy().astype(np.float64)
+        x = (docs.pooled_features(model.pooled_modalities) - mean) / std
+        used = np.abs(model.skip.weight.detach().cpu().numpy()).sum(axis=0) > 0
+        return x[:, used], "standardised pooled features read by the wide path"
+    z = [res.z_joint.float().cpu().numpy() for _, _, res in eval_batches(model, docs, batch_size)]
+    return np.concatenate(z).astype(np.float64), "z_joint"
+
+
 def ranking(attention: np.ndarray, relevance: np.ndarray) -> tuple[np.ndarray, str]:
     """Segment order for the explanation and what it is by.
 
