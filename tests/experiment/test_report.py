@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hilbert_pipeline.experiment.report import form_sentence, headline_metrics, model_form
+from hilbert_pipeline.experiment.report import form_sentence, headline_metrics
 
 
 def _m(mean):
@@ -38,13 +38,3 @@ def test_form_sentence_counts_the_folds_of_each_form():
         "folds" in text
     assert form_sentence(fm, "concat_logreg") is None
     assert form_sentence(fm.drop(columns="form")) is None
-
-
-def test_model_form_of_a_config():
-    from hilbert_pipeline.model import HilbertConfig
-
-    cfg = HilbertConfig(audio_dim=2, text_dim=2, n_classes=2)
-    assert cfg.pooled_skip_combine == "auto" and model_form(cfg) == "residual"  # unresolved
-    for form in ("mixture", "wide", "residual"):
-        assert model_form(cfg.replace(pooled_skip_combine=form)) == form
-    assert model_form(cfg.replace(pooled_skip=False, pooled_skip_combine="mixture")) == "deep"

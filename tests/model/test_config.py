@@ -79,3 +79,11 @@ def test_from_dict_rejects_unknown_and_missing_keys():
         HilbertConfig.from_dict(d)
     with pytest.raises(ConfigError, match="unknown"):
         tiny_config().replace(colour="red")
+
+
+def test_prediction_form_of_a_config():
+    cfg = tiny_config(pooled_skip=True)
+    assert cfg.pooled_skip_combine == "auto" and cfg.prediction_form == "residual"  # unresolved
+    for form in ("mixture", "wide", "residual"):
+        assert cfg.replace(pooled_skip_combine=form).prediction_form == form
+    assert cfg.replace(pooled_skip=False, pooled_skip_combine="mixture").prediction_form == "deep"

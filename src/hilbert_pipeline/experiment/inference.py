@@ -310,8 +310,7 @@ def document_embeddings(model, docs: DocumentSet, batch_size: int = 32
     deep branches were never trained), the standardised pooled features the wide path reads."""
     from .trainer import eval_batches
 
-    c = model.config
-    if c.pooled_skip and c.pooled_skip_combine == "wide":
+    if model.config.prediction_form == "wide":
         mean = model.pooled_mean.detach().cpu().numpy().astype(np.float64)
         std = model.pooled_std.detach().cpu().numpy().astype(np.float64)
         x = (docs.pooled_features(model.pooled_modalities) - mean) / std

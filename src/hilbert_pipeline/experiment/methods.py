@@ -130,12 +130,10 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
             terms = loss_terms(res.model, test)
             mi = {k: terms[k] for k in ("mi_audio", "mi_text") if k in terms}
         has_gate = cfg.head == "moe"
-        from .report import model_form
-
-        form = model_form(res.config)
         return MethodResult(proba, gate if has_gate else None, mi, res.best_epoch,
                             time.perf_counter() - t0,
-                            {"refit_epochs": res.refit_epochs, "form": form})
+                            {"refit_epochs": res.refit_epochs,
+                             "form": res.config.prediction_form})
     if cfg_over or tr_over:
         raise MethodError(f"method {spec.name} has no model/training parameters; got "
                           f"{sorted({**cfg_over, **tr_over})}")

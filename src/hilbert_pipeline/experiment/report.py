@@ -121,20 +121,11 @@ def comparison_markdown(summary: Mapping[str, Any], folds_info: str,
     return "\n".join(lines) + "\n"
 
 
-#: how each resolved ``pooled_skip_combine`` reads in the report
+#: how each ``HilbertConfig.prediction_form`` reads in the reports
 FORMS = {"mixture": "the average of the deep model and the logistic regression (wide path)",
          "wide": "the logistic regression (wide path) alone",
          "residual": "the deep branches on top of the logistic regression (wide path)",
          "deep": "the deep branches alone"}
-
-
-def model_form(config) -> str:
-    """The form of a model's prediction (a key of :data:`FORMS`): its resolved
-    ``pooled_skip_combine`` (an unresolved ``"auto"`` combines as ``"residual"``), ``"deep"``
-    without a wide path."""
-    if not config.pooled_skip:
-        return "deep"
-    return "residual" if config.pooled_skip_combine == "auto" else config.pooled_skip_combine
 
 
 def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:

@@ -321,7 +321,7 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         refit = tp.refit and len(val_docs) > 0
     if len(train_docs) < 2:
         raise TrainingError(f"need at least 2 training documents, got {len(train_docs)}")
-    if cfg.pooled_skip and cfg.pooled_skip_combine == "wide":  # nothing to train
+    if cfg.prediction_form == "wide":  # nothing to train
         with torch_threads(tp.num_threads):
             run = _Run(cfg, all_docs, all_docs.subset([]), tp, seed)
             run.track({"epoch": 0, "temperature": float(run.model.temperature.detach())}, 0)

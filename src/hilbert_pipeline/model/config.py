@@ -161,10 +161,19 @@ class HilbertConfig:
         return self.modalities in ("both", "text")
 
     @property
+    def prediction_form(self) -> str:
+        """How the prediction is made: ``"deep"`` without a wide path, else the resolved
+        ``pooled_skip_combine`` (``"auto"``, which the trainer resolves, combines as
+        ``"residual"``)."""
+        if not self.pooled_skip:
+            return "deep"
+        return "residual" if self.pooled_skip_combine == "auto" else self.pooled_skip_combine
+
+    @property
     def head_alone(self) -> bool:
         """Whether the deep head's logits are its own (trained and selected as if the wide path
         were absent): a ``"mixture"`` or ``"wide"`` combination of the wide path."""
-        return self.pooled_skip and self.pooled_skip_combine in ("mixture", "wide")
+        return self.prediction_form in ("mixture", "wide")
 
     @property
     def expert_hidden_dim(self) -> int:

@@ -27,8 +27,9 @@ class HilbertOutput:
     ``attention``: pooling weights per branch (``"audio"``, ``"text"``: (B, r, N); ``"joint"``:
     (B, r, 2N) over the concatenated [C_a ; C_t] axis); ``lb_loss``: scalar load-balancing term;
     ``head_logits`` (B, C): the deep head's own logits, before the wide path is combined with
-    them (a ``"mixture"`` trains and early-stops on them); equal to ``logits``
-    without a wide path. ``feat_audio``/``feat_text``: masked mean of the raw segment features (B, d_a)/(B, d_t), zeros
+    them (a ``"mixture"`` trains and early-stops on them); equal to ``logits`` without a wide
+    path. ``feat_audio``/``feat_text``: masked mean of the raw segment features (B, d_a)/(B, d_t),
+    zeros
     for a document without that modality; ``has_audio``/``has_text``: (B,) bool, whether the
     document has at least one real segment of the modality (losses use them to leave documents
     without a modality out of that modality's alignment terms); ``temperature``: the model's
@@ -281,10 +282,10 @@ class HilbertModel(nn.Module):
         logits = head_logits
         if c.pooled_skip:
             wide = self._skip_logits(feats, masks)
-            if c.pooled_skip_combine == "mixture":  # log of the members' average probability
+            if c.prediction_form == "mixture":  # log of the members' average probability
                 logits = torch.logaddexp(torch.log_softmax(head_logits, dim=-1),
                                          torch.log_softmax(wide, dim=-1)) - math.log(2.0)
-            elif c.pooled_skip_combine == "wide":
+            elif c.prediction_form == "wide":
                 logits = wide
             else:
                 logits = head_logits + wide

@@ -23,7 +23,7 @@ from hilbert_pipeline.experiment.inference import (
 )
 from hilbert_pipeline.experiment.inference_report import inference_html
 from hilbert_pipeline.experiment.params import ParamsError
-from hilbert_pipeline.experiment.report import FORMS, model_form
+from hilbert_pipeline.experiment.report import FORMS
 from hilbert_pipeline.pipelines.embedding.nodes import build_encoder
 
 log = logging.getLogger(__name__)
@@ -81,13 +81,13 @@ def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFr
     explanations = explanations_table(iset, pred, segments, int(inference.get("top_k", 5)))
     metrics = external_metrics(iset, pred, seen)
     metrics["model_path"] = path
-    metrics["model_form"] = model_form(model.model.config)
+    metrics["model_form"] = model.model.config.prediction_form
     metrics["corpus"] = str(Path(corpus).resolve())
     report = inference_html(table, explanations, segments,
                             segment_timeline(iset, pred, segments), metrics,
                             {"model_path": path, "corpus": metrics["corpus"],
                              "label_names": model.label_names,
-                             "form": FORMS.get(metrics["model_form"])})
+                             "form": FORMS[metrics["model_form"]]})
     m = metrics.get("metrics")
     log.info("inference: %d document(s) predicted%s", len(iset.docs),
              (f"; macro-F1 {m['macro_f1']:.3f} on {metrics['n_scored']} labelled documents"

@@ -12,7 +12,7 @@ from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.inference import training_contract
 from hilbert_pipeline.experiment.params import build_config, resolve_training_settings
 from hilbert_pipeline.experiment.plots import curves_figure
-from hilbert_pipeline.experiment.report import FORMS, model_form
+from hilbert_pipeline.experiment.report import FORMS
 from hilbert_pipeline.experiment.trainer import TrainingParams, fit
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
                "params_source": settings.source,
                "contract": training_contract(segmentation or {}, label_map,
                                              int(min_class_size))})
-    form = model_form(result.config)
+    form = result.config.prediction_form
     summary = {
         "n_documents": len(docs),
         "n_train": len(result.train_doc_ids),
@@ -68,7 +68,7 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
         "training_params": result.training_params.to_dict(),
     }
     log.info("training done: %s; best epoch %d, inner-validation macro-F1 %s, %.1fs",
-             FORMS.get(form, form), result.best_epoch, result.best_val_macro_f1, result.seconds)
+             FORMS[form], result.best_epoch, result.best_val_macro_f1, result.seconds)
     note = None
     if form == "wide":
         note = ("No deep training: the wide path's inner CV kept one modality only,\n"
