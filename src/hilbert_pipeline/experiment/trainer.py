@@ -234,11 +234,12 @@ def eval_batches(model, docs: DocumentSet, batch_size: int, device=None):
         model.train(was_training)
 
 
-def softmax(out) -> np.ndarray:
-    """Class probabilities of a forward output, float32 on the CPU."""
+def softmax(out, head: bool = False) -> np.ndarray:
+    """Class probabilities of a forward output (with ``head``: of the deep head's own logits),
+    float32 on the CPU."""
     import torch
 
-    return torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+    return torch.softmax((out.head_logits if head else out.logits).float(), dim=-1).cpu().numpy()
 
 
 def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None = None,
@@ -281,13 +282,10 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
     The probabilities are those the trained part is selected on: the deep member's own for a
     wide-path mixture (``pooled_skip_combine="mixture"``), the model's otherwise.
     """
-    import torch
-
     member = model.config.head_alone
     probs, sums, seen = [], {}, {}
     for idx, batch, out in eval_batches(model, docs, batch_size):
-        probs.append(torch.softmax(out.head_logits.float(), dim=-1).cpu().numpy() if member
-                     else softmax(out))
+        probs.append(softmax(out, head=member))
         if len(idx) >= 4:
             terms = _with_diagnostics(loss_fn(out, batch["labels"]), out)
             for k, v in terms.items():
