@@ -57,10 +57,10 @@ def make_dvc_project(dest: Path) -> Path:
 
     def training(p):
         p.update(device="cpu", progress=False)
-        # pooled_skip off: the wide path's inner-CV search is the default recipe's (tested end to
+        # wide_path off: the wide path's inner-CV search is the default recipe's (tested end to
         # end in test_end_to_end.py); here it would only slow the stages DVC is tested with
         p["model"].update(d=16, n_heads=2, pool_hops=1, n_experts=2, expert_hidden=16,
-                          pooled_skip=False)
+                          wide_path=False)
         p["optim"].update(epochs=2, batch_size=4, min_epochs=1, patience=2)
 
     _edit(base / "parameters_training.yml", "training", training)

@@ -98,12 +98,12 @@ def test_feature_meta_check():
         check_feature_meta(meta, {"audio_encoder": EGEMAPS, "text_encoder": MINILM}, "m.pt")
 
 
-def _trained(pooled_skip: bool = True):
+def _trained(wide_path: bool = True):
     sf, documents = synthetic_features([8, 6, 5], n_segments=(3, 6), audio_dim=6, text_dim=5,
                                        signal=1.5, seed=1)
     docs, _ = build_document_set(sf, documents)
     cfg = build_config(docs, {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2,
-                              "pooled_skip": pooled_skip, "modality_dropout": 0.0})
+                              "wide_path": wide_path, "modality_dropout": 0.0})
     tp = TrainingParams(epochs=2, batch_size=8, min_epochs=1, progress=False, device="cpu",
                         num_threads=1)
     return sf, documents, docs, fit(cfg, docs, None, tp, seed=0).model
@@ -184,17 +184,17 @@ def test_relevance_decomposes_the_wide_path_exactly():
     segment relevances of a document sum to its evidence minus an average document's."""
     sf, documents, docs, _ = _trained()
     cfg = build_config(docs, {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2,
-                              "pooled_skip": True, "modality_dropout": 0.0})
+                              "wide_path": True, "modality_dropout": 0.0})
     model = HilbertModel(cfg).eval()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        model.skip.weight.copy_(torch.randn(model.skip.weight.shape, generator=g))
-        model.skip.bias.copy_(torch.randn(model.skip.bias.shape, generator=g))
+        model.wide.weight.copy_(torch.randn(model.wide.weight.shape, generator=g))
+        model.wide.bias.copy_(torch.randn(model.wide.bias.shape, generator=g))
         model.set_pooled_stats(torch.randn(model.pooled_mean.shape, generator=g),
                                torch.rand(model.pooled_std.shape, generator=g) + 0.5)
     classes = predict(model, docs).argmax(axis=1)
     rel_a, rel_t = segment_relevance(model, docs, classes)
-    bias = model.skip.bias.detach().numpy()
+    bias = model.wide.bias.detach().numpy()
     for i in range(len(docs)):
         b = collate(docs, [i])
         with torch.no_grad():
@@ -272,11 +272,11 @@ def test_document_embeddings_are_what_the_model_predicts_from():
         expect = model(b["audio"], b["text"], b["audio_mask"], b["text_mask"]).z_joint
     np.testing.assert_allclose(z, expect.numpy(), atol=1e-6)
 
-    wide = HilbertModel(model.config.replace(pooled_skip_combine="wide")).eval()
+    wide = HilbertModel(model.config.replace(wide_combine="wide")).eval()
     wide.load_state_dict(model.state_dict())
     with torch.no_grad():
-        wide.skip.weight.zero_()
-        wide.skip.weight[:, docs.audio_dim:] = 1.0  # the wide path reads the text only
+        wide.wide.weight.zero_()
+        wide.wide.weight[:, docs.audio_dim:] = 1.0  # the wide path reads the text only
     z, what = document_embeddings(wide, docs)
     assert what.startswith("standardised pooled features")
     x = docs.pooled_features(("text",))

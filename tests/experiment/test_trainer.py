@@ -30,10 +30,13 @@ from hilbert_pipeline.experiment.trainer import (
 )
 
 # the deep model's training mechanics; the wide (pooled logistic-regression) path has its own tests
-MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2, "pooled_skip": False}
-WIDE = {**MODEL, "pooled_skip": True}
-RESIDUAL = {**WIDE, "pooled_skip_combine": "residual"}
-OPTIM = {"epochs": 4, "batch_size": 4, "lr": 5e-3, "patience": 3}
+MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2, "wide_path": False}
+WIDE = {**MODEL, "wide_path": True}
+RESIDUAL = {**WIDE, "wide_combine": "residual"}
+#: the early-stopping machinery is what most tests here check: an inner validation split on
+#: (the default schedule, fixed epochs with weight averaging, has its own test)
+OPTIM = {"epochs": 4, "batch_size": 4, "lr": 5e-3, "patience": 3, "val_fraction": 0.2,
+         "weight_average": 0.0}
 
 
 def tp(**changes) -> TrainingParams:
@@ -132,6 +135,47 @@ def test_on_epoch_end_can_stop_training(docs):
     with pytest.raises(Prune):
         fit(build_config(docs, MODEL), docs, None, tp(epochs=10), 0, on_epoch_end=cb)
     assert [e for e, _ in calls] == [1, 2] and all(isinstance(f, float) for _, f in calls)
+
+
+def test_default_schedule_trains_every_epoch_and_keeps_the_averaged_weights(docs):
+    """No validation split: every epoch runs, no refit, and the model kept is the average of
+    the weights after each of the last ``weight_average`` share of the epochs."""
+    from hilbert_pipeline.experiment import trainer
+
+    cfg = build_config(docs, MODEL)
+    defaults = TrainingParams()
+    assert defaults.val_fraction == 0 and defaults.weight_average > 0
+    snapshots = []
+    original = trainer._Run.accumulate
+
+    def spy(run):
+        snapshots.append({k: v.detach().clone() for k, v in run.model.state_dict().items()})
+        original(run)
+
+    trainer._Run.accumulate = spy
+    try:
+        res = fit(cfg, docs, None, TrainingParams(epochs=6, batch_size=4, weight_average=0.5),
+                  seed=0)
+    finally:
+        trainer._Run.accumulate = original
+    assert res.history["epoch"].tolist() == list(range(1, 7)) and res.refit_epochs is None
+    assert len(snapshots) == 3  # epochs 4, 5, 6
+    name = "head.experts.0.0.weight"
+    mean = sum(s[name] for s in snapshots) / 3
+    torch.testing.assert_close(res.model.state_dict()[name], mean)
+    assert not torch.allclose(snapshots[-1][name], mean)  # not simply the last state
+
+
+def test_ties_keep_the_later_epoch_but_do_not_reset_the_patience(docs):
+    """lr 0: the score never changes. "last" keeps the latest tying state yet stops after
+    ``patience`` epochs; "first" keeps epoch 1."""
+    cfg = build_config(docs, MODEL)
+    last = fit(cfg, docs, None, tp(epochs=50, patience=2, lr=0.0, min_epochs=1, refit=False),
+               seed=0)
+    first = fit(cfg, docs, None, tp(epochs=50, patience=2, lr=0.0, min_epochs=1, refit=False,
+                                    select_ties="first"), seed=0)
+    assert len(last.history) == len(first.history) == 3
+    assert last.best_epoch == 3 and first.best_epoch == 1
 
 
 def test_patience_stops_early(docs):
@@ -308,9 +352,9 @@ def test_wide_path_starts_as_the_selected_logistic_regression_and_stays_fixed():
 
     docs = _noise_audio_docs()
     cfg = build_config(docs, RESIDUAL)  # defaults: logreg start, frozen
-    assert cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and not cfg.pooled_skip_trainable
+    assert cfg.wide_path and cfg.wide_init == "logreg" and not cfg.wide_trainable
     res = fit(cfg, docs, docs.subset([]), tp(epochs=3), seed=0)
-    w = res.model.skip.weight.detach().numpy()
+    w = res.model.wide.weight.detach().numpy()
     # the noise modality was left out of the wide path (its columns are 0), the text kept
     assert np.abs(w[:, :docs.audio_dim]).max() == 0.0
     assert np.abs(w[:, docs.audio_dim:]).max() > 0.0
@@ -321,19 +365,29 @@ def test_wide_path_starts_as_the_selected_logistic_regression_and_stays_fixed():
     np.testing.assert_allclose(predict(untrained.model, docs),
                                clf.predict_proba(docs.pooled_features(("text",))), atol=1e-4)
     # frozen: training moved the deep branches, not the wide path
-    torch.testing.assert_close(res.model.skip.weight, untrained.model.skip.weight)
+    torch.testing.assert_close(res.model.wide.weight, untrained.model.wide.weight)
 
 
-def test_untrained_start_is_an_early_stopping_candidate():
+def test_the_untrained_model_is_never_an_early_stopping_candidate():
+    """Every form trains: a residual model started at the logistic regression is not kept as
+    "epoch 0" even when no epoch improves on it (lr 0)."""
     docs = _noise_audio_docs()
-    cfg = build_config(docs, RESIDUAL)
-    res = fit(cfg, docs, None, tp(epochs=3, lr=0.0, refit=False), seed=0)
-    h = res.history
-    assert h["epoch"].tolist()[0] == 0 and h["val_macro_f1"].notna().all()
-    assert res.best_epoch == 0  # lr 0: no epoch improves on the start
-    off = fit(build_config(docs, MODEL), docs, None,
-              tp(epochs=3, refit=False), seed=0)
-    assert off.history["epoch"].min() == 1
+    for cfg in (build_config(docs, RESIDUAL), build_config(docs, WIDE)):
+        res = fit(cfg, docs, None, tp(epochs=3, lr=0.0, refit=False), seed=0)
+        assert res.history["epoch"].min() == 1 and res.best_epoch >= 1
+
+
+def test_the_default_trains_the_network_in_every_fold():
+    """The default (a mixture) trains the network whatever the modalities carry: on a corpus
+    whose audio is noise (where the old ``auto`` form predicted with a logistic regression
+    alone) as on one where both carry the class."""
+    for docs in (_noise_audio_docs(), _both_signal_docs()):
+        cfg = build_config(docs, {k: v for k, v in WIDE.items()})
+        assert cfg.wide_combine == "mixture" and cfg.prediction_form == "mixture"
+        res = fit(cfg, docs, None, tp(epochs=3), seed=0)
+        assert res.config.prediction_form == "mixture"
+        assert res.best_epoch >= 1 and res.refit_epochs >= 1
+        assert np.isfinite(res.history["train_cls"]).all()
 
 
 def _both_signal_docs():
@@ -343,37 +397,16 @@ def _both_signal_docs():
     return build_document_set(sf, table)[0]
 
 
-def test_auto_combine_is_resolved_from_the_wide_paths_modalities():
-    """auto -> mixture where the wide path's inner CV keeps both modalities, the wide path alone
-    where it keeps one; the trained model's config holds the resolved form (what a checkpoint
-    saves)."""
-    from hilbert_pipeline.experiment.trainer import resolve_wide_combine
-
-    for docs, mode in ((_both_signal_docs(), "mixture"), (_noise_audio_docs(), "wide")):
-        cfg = build_config(docs, WIDE)
-        assert cfg.pooled_skip_combine == "auto"
-        assert resolve_wide_combine(cfg, docs, 0).pooled_skip_combine == mode
-        res = fit(cfg, docs, None, tp(epochs=2), seed=0)
-        assert res.config.pooled_skip_combine == res.model.config.pooled_skip_combine == mode
-    docs = _both_signal_docs()
-    for cfg in (build_config(docs, {**WIDE, "pooled_skip_init": "zero"}),
-                build_config(docs, {**WIDE, "modalities": "text"})):  # nothing to average with
-        assert resolve_wide_combine(cfg, docs, 0).pooled_skip_combine == "residual"
-    fixed = build_config(docs, {**WIDE, "pooled_skip_combine": "residual"})
-    assert resolve_wide_combine(fixed, docs, 0) is fixed
-
-
-def test_a_corpus_without_any_audio_gets_the_text_wide_path_alone():
+def test_a_corpus_without_any_audio_gets_the_text_linear_member():
     """No recording at all: audio cannot carry signal, so "both" (which would tie with the text
-    alone) is not a candidate and the model is the text logistic regression."""
+    alone) is not a candidate: the linear member reads the text only."""
     sf, table = synthetic_features([12, 10, 8], n_segments=(2, 4), audio_dim=6, text_dim=8,
                                    seed=5, signal=1.0)
     sf["audio_mask"] = np.zeros_like(sf["audio_mask"])
     sf["audio"] = np.zeros_like(sf["audio"])
     docs = build_document_set(sf, table)[0]
     res = fit(build_config(docs, WIDE), docs, None, tp(epochs=2), seed=0)
-    assert res.config.pooled_skip_combine == "wide"
-    w = res.model.skip.weight.detach().numpy()
+    w = res.model.wide.weight.detach().numpy()
     assert np.abs(w[:, :docs.audio_dim]).max() == 0.0 and np.abs(w[:, docs.audio_dim:]).max() > 0
 
 
@@ -385,7 +418,7 @@ def test_a_mixtures_deep_member_is_the_model_trained_without_the_wide_path():
 
     docs = _both_signal_docs()
     trainer._WIDE_CACHE.clear()
-    mix = fit(build_config(docs, {**WIDE, "pooled_skip_combine": "mixture"}), docs, None,
+    mix = fit(build_config(docs, {**WIDE, "wide_combine": "mixture"}), docs, None,
               tp(epochs=4), seed=3)
     # one inner-CV search, on every training document: the epoch-selection run, which the
     # refit replaces, needs no wide path
@@ -399,7 +432,7 @@ def test_a_mixtures_deep_member_is_the_model_trained_without_the_wide_path():
         out = mix.model(b["audio"], b["text"], b["audio_mask"], b["text_mask"])
     deep = torch.softmax(out.head_logits, -1).numpy()
     np.testing.assert_allclose(deep, predict(alone.model, docs), atol=1e-5)
-    wide = mix.model._skip_logits({"audio": b["audio"], "text": b["text"]},
+    wide = mix.model._wide_logits({"audio": b["audio"], "text": b["text"]},
                                   {"audio": b["audio_mask"], "text": b["text_mask"]})
     np.testing.assert_allclose(predict(mix.model, docs),
                                0.5 * deep + 0.5 * torch.softmax(wide, -1).detach().numpy(),
@@ -410,8 +443,9 @@ def test_the_wide_form_is_the_fitted_logistic_regression_and_trains_nothing():
     from hilbert_pipeline.experiment.methods import fit_logreg
 
     docs = _noise_audio_docs()
-    res = fit(build_config(docs, WIDE), docs, None, tp(epochs=3), seed=0)
-    assert res.config.pooled_skip_combine == "wide"
+    res = fit(build_config(docs, {**WIDE, "wide_combine": "wide"}), docs, None, tp(epochs=3),
+              seed=0)
+    assert res.config.wide_combine == "wide"
     assert res.history["epoch"].tolist() == [0] and res.best_epoch == 0
     assert res.refit_epochs is None and res.train_doc_ids == list(docs.doc_ids)
     clf, _, _ = fit_logreg(docs, 0, ("text",), class_weight_power=0.5, inner_repeats=3)

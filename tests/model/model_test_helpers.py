@@ -19,7 +19,7 @@ def tiny_config(**overrides) -> HilbertConfig:
     skip path (its logistic-regression start zeroes the deep logits): their own tests turn them
     on."""
     base = dict(audio_dim=A_DIM, text_dim=T_DIM, n_classes=N_CLS, d=16, n_heads=2, pool_hops=3,
-                n_experts=3, dropout=0.1, modality_dropout=0.0, pooled_skip=False)
+                n_experts=3, dropout=0.1, modality_dropout=0.0, wide_path=False)
     base.update(overrides)
     return HilbertConfig(**base)
 

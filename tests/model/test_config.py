@@ -29,7 +29,7 @@ from hilbert_pipeline.model import ConfigError, HilbertConfig, HilbertModel
     ({"d": 16.0}, "d must be an integer"),
     ({"position_encoding": "yes"}, "position_encoding must be a bool"),
     ({"text_dim": 0}, "text_dim"),
-    ({"pooled_skip_combine": "sum"}, "pooled_skip_combine must be one of"),
+    ({"wide_combine": "sum"}, "wide_combine must be one of"),
 ])
 def test_invalid_configs_raise(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -82,8 +82,12 @@ def test_from_dict_rejects_unknown_and_missing_keys():
 
 
 def test_prediction_form_of_a_config():
-    cfg = tiny_config(pooled_skip=True)
-    assert cfg.pooled_skip_combine == "auto" and cfg.prediction_form == "residual"  # unresolved
+    cfg = tiny_config(wide_path=True)
+    assert cfg.wide_combine == "mixture" and cfg.prediction_form == "mixture"  # the default
     for form in ("mixture", "wide", "residual"):
-        assert cfg.replace(pooled_skip_combine=form).prediction_form == form
-    assert cfg.replace(pooled_skip=False, pooled_skip_combine="mixture").prediction_form == "deep"
+        assert cfg.replace(wide_combine=form).prediction_form == form
+    assert cfg.replace(wide_path=False, wide_combine="mixture").prediction_form == "deep"
+    with pytest.raises(ConfigError, match="constant predictor"):
+        cfg.replace(wide_combine="wide", wide_init="zero")
+    with pytest.raises(ConfigError, match="one of"):
+        cfg.replace(wide_combine="auto")  # the old default that chose a bare regression

@@ -126,11 +126,11 @@ def test_full_loss_has_every_term_and_total_is_weighted_sum():
 def test_classification_term_reads_the_deep_head_alone_in_a_mixture(combine):
     """A mixture's deep member learns as if the wide path were absent: ``cls`` is the loss of
     the head's own logits, and no gradient reaches the wide path through it."""
-    cfg = tiny_config(pooled_skip=True, pooled_skip_combine=combine, lambda_dual=0.0,
+    cfg = tiny_config(wide_path=True, wide_combine=combine, lambda_dual=0.0,
                       lambda_cka=0.0, lambda_mi=0.0, lambda_lb=0.0)
     model, out, y = _run(cfg)
     with torch.no_grad():
-        model.skip.bias.copy_(torch.tensor([3.0, -1.0, 0.5]))
+        model.wide.bias.copy_(torch.tensor([3.0, -1.0, 0.5]))
     out = model(*make_batch(b=6, seed=0))
     res = HilbertLoss(cfg)(out, y)
     cls = ClassificationLoss(1.0, cfg.n_classes)
@@ -139,7 +139,7 @@ def test_classification_term_reads_the_deep_head_alone_in_a_mixture(combine):
     assert res["cls"].item() != pytest.approx(cls(out.logits if combine == "mixture"
                                                   else out.head_logits, y).item(), rel=1e-3)
     res["total"].backward()
-    assert (model.skip.bias.grad is None) == (combine == "mixture")
+    assert (model.wide.bias.grad is None) == (combine == "mixture")
 
 
 def test_mi_estimates_are_diagnostics_apart_from_the_losses():

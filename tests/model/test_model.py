@@ -40,8 +40,10 @@ def test_output_shapes_and_attention_are_masked_distributions():
     assert torch.allclose(out.gate.sum(1), torch.ones(4), atol=1e-6)
     r = model.config.pool_hops
     assert out.attention["audio"].shape == (4, r, 7)
-    assert out.attention["joint"].shape == (4, r, 14)
-    for name, mask in (("audio", am), ("text", tm), ("joint", torch.cat([am, tm], 1))):
+    assert out.attention["joint"].shape == (4, r, 21)  # audio, text, paired tokens
+    assert out.attention["segment_scores"].shape == (4, 7, N_CLS)
+    joint_mask = torch.cat([am, tm, am | tm], 1)
+    for name, mask in (("audio", am), ("text", tm), ("joint", joint_mask)):
         w = out.attention[name]
         assert torch.allclose(w.sum(-1), torch.ones(4, r), atol=1e-5)
         assert (w.masked_select(~mask[:, None, :].expand_as(w)) == 0).all()
@@ -286,17 +288,17 @@ def test_position_scale_scales_the_encoding():
 
 def _with_wide_path(combine, seed=0):
     """A model with a random (non-zero) wide path combined as ``combine``."""
-    model = _model(seed, pooled_skip=True, pooled_skip_combine=combine)
+    model = _model(seed, wide_path=True, wide_combine=combine)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
-        model.skip.weight.copy_(torch.randn(model.skip.weight.shape, generator=g))
-        model.skip.bias.copy_(torch.randn(model.skip.bias.shape, generator=g))
+        model.wide.weight.copy_(torch.randn(model.wide.weight.shape, generator=g))
+        model.wide.bias.copy_(torch.randn(model.wide.bias.shape, generator=g))
     return model
 
 
-@pytest.mark.parametrize("combine", ["residual", "mixture", "wide", "auto"])
+@pytest.mark.parametrize("combine", ["residual", "mixture", "wide"])
 def test_wide_path_combines_with_the_deep_head_as_configured(combine):
-    """residual (and an unresolved auto): logits add up; mixture: the average of the two
+    """residual: logits add up; mixture: the average of the two
     members' probabilities; wide: the wide path alone. ``head_logits`` is the deep head alone
     every time."""
     model = _with_wide_path(combine)
@@ -304,10 +306,10 @@ def test_wide_path_combines_with_the_deep_head_as_configured(combine):
     out = model(*batch)
     plain = _model(0)  # same seed, no wide path: the same deep branches
     plain.load_state_dict({k: v for k, v in model.state_dict().items()
-                           if not k.startswith(("skip.", "pooled_"))})
+                           if not k.startswith(("wide.", "pooled_"))})
     head = plain(*batch).logits
     torch.testing.assert_close(out.head_logits, head)
-    wide = model._skip_logits({"audio": batch[0], "text": batch[1]},
+    wide = model._wide_logits({"audio": batch[0], "text": batch[1]},
                               {"audio": batch[2], "text": batch[3]})
     if combine == "mixture":
         expect = torch.log(0.5 * torch.softmax(head, -1) + 0.5 * torch.softmax(wide, -1))
@@ -322,7 +324,49 @@ def test_the_deep_head_starts_at_zero_only_in_the_residual_form():
     """A residual model starts as its wide path (deep logits 0); a mixture's deep member is an
     ordinary model, trained on its own."""
     batch = make_batch()
-    residual = _model(0, pooled_skip=True, pooled_skip_combine="residual")
+    residual = _model(0, wide_path=True, wide_combine="residual")
     assert residual(*batch).head_logits.abs().max() == 0
-    mixture = _model(0, pooled_skip=True, pooled_skip_combine="mixture")
+    mixture = _model(0, wide_path=True, wide_combine="mixture")
     assert mixture(*batch).head_logits.abs().max() > 0
+
+
+def _permute_audio(a, am, perm):
+    return a[:, perm], am[:, perm]
+
+
+@pytest.mark.parametrize("fusion", [False, True])
+def test_segment_fusion_pairs_segment_i_audio_with_segment_i_text(fusion):
+    """Without positions, the cross-attention branches cannot tell which audio segment goes with
+    which text segment: shuffling one modality's segments leaves such a model's output as it
+    was. The same-segment fusion pairs segment i's audio with segment i's text, so the same
+    shuffle must change it."""
+    model = _model(position_encoding=False, segment_fusion=fusion, segment_head=fusion)
+    a, t, am, tm = make_batch(b=3, n=6)
+    am[:], tm[:] = True, True
+    ref = model(a, t, am, tm)
+    perm = torch.tensor([1, 0, 3, 2, 5, 4])
+    out = model(*_permute_audio(a, am, perm)[:1], t, am[:, perm], tm)
+    same = torch.allclose(ref.logits, out.logits, atol=1e-5)
+    assert same is not fusion
+    if fusion:  # the joint vector too, not only the segment head
+        assert not torch.allclose(ref.z_joint, out.z_joint, atol=1e-5)
+
+
+def test_segment_head_is_a_soft_maximum_over_real_segments():
+    from hilbert_pipeline.model.layers import SegmentEvidenceHead
+
+    head = SegmentEvidenceHead(4, 2)
+    with torch.no_grad():
+        head.score.weight.zero_()
+        head.score.bias.zero_()
+        head.score.weight[0, 0] = 10.0  # class 0 scores feature 0
+    tokens = torch.zeros(2, 5, 4)
+    tokens[0, 3, 0] = 1.0  # one marked segment among five
+    tokens[1, 4, 0] = 1.0  # marked, but a padded position
+    mask = torch.tensor([[True] * 5, [True] * 4 + [False]])
+    logits, scores = head(tokens, mask)
+    assert torch.isinf(scores[1, 4]).all()
+    # log((e^10 + 4) / 5) for the document with one marked segment, 0 without
+    assert torch.allclose(logits[0, 0], torch.log((torch.exp(torch.tensor(10.0)) + 4) / 5))
+    assert torch.allclose(logits[1], torch.zeros(2), atol=1e-6)
+    assert logits[0, 0] > 8.0  # a mean would give 2.0: one segment in five is not diluted

@@ -13,11 +13,11 @@ from hilbert_pipeline.experiment.synthetic import synthetic_features
 
 torch.set_num_threads(1)  # the test machine's cores are shared; tiny tensors need no threads
 
-# pooled_skip off: the wide path's logistic regression is chosen by a 3 x 5-fold inner CV over
+# wide_path off: the wide path's logistic regression is chosen by a 3 x 5-fold inner CV over
 # 3 modality subsets and 5 C per fit (225 small fits), which would be most of a tiny trial's time;
 # the tuning machinery is what these tests check (the wide path: tests/experiment/test_trainer.py)
 TINY_MODEL = {"n_heads": 2, "n_cross_layers": 1, "pool_hops": 2, "expert_hidden": 16,
-              "pooled_skip": False}
+              "wide_path": False}
 TINY_TRAINING = {"epochs": 4, "batch_size": 6, "patience": 2, "val_fraction": 0.25,
                  "device": "cpu", "progress": False}
 TINY_SPACE = {

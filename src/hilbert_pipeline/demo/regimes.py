@@ -13,7 +13,20 @@ audio     in the speaking style only: rate and pitch per class (3 imbalanced cla
 both      era (early / late) x speaking style (slow-low / fast-high): 4 imbalanced classes,
           neither modality alone can tell all four apart
 demo      the demo's own task (party, minor parties merged into ``other``), one fixed voice
+pairing   *which* segments carry which voice (16 segments per document): ``paired`` speaks its
+          4 war sentences slowly and low, ``crossed`` has 4 war sentences in the normal voice and
+          4 other sentences slow and low, ``plain`` has neither. ``paired`` and ``crossed`` have
+          the same number of war sentences and of slow segments, so pooled features cannot tell
+          them apart; only the pairing within segments can (``plain`` differs in counts: the
+          easy part)
+long      150 short segments per document, the label in 6 of them (4 %): ``kind`` has 6 war
+          sentences among filler, ``style`` 6 filler segments spoken slowly and low, ``plain``
+          neither; a mean over the document dilutes them 25-fold
 ========  ====================================================================================
+
+The ``pairing`` and ``long`` corpora draw their sentences from fixed pools and are written as
+clip folders (one clip per sentence), so a repeated sentence is the same file and the feature
+cache embeds it once: both build in minutes.
 
 Every draw is seeded; the same ``seed`` builds the same corpus (``synthesize_corpus`` reuses a
 folder whose inputs did not change).
@@ -28,7 +41,9 @@ import numpy as np
 
 from .sotu_corpus import _speakable_sentences, load_sotu_table
 
-REGIMES = ("text", "audio", "both", "demo")
+REGIMES = ("text", "audio", "both", "demo", "pairing", "long")
+#: regimes built from sentence pools as clip folders (``segment_regime_documents``)
+SEGMENT_REGIMES = ("pairing", "long")
 
 #: espeak-ng English voices a "random speaker" is drawn from (text regime)
 VOICES = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb-x-gbclan",
@@ -45,6 +60,16 @@ AUDIO_SIZES = {"medium": 40, "slow_low": 25, "fast_high": 15}
 BOTH_SIZES = {("early", "slow_low"): 36, ("late", "fast_high"): 24, ("early", "fast_high"): 18,
               ("late", "slow_low"): 12}
 DEMO_SIZE = 140
+#: regime "pairing": class -> documents; segments per document; war sentences / slow segments
+PAIRING_SIZES = {"paired": 30, "crossed": 26, "plain": 14}
+PAIRING_SEGMENTS, PAIRING_MARKED = 16, 4
+#: regime "long": class -> documents; segments per document; marked segments (4 %)
+LONG_SIZES = {"kind": 28, "style": 22, "plain": 14}
+LONG_SEGMENTS, LONG_MARKED = 150, 6
+#: the sentence "kind" of the segment regimes: a sentence about war (word match)
+WAR_WORDS = frozenset({"war", "wars", "army", "armies", "navy", "troops", "military", "enemy",
+                       "enemies", "soldiers", "battle", "battles", "hostilities", "invasion"})
+NORMAL, MARKED_STYLE = {"rate": 175, "pitch": 52}, {"rate": 130, "pitch": 25}
 JITTER = (10, 6)  # +- uniform jitter of rate and pitch per document
 
 
@@ -67,8 +92,9 @@ def _block(sentences: list[str], k: int, rng: np.random.Generator) -> list[str]:
 
 def regime_documents(regime: str, seed: int = 0, sentences_per_document: int = 5) -> list[dict]:
     """The documents of one regime as dicts for :func:`synthesize_corpus` (seeded)."""
-    if regime not in REGIMES:
-        raise RegimeError(f"unknown regime {regime!r}; known: {list(REGIMES)}")
+    if regime not in REGIMES or regime in SEGMENT_REGIMES:
+        raise RegimeError(f"unknown regime {regime!r}; known: "
+                          f"{[r for r in REGIMES if r not in SEGMENT_REGIMES]}")
     rng = np.random.default_rng([int(seed), zlib.crc32(regime.encode())])
     table = load_sotu_table()
     table["sentences"] = [_speakable_sentences(t) for t in table["text"]]
@@ -124,11 +150,70 @@ def regime_documents(regime: str, seed: int = 0, sentences_per_document: int = 5
     return out
 
 
+def _sentence_pools(rng: np.random.Generator, min_words: int = 5, max_words: int = 12,
+                    n_war: int = 120, n_other: int = 900) -> tuple[list[str], list[str]]:
+    """Short speakable SOTU sentences: ``(war sentences, other sentences)`` drawn with ``rng``."""
+    table = load_sotu_table()
+    war, other = set(), set()
+    for text in table["text"]:
+        for s in _speakable_sentences(text):
+            n = len(s.split())
+            if not min_words <= n <= max_words:
+                continue
+            words = {w.strip(".,;:!?\"'()").lower() for w in s.split()}
+            (war if words & WAR_WORDS else other).add(s)
+    war_l, other_l = sorted(war), sorted(other)
+    return ([war_l[i] for i in rng.choice(len(war_l), min(n_war, len(war_l)), replace=False)],
+            [other_l[i] for i in rng.choice(len(other_l), min(n_other, len(other_l)),
+                                            replace=False)])
+
+
+def segment_regime_documents(regime: str, seed: int = 0) -> list[dict]:
+    """The documents of a segment-level regime (``pairing`` or ``long``), seeded.
+
+    Each document is a list of sentences with a per-sentence speaking style (``styles``); the
+    marked segments sit at random positions. All documents use one voice (no per-document
+    jitter), so a sentence spoken in one style is the same audio wherever it occurs."""
+    if regime not in SEGMENT_REGIMES:
+        raise RegimeError(f"unknown segment regime {regime!r}; known: {list(SEGMENT_REGIMES)}")
+    rng = np.random.default_rng([int(seed), zlib.crc32(regime.encode())])
+    war, other = _sentence_pools(rng)
+    if regime == "pairing":
+        sizes, n_seg, k = PAIRING_SIZES, PAIRING_SEGMENTS, PAIRING_MARKED
+    else:
+        sizes, n_seg, k = LONG_SIZES, LONG_SEGMENTS, LONG_MARKED
+    out = []
+    for label, n in sizes.items():
+        for j in range(n):
+            slots = rng.permutation(n_seg)
+            sentences = [other[i] for i in rng.choice(len(other), n_seg, replace=False)]
+            styles: list = [None] * n_seg
+            war_at, slow_at = [], []
+            if label in ("paired", "crossed", "kind"):
+                war_at = slots[:k].tolist()
+            if label == "paired":
+                slow_at = war_at
+            elif label in ("crossed", "style"):
+                slow_at = slots[k:2 * k].tolist()
+            for i, w in zip(war_at, rng.choice(len(war), len(war_at), replace=False),
+                            strict=True):
+                sentences[i] = war[w]
+            for i in slow_at:
+                styles[i] = dict(MARKED_STYLE)
+            out.append({"doc_id": f"{regime}_{label}_{j:03d}", "label": label,
+                        "sentences": sentences, "styles": styles, "voice": "en-us", **NORMAL})
+    order = rng.permutation(len(out))
+    return [out[i] for i in order]
+
+
 def build_regime_corpus(regime: str, out_dir: str | Path, seed: int = 0,
                         sentences_per_document: int = 5, workers: int = 2,
                         progress: bool = False) -> Path:
     """Synthesise one regime's corpus into ``out_dir`` (reused when unchanged)."""
     from .synthesis import synthesize_corpus
 
+    if regime in SEGMENT_REGIMES:
+        return synthesize_corpus(out_dir, segment_regime_documents(regime, seed), seed=seed,
+                                 transcript_format="txt", workers=workers, progress=progress)
     docs = regime_documents(regime, seed, sentences_per_document)
     return synthesize_corpus(out_dir, docs, seed=seed, workers=workers, progress=progress)

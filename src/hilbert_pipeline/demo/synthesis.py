@@ -120,6 +120,24 @@ def synthesize_sentence(
     return x[loud[0]: loud[-1] + 1], sr
 
 
+#: (sentence, voice, rate, pitch, sample rate) -> samples: corpora that reuse sentences (the
+#: quality benchmark's long documents) run espeak-ng once per distinct spoken sentence
+_SPOKEN: dict[tuple, np.ndarray] = {}
+
+
+def _spoken(sentence: str, voice: str, rate: int, pitch: int | None, exe: str,
+            sample_rate: int) -> np.ndarray:
+    key = (sentence, voice, rate, pitch, sample_rate)
+    x = _SPOKEN.get(key)
+    if x is None:
+        raw, sr = synthesize_sentence(sentence, voice, rate, exe, pitch)
+        x = resample(raw, sr, sample_rate)
+        if len(_SPOKEN) >= 8192:
+            _SPOKEN.pop(next(iter(_SPOKEN)))
+        _SPOKEN[key] = x
+    return x
+
+
 def _stable_seed(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
 
@@ -170,11 +188,19 @@ def _check_documents(documents: Sequence[dict]) -> list[dict]:
             if k in style and (not isinstance(style[k], int | np.integer) or style[k] < 0):
                 raise SynthesisError(f"document {doc_id!r}: {k} must be a non-negative integer, "
                                      f"got {style[k]!r}")
+        styles = d.get("styles")
+        if styles is not None:
+            if not isinstance(styles, list | tuple) or len(styles) != len(sentences) or any(
+                    s is not None and (not isinstance(s, dict) or set(s) - set(STYLE_KEYS))
+                    for s in styles):
+                raise SynthesisError(f"document {doc_id!r}: styles must be a list with one entry "
+                                     f"per sentence, each None or a dict of {list(STYLE_KEYS)}")
+            styles = [None if s is None else dict(s) for s in styles]
         extra = {str(k): "" if v is None else str(v) for k, v in d.items()
-                 if k not in ("doc_id", "label", "group", "sentences", *STYLE_KEYS)}
+                 if k not in ("doc_id", "label", "group", "sentences", "styles", *STYLE_KEYS)}
         docs.append({"doc_id": doc_id, "label": "" if d.get("label") is None else str(d["label"]),
                      "group": None if group is None else str(group), "sentences": sentences,
-                     "extra": extra, **{k: (v if k == "voice" else int(v))
+                     **({"styles": styles} if styles is not None else {}), "extra": extra, **{k: (v if k == "voice" else int(v))
                                         for k, v in style.items()}})
     if not docs:
         raise SynthesisError("no documents to synthesise")
@@ -195,10 +221,13 @@ def _synthesize_document(
     rng = _stable_seed(seed, doc["doc_id"])
     audio_rel, tr_rel = _doc_paths(doc["doc_id"], fmt)
     pieces = []
-    voice, rate = doc.get("voice", voice), doc.get("rate", rate)
-    for sentence in doc["sentences"]:
-        x, sr = synthesize_sentence(sentence, voice, rate, exe, doc.get("pitch"))
-        pieces.append(resample(x, sr, sample_rate))
+    base = {"voice": doc.get("voice", voice), "rate": doc.get("rate", rate),
+            "pitch": doc.get("pitch")}
+    for sentence, style in zip(doc["sentences"], doc.get("styles") or [None] * len(
+            doc["sentences"]), strict=True):
+        st = {**base, **(style or {})}
+        pieces.append(_spoken(sentence, st["voice"], int(st["rate"]), st["pitch"], exe,
+                              sample_rate))
     if fmt == "txt":
         clip_dir = out / audio_rel
         clip_dir.mkdir(parents=True, exist_ok=True)
@@ -250,8 +279,9 @@ def synthesize_corpus(
 
     ``documents``: dicts ``{"doc_id", "label", "sentences": list[str], "group" (optional)}``;
     optional ``voice``/``rate``/``pitch`` override the corpus-wide speaking style for that
-    document (used by the quality benchmark's speaking-style corpora); any other keys become extra
-    manifest columns (the corpus loader ignores them).
+    document, and an optional ``styles`` list (one entry per sentence: None or a dict of those
+    keys) overrides it for single sentences (the quality benchmark's speaking-style corpora); any
+    other keys become extra manifest columns (the corpus loader ignores them).
     Writes ``manifest.csv`` (doc_id, label, audio, transcript[, group]), ``audio/<doc_id>.flac``
     (``sample_rate`` Hz, mono) and ``transcripts/<doc_id>.<transcript_format>`` with one cue per
     sentence (``json``, ``vtt``, ``srt`` or ``tsv``). ``transcript_format="txt"`` writes instead a

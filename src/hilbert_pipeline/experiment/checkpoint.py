@@ -3,7 +3,7 @@
 Payload (``torch.save`` of a plain dict, so ``torch.load(weights_only=True)`` can read it and a
 checkpoint can never execute code when loaded)::
 
-    {"format": "hilbert-checkpoint", "version": 2,
+    {"format": "hilbert-checkpoint", "version": 3,
      "config": HilbertConfig.to_dict(), "state_dict": {...tensors...},
      "label_names": [...], "encoder_meta": segment_features["meta"],
      "training_params": TrainingParams.to_dict(), "extra": {...}}
@@ -23,7 +23,7 @@ from ..utils import atomic_path
 
 FORMAT = "hilbert-checkpoint"
 #: 2: the model holds the learned InfoNCE temperature (``log_temperature`` in the state dict)
-VERSION = 2
+VERSION = 3
 KEYS = ("config", "state_dict", "label_names", "encoder_meta", "training_params", "extra")
 
 

@@ -95,6 +95,18 @@ class DocumentSet:
             raise DataError(f"unknown document ids: {missing[:20]}")
         return self.subset([pos[d] for d in doc_ids])
 
+    def segment_stats(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-column mean and std of one modality's real segments over these documents
+        (float64; zeros and ones when no document has the modality)."""
+        feats, masks = ((self.audio, self.audio_mask) if modality == "audio"
+                        else (self.text, self.text_mask))
+        rows = [f[m] for f, m in zip(feats, masks, strict=True) if m.any()]
+        dim = self.audio_dim if modality == "audio" else self.text_dim
+        if not rows:
+            return np.zeros(dim), np.ones(dim)
+        x = np.concatenate(rows).astype(np.float64)
+        return x.mean(axis=0), x.std(axis=0)
+
     def pooled_features(self, modalities: Sequence[str] = ("audio", "text")) -> np.ndarray:
         """Masked mean of each named modality's segment features, concatenated in the order
         given: ``(D, sum of widths)`` (both modalities by default: ``(D, d_a + d_t)``).

@@ -198,14 +198,14 @@ def _segment_weights(model, docs: DocumentSet, idx, res) -> list[np.ndarray]:
     """Per document at ``idx``, the pooling attention over its segments in the forward output
     ``res`` (mean over hops), summing to 1.
 
-    Two-modality models: the joint pooling, whose axis is ``[audio segments ; text segments]``;
-    a segment's weight is the sum of its audio and text positions. Unimodal models: the pooling
-    of their modality.
+    Two-modality models: the joint pooling, whose axis is ``[audio segments ; text segments]``
+    (followed by the paired tokens with ``segment_fusion``); a segment's weight is the sum of
+    its positions. Unimodal models: the pooling of their modality.
     """
     if "joint" in res.attention:
         att = res.attention["joint"].float().mean(dim=1)
-        n = att.shape[1] // 2
-        att = att[:, :n] + att[:, n:]
+        n = res.attention["audio"].shape[-1]
+        att = att.reshape(att.shape[0], att.shape[1] // n, n).sum(dim=1)
     else:
         att = res.attention[model.config.modalities].float().mean(dim=1)
     att = att.cpu().numpy().astype(np.float64)
@@ -221,7 +221,7 @@ def _baselines(model) -> dict[str, Any]:
     relevance is measured against an average document."""
     c = model.config
     out: dict[str, Any] = {"audio": 0.0, "text": 0.0}
-    if c.pooled_skip:
+    if c.wide_path:
         off = 0
         for m in model.pooled_modalities:
             w = c.audio_dim if m == "audio" else c.text_dim
@@ -314,7 +314,7 @@ def document_embeddings(model, docs: DocumentSet, batch_size: int = 32
         mean = model.pooled_mean.detach().cpu().numpy().astype(np.float64)
         std = model.pooled_std.detach().cpu().numpy().astype(np.float64)
         x = (docs.pooled_features(model.pooled_modalities) - mean) / std
-        used = np.abs(model.skip.weight.detach().cpu().numpy()).sum(axis=0) > 0
+        used = np.abs(model.wide.weight.detach().cpu().numpy()).sum(axis=0) > 0
         return x[:, used], "standardised pooled features read by the wide path"
     z = [res.z_joint.float().cpu().numpy() for _, _, res in eval_batches(model, docs, batch_size)]
     return np.concatenate(z).astype(np.float64), "z_joint"

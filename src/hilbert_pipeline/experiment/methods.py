@@ -22,7 +22,13 @@ no_dual            ablation    ``lambda_dual=0``
 no_cka             ablation    ``lambda_cka=0``
 no_mi              ablation    ``lambda_mi=0``
 mlp_head           ablation    ``head="mlp"``
-no_wide            ablation    ``pooled_skip=False``: the deep branches alone
+bilinear_logreg    baseline    pooled means + mean outer product of 8-d PCA projections
+                               of each segment's audio and text, logistic regression
+segment_mil        baseline    multiple-instance model: per-segment fusion and class
+                               scores, log-mean-exp over segments (segment_baselines.py)
+no_wide            ablation    ``wide_path=False``: the network alone, no linear member
+no_fusion          ablation    ``segment_fusion=False, segment_head=False``
+no_segment_head    ablation    ``segment_head=False`` (the fusion tokens stay in the pool)
 =================  ==========  ========================================================
 """
 
@@ -37,6 +43,7 @@ import numpy as np
 
 from .data import DocumentSet
 from .params import build_config, route
+from .segment_baselines import BilinearProjection, fit_segment_mil
 from .trainer import TrainingParams, fit, loss_terms, predict
 
 
@@ -47,7 +54,7 @@ class MethodError(ValueError):
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
-    kind: str  # "neural" | "logreg" | "dummy"
+    kind: str  # "neural" | "logreg" | "bilinear" | "mil" | "dummy"
     role: str  # "proposed" | "baseline" | "trivial" | "ablation"
     description: str
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -80,8 +87,19 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
     MethodSpec("mlp_head", "neural", "ablation", "MLP head instead of mixture of experts",
                {"head": "mlp"}),
     MethodSpec("no_wide", "neural", "ablation",
-               "the deep branches alone, without the pooled-feature (logistic-regression) path",
-               {"pooled_skip": False}),
+               "the network alone, without its linear member (wide path)",
+               {"wide_path": False}),
+    MethodSpec("no_fusion", "neural", "ablation",
+               "without same-segment fusion (and its segment head)",
+               {"segment_fusion": False, "segment_head": False}),
+    MethodSpec("no_segment_head", "neural", "ablation",
+               "without the multiple-instance segment head", {"segment_head": False}),
+    MethodSpec("bilinear_logreg", "bilinear", "baseline",
+               "pooled means + mean outer product of low-rank audio/text segment projections, "
+               "logistic regression (C by inner CV)", options={"rank": 8}),
+    MethodSpec("segment_mil", "mil", "baseline",
+               "multiple-instance model: per-segment fusion, class scores, log-mean-exp",
+               options={"width": 16, "epochs": 60, "lr": 3e-3}),
 )}
 
 
@@ -139,9 +157,17 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
                           f"{sorted({**cfg_over, **tr_over})}")
     opts = {**dict(spec.options), **other}
     info: dict[str, Any] = {}
+    power = float(model_params.get("class_weight_power", _default("class_weight_power")))
     if spec.kind == "logreg":
-        power = model_params.get("class_weight_power", _default("class_weight_power"))
-        proba, info = _logreg(train, test, seed, class_weight_power=float(power), **opts)
+        proba, info = _logreg(train, test, seed, class_weight_power=power, **opts)
+    elif spec.kind == "bilinear":
+        proj = BilinearProjection.fit(train, int(opts.pop("rank")), seed)
+        clf, chosen, _ = fit_logreg(train, seed, class_weight_power=power,
+                                    features=proj.features(train), **opts)
+        proba = _full_proba(clf[-1], clf.predict_proba(proj.features(test)), train.n_classes)
+        info = {"C": chosen}
+    elif spec.kind == "mil":
+        proba = fit_segment_mil(train, test, seed, power, **opts)
     elif spec.kind == "dummy":
         proba = _dummy(train, test, seed, **opts)
     else:  # pragma: no cover - the registry only holds the kinds above
@@ -170,7 +196,8 @@ C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("audio", "text"),
                class_weight_power: float = 1.0, C: float | None = None,  # noqa: N803
                C_grid: tuple[float, ...] = C_GRID, inner_folds: int = 5,  # noqa: N803
-               max_iter: int = 2000, inner_repeats: int = 1):
+               max_iter: int = 2000, inner_repeats: int = 1,
+               features: np.ndarray | None = None):
     """Standardised pooled features -> class-weighted logistic regression:
     ``(pipeline, C, inner-CV macro-F1 of that C or None when C was not searched)``.
 
@@ -179,7 +206,8 @@ def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("au
     ``C=None`` (default) picks C from ``C_grid`` by an inner stratified (grouped when the
     documents carry groups) cross-validation on ``train``, scored by macro-F1; ties go to the
     smaller C. ``inner_repeats`` > 1 repeats the inner k-fold with other shuffles (ungrouped
-    documents only), which steadies the choice on small training sets.
+    documents only), which steadies the choice on small training sets. ``features``: the
+    training documents' feature rows to use instead of their pooled ``modalities``.
     """
     import warnings
 
@@ -194,7 +222,7 @@ def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("au
     counts = train.class_counts()
     weights = class_weights(counts, class_weight_power).numpy()
     cw = {int(k): float(weights[k]) for k in np.flatnonzero(counts)}
-    x_train = train.pooled_features(modalities)
+    x_train = train.pooled_features(modalities) if features is None else features
 
     def model(c: float):
         return make_pipeline(StandardScaler(), LogisticRegression(

@@ -122,15 +122,15 @@ def comparison_markdown(summary: Mapping[str, Any], folds_info: str,
 
 
 #: how each ``HilbertConfig.prediction_form`` reads in the reports
-FORMS = {"mixture": "the average of the deep model and the logistic regression (wide path)",
-         "wide": "the logistic regression (wide path) alone",
-         "residual": "the deep branches on top of the logistic regression (wide path)",
-         "deep": "the deep branches alone"}
+FORMS = {"mixture": "the average of the trained network and its linear member (wide path)",
+         "wide": "the logistic regression (wide path) alone, no network (a user's choice)",
+         "residual": "the trained network on top of its linear member (wide path)",
+         "deep": "the trained network alone"}
 
 
 def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
-    """One sentence: which form ``method``'s prediction took in how many folds (the trainer
-    chooses it on each training fold, docs/model.md); None when the table has no form column."""
+    """One sentence: which form ``method``'s prediction took in how many folds (the model's
+    ``wide_path``/``wide_combine``, docs/model.md); None when the table has no form column."""
     if "form" not in fold_metrics.columns:
         return None
     forms = fold_metrics.loc[fold_metrics["method"] == method, "form"].dropna()
@@ -138,8 +138,7 @@ def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
         return None
     n = len(forms)
     parts = [f"{FORMS.get(f, f)} in {k} of {n} folds" for f, k in forms.value_counts().items()]
-    return (f"Form of {method}'s prediction, chosen on each training fold by the wide path's "
-            f"inner CV (docs/model.md): " + "; ".join(parts) + ".")
+    return (f"Form of {method}'s prediction (docs/model.md): " + "; ".join(parts) + ".")
 
 
 def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",

@@ -7,11 +7,10 @@
   restored at the end; training stops after ``patience`` epochs without improvement. A class with
   a single training document stays in the training part (it cannot be both learned and
   validated).
-* Wide path (``pooled_skip``): ``pooled_skip_combine="auto"`` is resolved on the training
-  documents before anything is built (:func:`resolve_wide_combine`); a ``"mixture"`` model's deep
-  member trains and is early-stopped on its own logits, a ``"wide"`` model is not trained at all
-  (its prediction is the fitted wide path), and a ``"residual"`` model also has the untrained
-  model (the logistic regression alone) as an "epoch 0" candidate.
+* Linear member (``wide_path``): a ``"mixture"`` model's network trains and is early-stopped on
+  its own logits; a ``"wide"`` model (a user's choice) is not trained at all (its prediction is
+  the fitted logistic regression); a ``"residual"`` model trains through the sum. The untrained
+  model is never an early-stopping candidate: every epoch count chosen is at least 1.
 * Refit (``refit=True``, default): the validation split only chooses the number of epochs; a fresh
   model (same seed) is then trained on **every** training document for that many epochs, so a
   neural method learns from as many documents as the logistic regression it is compared with.
@@ -65,17 +64,23 @@ class TrainingParams:
     representation the classifier has started to organise instead of memorising documents first.
     ``select_on``: what early stopping watches on the inner validation split: ``"macro_f1"``
     or ``"loss"`` (the class-weighted classification loss: smooth where macro-F1 over a few dozen
-    documents moves in coarse steps and ties often).
+    documents moves in coarse steps and ties often). ``select_ties``: which epoch wins a tie of
+    the watched score: ``"last"`` (the longer-trained state; macro-F1 over a few dozen
+    validation documents plateaus for many epochs while the network still learns) or
+    ``"first"``. ``weight_average``: in a run without validation documents (a refit, or
+    ``val_fraction: 0``), the model kept is the average of its weights at the end of each epoch
+    of the last ``weight_average`` share of the run (stochastic weight averaging, Izmailov et al.
+    2018: a flatter, less seed-dependent solution than the last state); 0 keeps the last state.
     """
 
-    epochs: int = 40
-    batch_size: int = 16
-    lr: float = 2e-3
+    epochs: int = 60
+    batch_size: int = 4
+    lr: float = 3e-3
     weight_decay: float = 1e-2
     grad_clip: float = 1.0
     patience: int = 6
     min_epochs: int = 3
-    val_fraction: float = 0.2
+    val_fraction: float = 0.0
     balanced_sampling: bool = False
     eval_batch_size: int = 64
     device: str = "auto"
@@ -84,6 +89,8 @@ class TrainingParams:
     refit: bool = True
     aux_warmup_epochs: int = 0
     select_on: str = "macro_f1"
+    select_ties: str = "last"
+    weight_average: float = 0.5
 
     def __post_init__(self) -> None:
         errs = []
@@ -93,6 +100,11 @@ class TrainingParams:
         if not isinstance(self.aux_warmup_epochs, int) or isinstance(self.aux_warmup_epochs, bool) \
                 or self.aux_warmup_epochs < 0:
             errs.append(f"aux_warmup_epochs must be an integer >= 0, got {self.aux_warmup_epochs!r}")
+        wa = self.weight_average
+        if not isinstance(wa, int | float) or isinstance(wa, bool) or not 0 <= wa <= 1:
+            errs.append(f"weight_average must be in [0, 1], got {wa!r}")
+        if self.select_ties not in ("first", "last"):
+            errs.append(f"select_ties must be 'first' or 'last', got {self.select_ties!r}")
         if self.select_on not in ("macro_f1", "loss"):
             errs.append(f"select_on must be 'macro_f1' or 'loss', got {self.select_on!r}")
         if not isinstance(self.refit, bool):
@@ -280,7 +292,7 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
     Loss terms are averaged over chunks of ``batch_size`` documents (weighted by chunk size);
     chunks of fewer than 4 documents give no terms (the contrastive/CKA terms need a few).
     The probabilities are those the trained part is selected on: the deep member's own for a
-    wide-path mixture (``pooled_skip_combine="mixture"``), the model's otherwise.
+    wide-path mixture (``wide_combine="mixture"``), the model's otherwise.
     """
     member = model.config.head_alone
     probs, sums, seen = [], {}, {}
@@ -311,7 +323,6 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         raise TrainingError(f"config.n_classes={cfg.n_classes} but the documents have "
                             f"{train_docs.n_classes} classes {train_docs.label_names}")
     all_docs, refit = train_docs, False
-    cfg = resolve_wide_combine(cfg, all_docs, seed)
     if val_docs is None:
         tr_idx, va_idx = inner_split(train_docs, tp.val_fraction, seed)
         val_docs = train_docs.subset(va_idx)
@@ -377,8 +388,8 @@ def _param_groups(model) -> list[dict[str, Any]]:
     return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _init_pooled_skip(model, docs: DocumentSet, seed: int, fit_wide: bool = True) -> None:
-    """Standardisation stats of the skip path from ``docs``; with ``pooled_skip_init="logreg"``
+def _init_wide_path(model, docs: DocumentSet, seed: int, fit_wide: bool = True) -> None:
+    """Standardisation stats of the linear member from ``docs``; with ``wide_init="logreg"``
     (and ``fit_wide``) also its weights, from the logistic-regression baseline fitted on the same
     documents."""
     import torch
@@ -386,14 +397,14 @@ def _init_pooled_skip(model, docs: DocumentSet, seed: int, fit_wide: bool = True
     mods = model.pooled_modalities
     pooled = docs.pooled_features(mods)
     model.set_pooled_stats(pooled.mean(axis=0), pooled.std(axis=0))
-    if model.config.pooled_skip_init != "logreg" or not fit_wide:
+    if model.config.wide_init != "logreg" or not fit_wide:
         return
     weight, bias = _wide_logreg(docs, pooled, mods, model.config.class_weight_power, seed,
                                 model.pooled_std.numpy())
     with torch.no_grad():
-        model.skip.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
-        model.skip.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
-        model.skip.requires_grad_(model.config.pooled_skip_trainable)
+        model.wide.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        model.wide.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+        model.wide.requires_grad_(model.config.wide_trainable)
 
 
 #: (content hash, modalities, class-weight power, seed) -> (fitted pipeline, chosen modalities)
@@ -462,23 +473,6 @@ def _wide_logreg(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], p
     return weight, bias
 
 
-def resolve_wide_combine(cfg, docs: DocumentSet, seed: int):
-    """``cfg`` with ``pooled_skip_combine="auto"`` resolved on the training documents ``docs``:
-    ``"mixture"`` when the wide path (a logistic regression) keeps both modalities after its
-    inner CV, ``"wide"`` when it keeps one, ``"residual"`` when there is no fitted two-modality
-    wide path (``pooled_skip_init="zero"``, a unimodal model). Other configs are returned as
-    given."""
-    if not cfg.pooled_skip or cfg.pooled_skip_combine != "auto":
-        return cfg
-    mode = "residual"
-    if cfg.pooled_skip_init == "logreg" and cfg.modalities == "both":
-        mods = ("audio", "text")
-        _, subset = _wide_selection(docs, docs.pooled_features(mods), mods,
-                                    cfg.class_weight_power, seed)
-        mode = "mixture" if len(subset) == len(mods) else "wide"
-    return cfg.replace(pooled_skip_combine=mode)
-
-
 def _aux_scale(epoch: int, warmup: int) -> float:
     """Linear warm-up factor of the auxiliary loss weights for 1-based ``epoch``."""
     return 1.0 if warmup <= 0 else min(1.0, epoch / (warmup + 1))
@@ -496,8 +490,11 @@ class _Run:
         seed_everything(seed)
         self.device = resolve_device(tp.device)
         model = HilbertModel(cfg)
-        if cfg.pooled_skip:
-            _init_pooled_skip(model, train_docs, seed, fit_wide)
+        if cfg.input_norm == "standardize":
+            for m in model.proj:
+                model.set_segment_stats(m, *train_docs.segment_stats(m))
+        if cfg.wide_path:
+            _init_wide_path(model, train_docs, seed, fit_wide)
         self.model = model.to(self.device)
         counts = train_docs.class_counts()
         self.loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32)
@@ -516,6 +513,8 @@ class _Run:
         self.best_score: float | None = None
         self.best_epoch = 0
         self.best_state = None
+        self.avg_state: dict | None = None
+        self.n_avg = 0
 
     def track(self, row: dict[str, Any], stale: int) -> tuple[float | None, int]:
         """Validate, append ``row`` to the history, keep the best state; new stale count."""
@@ -530,11 +529,13 @@ class _Run:
         score = val_f1
         if val_f1 is not None and self.tp.select_on == "loss" and "val_cls" in row:
             score = -row["val_cls"]
-        if score is None or self.best_score is None or score > self.best_score:
+        first = score is None or self.best_score is None
+        better = first or score > self.best_score
+        tie = not first and score == self.best_score and self.tp.select_ties == "last"
+        if better or tie:  # a tie keeps the later state but does not reset the patience
             self.best_score, self.best_f1, self.best_epoch = score, val_f1, row["epoch"]
             self.best_state = copy.deepcopy(self.model.state_dict())
-            return val_f1, 0
-        return val_f1, stale + 1
+        return val_f1, 0 if better else stale + 1
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the training documents; the epoch's mean of every term."""
@@ -562,8 +563,24 @@ class _Run:
         row["temperature"] = float(self.model.temperature.detach())
         return row
 
+    def accumulate(self) -> None:
+        """Add the current weights to the running average (``weight_average``)."""
+        state = self.model.state_dict()
+        if self.avg_state is None:
+            self.avg_state = {k: v.detach().clone().double() if v.is_floating_point() else v
+                              for k, v in state.items()}
+            self.n_avg = 1
+            return
+        self.n_avg += 1
+        for k, v in state.items():
+            if v.is_floating_point():
+                self.avg_state[k] += (v.detach().double() - self.avg_state[k]) / self.n_avg
+
     def finish(self):
         """``(model with the best state restored, history, best_epoch, best_f1)``."""
+        if self.avg_state is not None:
+            self.best_state = {k: v.to(self.model.state_dict()[k].dtype)
+                               for k, v in self.avg_state.items()}
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)  # the temperature is restored with it
         self.model.eval()
@@ -579,11 +596,6 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
     Without validation documents every epoch counts as the best so far: the last state is kept.
     """
     run = _Run(cfg, train_docs, val_docs, tp, seed, fit_wide)
-    if (cfg.pooled_skip and cfg.pooled_skip_init == "logreg" and not cfg.head_alone
-            and len(val_docs) > 0):
-        # the untrained residual model is the logistic regression itself (deep logits start at
-        # 0): a candidate too, so training that does not help on validation is not kept
-        run.track({"epoch": 0, "temperature": float(run.model.temperature.detach())}, 0)
     bar = None
     if tp.progress:
         from tqdm.auto import tqdm
@@ -591,9 +603,12 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
         bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
     stale = 0
     try:
+        avg_from = epochs - round(tp.weight_average * epochs) + 1 if len(val_docs) == 0 else None
         for epoch in range(1, epochs + 1):
             row = run.train_epoch(epoch)
             val_f1, stale = run.track(row, stale)
+            if avg_from is not None and tp.weight_average > 0 and epoch >= avg_from:
+                run.accumulate()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row.get('train_total', float('nan')):.3f}",

@@ -20,7 +20,8 @@ CLASS_LOSSES = ("ce", "focal")
 POOL_COMBINES = ("linear", "mean")
 POSITIVES = ("instance", "label")
 POOL_INITS = ("uniform", "random")
-WIDE_COMBINES = ("auto", "residual", "mixture", "wide")
+INPUT_NORMS = ("standardize", "layernorm")
+WIDE_COMBINES = ("mixture", "residual", "wide")
 
 
 class ConfigError(ValueError):
@@ -33,7 +34,9 @@ class HilbertConfig:
 
     Architecture
         ``audio_dim`` / ``text_dim``: widths of the frozen segment features (an unused modality of
-        a unimodal model may be 0). ``d``: model width. ``n_heads``: heads of the cross-modal
+        a unimodal model may be 0). ``d``: model width. ``input_norm``: ``"standardize"`` (each
+        feature column z-scored with the training segments' mean and std, set by the trainer
+        with :meth:`HilbertModel.set_segment_stats`) or ``"layernorm"`` (per segment). ``n_heads``: heads of the cross-modal
         attention (``d`` must be divisible by it). ``n_cross_layers``: stacked cross-attention
         blocks (0 = the joint branch pools the projected streams directly, an ablation).
         ``pool_hops`` (r) and ``pool_hidden`` (d_a of Lin et al. 2017, None -> d) of the
@@ -50,38 +53,30 @@ class HilbertConfig:
         (score layer initialised to zero), ``"random"`` uses PyTorch's default initialisation.
         ``max_segments``: optional hard cap on N (inputs
         with more segments are rejected, so an upstream cap that did not happen is noticed).
+        ``segment_fusion``: same-segment fusion (two modalities only): segment i's projected
+        audio and text become one paired token, and the joint pooling reads these tokens beside
+        the cross-attended streams, so the network knows which words were spoken in which
+        voice. ``segment_head``: a multiple-instance head on the paired tokens (class scores
+        per segment, log-mean-exp over the document's segments) whose logits add to the
+        classifier's, so a label carried by a few segments of a long document is not averaged
+        away; needs ``segment_fusion``.
     Head
         ``head``: ``"moe"`` (mixture of experts, docs/model.md) or ``"mlp"`` (ablation).
-        ``pooled_skip``: add to the head's logits a linear map of the standardised masked mean
-        of the raw segment features of each used modality (a "wide" path beside the deep one,
-        Cheng et al. 2016): the model then starts from what a logistic regression on pooled
-        features sees, and the attention branches add what lies beyond the mean. The
-        standardisation (mean/std of the training documents) is model state, set by the
-        trainer with :meth:`HilbertModel.set_pooled_stats`. ``pooled_skip_init``: ``"zero"``
-        or ``"logreg"`` (the trainer starts the path at a class-weighted logistic regression
-        fitted, C by inner CV, on the same training documents, so training starts from that
-        baseline's decision function and the deep branches learn what it misses; the deep
-        logits then start at 0, and the trainer also considers the untrained model, i.e. the
-        logistic regression, as an early-stopping candidate). The trainer chooses which
-        modalities the path reads (both or one) by repeated inner CV on the training documents,
-        so a modality without signal does not enter it. ``pooled_skip_trainable``: whether the
-        path's weights keep learning after that start (default False: it stays the logistic
-        regression and the deep branches learn the residual).
-        ``pooled_skip_combine``: how the wide path and the deep head make one prediction.
-        ``"residual"``: their logits add up, the deep head is trained through the sum (it learns
-        what the logistic regression misses) and starts at 0. ``"mixture"``: two members, the
-        prediction is the average of their class probabilities
-        (``logits = log(p_deep / 2 + p_wide / 2)``); the deep head is trained and early-stopped
-        on its own logits (``HilbertOutput.head_logits``), as if the wide path were absent.
-        ``"wide"``: the wide path alone (the deep branches are built but neither trained nor
-        used for the prediction). ``"auto"`` (default): the trainer picks ``"mixture"`` when the
-        wide path's inner CV keeps both modalities (both carry signal, and a deep model trained
-        on its own finds what a linear model on the concatenation misses) and ``"wide"`` when it
-        keeps one (one modality shows no signal: the deep branches, 0.04-0.06 below the logistic
-        regression there, would only add variance); a model without a fitted two-modality wide
-        path (``pooled_skip_init="zero"``, unimodal) gets ``"residual"``. The resolved value is
-        what the trained model's config holds; a model built directly with ``"auto"`` combines
-        as ``"residual"``.
+        ``wide_path``: a linear member beside the network (wide and deep, Cheng et al. 2016):
+        a linear map of the standardised masked mean of the raw segment features of each used
+        modality (the standardisation, mean/std of the training documents, is model state set
+        by the trainer with :meth:`HilbertModel.set_pooled_stats`). ``wide_init``: ``"logreg"``
+        (the trainer sets it to a class-weighted logistic regression fitted on the same training
+        documents, its modalities and C chosen by repeated inner CV) or ``"zero"``.
+        ``wide_trainable``: whether its weights keep learning after that start.
+        ``wide_combine``: how the linear member and the network make one prediction.
+        ``"mixture"`` (default): the average of their class probabilities
+        (``logits = log(p_net / 2 + p_wide / 2)``); the network is trained and early-stopped on
+        its own logits (``HilbertOutput.head_logits``), exactly as without the linear member.
+        ``"residual"``: the logits add up and the network is trained through the sum (it learns
+        what the linear member misses; its output layers start at 0 when the member starts from
+        the logistic regression). ``"wide"``: the linear member alone, nothing trained (a
+        user's choice, never the default: it is a logistic regression, not HILBERT).
         ``n_experts`` (K), ``top_k`` (None = dense softmax gate), ``expert_hidden``
         (None -> 2*d).
     Modalities / alignment
@@ -110,29 +105,32 @@ class HilbertConfig:
     text_dim: int
     n_classes: int
     d: int = 64
+    input_norm: str = "standardize"
     n_heads: int = 4
     n_cross_layers: int = 1
     pool_hops: int = 2
     pool_hidden: int | None = None
     pool_combine: str = "linear"
     dropout: float = 0.1
-    modality_dropout: float = 0.3
+    modality_dropout: float = 0.0
     attention_dropout: float = 0.0
     position_encoding: bool = True
     position_scale: float = 0.1
     pool_init: str = "uniform"
     max_segments: int | None = None
+    segment_fusion: bool = True
+    segment_head: bool = True
     head: str = "moe"
-    pooled_skip: bool = True
-    pooled_skip_init: str = "logreg"
-    pooled_skip_trainable: bool = False
-    pooled_skip_combine: str = "auto"
+    wide_path: bool = True
+    wide_init: str = "logreg"
+    wide_trainable: bool = False
+    wide_combine: str = "mixture"
     n_experts: int = 4
     top_k: int | None = None
     expert_hidden: int | None = None
     modalities: str = "both"
     alignment: str = "joint"
-    lambda_dual: float = 0.5
+    lambda_dual: float = 0.1
     lambda_cka: float = 0.1
     lambda_mi: float = 0.1
     lambda_lb: float = 0.01
@@ -162,12 +160,9 @@ class HilbertConfig:
 
     @property
     def prediction_form(self) -> str:
-        """How the prediction is made: ``"deep"`` without a wide path, else the resolved
-        ``pooled_skip_combine`` (``"auto"``, which the trainer resolves, combines as
-        ``"residual"``)."""
-        if not self.pooled_skip:
-            return "deep"
-        return "residual" if self.pooled_skip_combine == "auto" else self.pooled_skip_combine
+        """How the prediction is made: ``"deep"`` (the network alone, no linear member), or
+        ``wide_combine``: ``"mixture"``, ``"residual"`` or ``"wide"``."""
+        return self.wide_combine if self.wide_path else "deep"
 
     @property
     def head_alone(self) -> bool:
@@ -229,10 +224,12 @@ class HilbertConfig:
         need_choice("pool_combine", POOL_COMBINES)
         need_choice("contrastive_positives", POSITIVES)
         need_choice("pool_init", POOL_INITS)
-        need_choice("pooled_skip_init", ("zero", "logreg"))
-        need_choice("pooled_skip_combine", WIDE_COMBINES)
+        need_choice("input_norm", INPUT_NORMS)
+        need_choice("wide_init", ("zero", "logreg"))
+        need_choice("wide_combine", WIDE_COMBINES)
         for name in ("position_encoding", "learn_temperature", "cka_unbiased",
-                     "joint_stop_gradient", "pooled_skip", "pooled_skip_trainable"):
+                     "joint_stop_gradient", "wide_path", "wide_trainable",
+                     "segment_fusion", "segment_head"):
             need_bool(name)
         for name, used in (("audio_dim", self.uses_audio), ("text_dim", self.uses_text)):
             need_int(name, 1 if used else 0)
@@ -246,6 +243,11 @@ class HilbertConfig:
         need_int("n_experts", 1)
         need_int("top_k", 1, allow_none=True)
         need_int("expert_hidden", 1, allow_none=True)
+        if self.wide_path is True and self.wide_combine == "wide" and self.wide_init == "zero":
+            errs.append("wide_combine='wide' with wide_init='zero' is a constant predictor "
+                        "(use wide_init='logreg')")
+        if self.segment_head is True and self.segment_fusion is False:
+            errs.append("segment_head needs segment_fusion (it scores the paired tokens)")
         if is_int(self.d) and is_int(self.n_heads) and self.n_heads > 0 and self.d % self.n_heads:
             errs.append(f"d={self.d} is not divisible by n_heads={self.n_heads}")
         if (is_int(self.top_k) and is_int(self.n_experts) and self.top_k > self.n_experts):

@@ -32,22 +32,47 @@ def sinusoidal_positions(n: int, d: int, device: torch.device | None = None,
 
 
 class ModalityProjection(nn.Module):
-    """LayerNorm -> Linear(d_m, d) -> GELU -> Dropout, plus an optional segment position encoding.
+    """Input normalisation -> Linear(d_m, d) -> GELU -> Dropout, plus an optional segment
+    position encoding.
 
-    The input LayerNorm puts encoders with very different output scales (L2-normalised text
-    embeddings vs. raw eGeMAPS functionals) on a common footing before the projection.
+    ``input_norm="standardize"`` (default): each feature column is standardised with the mean
+    and std of the training segments (buffers set by :meth:`set_stats`; model state, saved in
+    the checkpoint), as a logistic regression's scaler does. Frozen encoders put most of a
+    segment's vector in a direction shared by every segment (one voice, one language); per
+    column, what differs between segments becomes what the projection sees first.
+    ``"layernorm"``: a per-segment LayerNorm (scale only across one segment's features).
+    Either way encoders with very different output scales (L2-normalised text embeddings vs.
+    raw eGeMAPS functionals) meet the projection on a common footing.
     """
 
     def __init__(self, in_dim: int, d: int, dropout: float, position_encoding: bool,
-                 position_scale: float = 1.0) -> None:
+                 position_scale: float = 1.0, input_norm: str = "layernorm") -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(in_dim)
+        if input_norm not in ("standardize", "layernorm"):
+            raise ValueError(f"input_norm must be 'standardize' or 'layernorm', got {input_norm!r}")
+        self.input_norm = input_norm
+        self.norm = nn.LayerNorm(in_dim) if input_norm == "layernorm" else nn.Identity()
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("std", torch.ones(in_dim))
         self.linear = nn.Linear(in_dim, d)
         self.drop = nn.Dropout(dropout)
         self.position_encoding = position_encoding
         self.position_scale = float(position_scale)
 
+    def set_stats(self, mean, std) -> None:
+        """Per-column mean and std of the training segments (``input_norm="standardize"``); a
+        column with (near) zero spread is left unscaled."""
+        mean = torch.as_tensor(mean, dtype=self.mean.dtype)
+        std = torch.as_tensor(std, dtype=self.std.dtype)
+        if mean.shape != self.mean.shape or std.shape != self.std.shape:
+            raise ValueError(f"segment stats need shape {tuple(self.mean.shape)}, got "
+                             f"{tuple(mean.shape)} and {tuple(std.shape)}")
+        self.mean.copy_(mean)
+        self.std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_norm == "standardize":
+            x = (x - self.mean) / self.std
         h = self.drop(F.gelu(self.linear(self.norm(x))))
         if self.position_encoding and self.position_scale > 0:
             pe = sinusoidal_positions(h.shape[1], h.shape[2], h.device, h.dtype)
@@ -147,3 +172,48 @@ class AttentivePooling(nn.Module):
         z = self.out(hops.flatten(1)) if self.out is not None else hops.mean(dim=1)
         att = att * has_any[:, None, None].to(att.dtype)
         return z, att, has_any
+
+
+class SegmentFusion(nn.Module):
+    """Same-segment fusion: segment i's projected audio and text become one paired token.
+
+    ``p_i = Dropout(GELU(W [ã_i ; t̃_i]))``, where a modality missing at segment i contributes
+    zeros. Cross-attention lets every audio segment read every text segment, so nothing there
+    says which words were spoken in which voice; the paired token does (the two streams are
+    aligned by construction: segment i's audio and text describe the same moment). Returns
+    ``(tokens (B, N, d), mask (B, N))``, the mask True where either modality is real.
+    """
+
+    def __init__(self, d: int, dropout: float) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2 * d, d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h_audio: torch.Tensor, h_text: torch.Tensor, audio_mask: torch.Tensor,
+                text_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([h_audio * audio_mask[..., None].to(h_audio.dtype),
+                       h_text * text_mask[..., None].to(h_text.dtype)], dim=-1)
+        return self.drop(F.gelu(self.linear(x))), audio_mask | text_mask
+
+
+class SegmentEvidenceHead(nn.Module):
+    """Multiple-instance head: class scores per segment, pooled by a masked log-mean-exp.
+
+    ``logits_c = log( (1/n) Σ_i exp(s_ic) )`` over the document's n real segments: a soft
+    maximum, so a label carried by a few segments of a long document is not averaged away (a
+    plain mean would dilute 4 marked segments among 150 by 1/37), while segments that all say
+    the same thing pool to their common score. Returns ``(logits (B, C), scores (B, N, C))``;
+    padded positions get score ``-inf`` (never chosen).
+    """
+
+    def __init__(self, d: int, n_classes: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(d, n_classes)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.score(tokens)
+        s = s.masked_fill(~mask[..., None], float("-inf"))
+        n = mask.sum(dim=1, keepdim=True).clamp_min(1).to(s.dtype)
+        logits = torch.logsumexp(s, dim=1) - torch.log(n)
+        return logits, s

@@ -208,7 +208,7 @@ class HilbertLoss(nn.Module):
       skipped for a batch with fewer than 2 such documents (4 for unbiased CKA);
     - ``joint_stop_gradient``: z_j enters the dual, CKA and MI terms detached;
     - ``contrastive_positives="label"``: the dual term treats same-class documents as positives;
-    - ``pooled_skip_combine="mixture"`` (or ``"wide"``): ``cls`` is computed on the deep head's
+    - ``wide_combine="mixture"`` (or ``"wide"``): ``cls`` is computed on the deep head's
       own logits (``head_logits``), so the deep member learns as if the wide path were absent.
     """
 

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from .config import HilbertConfig
-from .layers import AttentivePooling, CrossAttentionBlock, ModalityProjection
+from .layers import (AttentivePooling, CrossAttentionBlock, ModalityProjection,
+                     SegmentEvidenceHead, SegmentFusion)
 from .moe import MLPClassifier, MoEClassifier
 
 
@@ -95,7 +96,7 @@ class HilbertModel(nn.Module):
             if not used:
                 continue
             self.proj[m] = ModalityProjection(dim, c.d, c.dropout, c.position_encoding,
-                                              c.position_scale)
+                                              c.position_scale, c.input_norm)
             self.pool[m] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim, c.pool_combine,
                                             c.pool_init)
             self.missing[m] = nn.Parameter(torch.randn(c.d) * 0.02)
@@ -110,6 +111,10 @@ class HilbertModel(nn.Module):
             self.xattn_text = blocks()
             self.pool["joint"] = AttentivePooling(c.d, c.pool_hops, c.pool_hidden_dim,
                                                   c.pool_combine, c.pool_init)
+            if c.segment_fusion:
+                self.fusion = SegmentFusion(c.d, c.dropout)
+                if c.segment_head:
+                    self.segment_head = SegmentEvidenceHead(c.d, c.n_classes)
         # The InfoNCE temperature is model state, as open_clip's logit_scale: it is saved in the
         # checkpoint, restored with the best epoch and kept out of weight decay by the trainer.
         log_t = torch.tensor(math.log(c.temperature_init))
@@ -123,16 +128,19 @@ class HilbertModel(nn.Module):
                                       c.expert_hidden_dim, c.top_k, c.dropout)
         else:
             self.head = MLPClassifier(c.head_in_dim, c.n_classes, c.expert_hidden_dim, c.dropout)
-        if c.pooled_skip:
+        if c.wide_path:
             width = (c.audio_dim if c.uses_audio else 0) + (c.text_dim if c.uses_text else 0)
             with torch.random.fork_rng(devices=[]):  # zeroed below: the random stream of
-                self.skip = nn.Linear(width, c.n_classes)  # dropout stays that of no wide path
-            nn.init.zeros_(self.skip.weight)
-            nn.init.zeros_(self.skip.bias)
+                self.wide = nn.Linear(width, c.n_classes)  # dropout stays that of no wide path
+            nn.init.zeros_(self.wide.weight)
+            nn.init.zeros_(self.wide.bias)
             self.register_buffer("pooled_mean", torch.zeros(width))
             self.register_buffer("pooled_std", torch.ones(width))
-            if c.pooled_skip_init == "logreg" and not c.head_alone:  # deep logits start at
-                for last in self.head.output_layers():  # 0: the model starts as the logreg
+            if c.wide_init == "logreg" and not c.head_alone:  # deep logits start at
+                last_layers = list(self.head.output_layers())  # 0: the model starts as
+                if hasattr(self, "segment_head"):  # the logistic regression
+                    last_layers.append(self.segment_head.score)
+                for last in last_layers:
                     nn.init.zeros_(last.weight)
                     nn.init.zeros_(last.bias)
 
@@ -144,16 +152,23 @@ class HilbertModel(nn.Module):
 
     @property
     def pooled_modalities(self) -> tuple[str, ...]:
-        """The modalities whose pooled raw features feed the skip path, in order."""
+        """The modalities whose pooled raw features feed the linear member (wide path), in order."""
         return tuple(m for m, used in (("audio", self.config.uses_audio),
                                        ("text", self.config.uses_text)) if used)
 
+    def set_segment_stats(self, modality: str, mean, std) -> None:
+        """Standardisation of one modality's segment features (``input_norm="standardize"``):
+        per-column mean and std over the training documents' real segments."""
+        if modality not in self.proj:
+            raise ValueError(f"this model has no {modality!r} branch (has {list(self.proj)})")
+        self.proj[modality].set_stats(mean, std)
+
     def set_pooled_stats(self, mean, std) -> None:
-        """Standardisation of the skip path's input: per-column mean and std of the training
+        """Standardisation of the linear member's input: per-column mean and std of the training
         documents' pooled features (columns of :attr:`pooled_modalities`, in order). A column
         with (near) zero spread is left unscaled."""
-        if not self.config.pooled_skip:
-            raise ValueError("set_pooled_stats needs pooled_skip=True")
+        if not self.config.wide_path:
+            raise ValueError("set_pooled_stats needs wide_path=True")
         mean = torch.as_tensor(mean, dtype=self.pooled_mean.dtype)
         std = torch.as_tensor(std, dtype=self.pooled_std.dtype)
         if mean.shape != self.pooled_mean.shape or std.shape != self.pooled_std.shape:
@@ -162,7 +177,7 @@ class HilbertModel(nn.Module):
         self.pooled_mean.copy_(mean)
         self.pooled_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
 
-    def _skip_logits(self, feats: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
+    def _wide_logits(self, feats: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
                      ) -> torch.Tensor:
         """Linear logits of the standardised pooled features; a document without a modality
         gets 0 (the training mean) in that modality's columns."""
@@ -173,7 +188,7 @@ class HilbertModel(nn.Module):
             x = (x - self.pooled_mean[off:off + w]) / self.pooled_std[off:off + w]
             cols.append(x * masks[m].any(dim=1, keepdim=True).to(x.dtype))
             off += w
-        return self.skip(torch.cat(cols, dim=-1))
+        return self.wide(torch.cat(cols, dim=-1))
 
     @classmethod
     def unimodal(cls, config: HilbertConfig, modality: str) -> HilbertModel:
@@ -272,16 +287,24 @@ class HilbertModel(nn.Module):
             ca, ct = h["audio"], h["text"]
             for blk_a, blk_t in zip(self.xattn_audio, self.xattn_text, strict=True):
                 ca, ct = blk_a(ca, ct, text_mask), blk_t(ct, ca, audio_mask)
-            zj, att["joint"], _ = self.pool["joint"](torch.cat([ca, ct], dim=1),
-                                                     torch.cat([audio_mask, text_mask], dim=1))
+            tokens, token_masks = [ca, ct], [audio_mask, text_mask]
+            if c.segment_fusion:
+                paired, paired_mask = self.fusion(h["audio"], h["text"], audio_mask, text_mask)
+                tokens.append(paired)
+                token_masks.append(paired_mask)
+            zj, att["joint"], _ = self.pool["joint"](torch.cat(tokens, dim=1),
+                                                     torch.cat(token_masks, dim=1))
             x = torch.cat([z["audio"], z["text"], zj], dim=-1)
         else:
             zj = z[c.modalities]
             x = zj
         head_logits, gate, lb = self.head(x)
+        if c.modalities == "both" and c.segment_fusion and c.segment_head:
+            seg_logits, att["segment_scores"] = self.segment_head(paired, paired_mask)
+            head_logits = head_logits + seg_logits
         logits = head_logits
-        if c.pooled_skip:
-            wide = self._skip_logits(feats, masks)
+        if c.wide_path:
+            wide = self._wide_logits(feats, masks)
             if c.prediction_form == "mixture":  # log of the members' average probability
                 logits = torch.logaddexp(torch.log_softmax(head_logits, dim=-1),
                                          torch.log_softmax(wide, dim=-1)) - math.log(2.0)

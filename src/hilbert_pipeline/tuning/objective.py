@@ -45,7 +45,7 @@ from ..experiment.data import DocumentSet
 from ..experiment.folds import iter_folds, make_folds
 from ..experiment.metrics import macro_f1
 from ..experiment.params import DATA_FIELDS, build_config
-from ..experiment.trainer import TrainingParams, fit, predict, resolve_wide_combine
+from ..experiment.trainer import TrainingParams, fit, predict
 from ..model import HilbertConfig
 from .space import SearchSpace, split_values
 
@@ -109,7 +109,7 @@ def make_objective(docs: DocumentSet, space: SearchSpace, model_params: Mapping[
     base = base_config(docs, model_params, space)
     tp0 = TrainingParams.from_dict(training_params)
     folds = list(iter_folds(make_folds(docs, n_folds, 1, seed), docs))
-    warn_if_nothing_to_tune(base, docs, folds, seed)
+    warn_if_nothing_to_tune(base)
 
     def objective(trial: Any) -> float:
         import optuna
@@ -140,22 +140,15 @@ def make_objective(docs: DocumentSet, space: SearchSpace, model_params: Mapping[
     return objective
 
 
-def warn_if_nothing_to_tune(base: Mapping[str, Any], docs: DocumentSet, folds: list,
-                            seed: int) -> list[str]:
-    """The form of HILBERT's prediction on each inner fold with the base parameters (the same
-    seeds as the trials, so the wide path's search is cached for them); a warning when every
-    fold is the wide path alone, where the searched values of the deep branches cannot change
-    a trial's score."""
+def warn_if_nothing_to_tune(base: Mapping[str, Any]) -> None:
+    """A warning when the base model predicts with its linear member alone
+    (``wide_combine: wide``): no network is trained, so the searched values cannot change a
+    trial's score."""
     cfg = HilbertConfig.from_dict(dict(base))
-    forms = [resolve_wide_combine(cfg, docs.subset(tr), seed + f).pooled_skip_combine
-             for _, f, tr, _ in folds]
-    if forms and all(f == "wide" for f in forms):
-        log.warning("on every inner fold the wide path's inner CV keeps a single modality, so "
-                    "HILBERT predicts with that logistic regression alone and the trials will "
-                    "score alike: the searched values of the deep branches do not change it. "
-                    "To tune the deep branches, set training.model.pooled_skip_combine: "
-                    "mixture (docs/tuning.md).")
-    return forms
+    if cfg.prediction_form == "wide":
+        log.warning("training.model.wide_combine is 'wide': HILBERT predicts with the logistic "
+                    "regression alone and the trials will score alike (the searched values of "
+                    "the network do not change it). Set wide_combine: mixture (docs/tuning.md).")
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -134,9 +134,9 @@ def test_unseen_documents_are_predicted_flagged_and_explained(trained):
     for ref in ("<script", "<link", "src=", "url(", "@import", 'href="http'):
         assert ref not in html
     assert 'href="#doc-wordless"' in html and 'id="doc-wordless"' in html
-    # the report says what the model is (its form was chosen when it was trained)
-    form = ck.model.config.pooled_skip_combine
-    assert m["model_form"] == form and form in ("mixture", "wide")
+    # the report says what the model is
+    form = ck.model.config.wide_combine
+    assert m["model_form"] == form == "mixture"
     assert f"The model's prediction is {FORMS[form]}" in html
 
 

@@ -31,7 +31,7 @@ def _params(tmp_path: Path, **tuning_changes) -> dict:
                    "pruner": {"startup_trials": 2, "warmup_steps": 1}, **tuning_changes},
         "training": {"device": "cpu", "progress": False,
                      "model": {"d": 16, "n_heads": 2, "pool_hops": 2, "n_experts": 2,
-                               "expert_hidden": 16, "pooled_skip": False},
+                               "expert_hidden": 16, "wide_path": False},
                      "optim": {"epochs": 3, "batch_size": 6, "min_epochs": 1, "patience": 3}},
         "classes": {"label_map": {}, "min_class_size": 1},
     }

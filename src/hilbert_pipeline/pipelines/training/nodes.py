@@ -64,14 +64,14 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
         "seed": settings.seed,
         "params_source": settings.source,
         "tuned_params": settings.tuned,
-        "config": result.config.to_dict(),  # pooled_skip_combine resolved
+        "config": result.config.to_dict(),
         "training_params": result.training_params.to_dict(),
     }
     log.info("training done: %s; best epoch %d, inner-validation macro-F1 %s, %.1fs",
              FORMS[form], result.best_epoch, result.best_val_macro_f1, result.seconds)
     note = None
     if form == "wide":
-        note = ("No deep training: the wide path's inner CV kept one modality only,\n"
-                "so the model is that logistic regression (docs/model.md).")
+        note = ("No network trained: wide_combine='wide' predicts with the\n"
+                "logistic regression alone (docs/model.md).")
     fig = curves_figure(result.history, f"HILBERT training ({len(docs)} documents)", note)
     return payload, result.history, fig, summary
