@@ -9,8 +9,13 @@ import torch
 from torch import nn
 
 from .config import HilbertConfig
-from .layers import (AttentivePooling, CrossAttentionBlock, ModalityProjection,
-                     SegmentEvidenceHead, SegmentFusion)
+from .layers import (
+    AttentivePooling,
+    CrossAttentionBlock,
+    ModalityProjection,
+    SegmentEvidenceHead,
+    SegmentFusion,
+)
 from .moe import MLPClassifier, MoEClassifier
 
 
