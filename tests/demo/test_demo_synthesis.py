@@ -111,3 +111,18 @@ def test_select_documents_is_seeded_stratified_and_label_free_of_voice():
     assert sum(d["label"] == "other" for d in merged) == 12
     assert {d["party"] for d in merged if d["label"] == "other"} == {"Whig", "Federalist"}
     assert [d["sentences"] for d in merged] == [d["sentences"] for d in all_docs]
+
+
+def test_per_sentence_styles_change_only_their_sentence(tmp_path, espeak):
+    docs = [{"doc_id": "s", "label": "x", "sentences": ["One two three four.", "Five six seven."],
+             "styles": [None, {"rate": 100, "pitch": 20}]},
+            {"doc_id": "p", "label": "x", "sentences": ["One two three four.", "Five six seven."]}]
+    out = synthesize_corpus(tmp_path / "c", docs, transcript_format="txt")
+    a1, _ = sf.read(str(out / "audio/s/s_1.flac"))
+    b1, _ = sf.read(str(out / "audio/p/p_1.flac"))
+    a2, _ = sf.read(str(out / "audio/s/s_2.flac"))
+    b2, _ = sf.read(str(out / "audio/p/p_2.flac"))
+    np.testing.assert_array_equal(a1, b1)  # the unstyled sentence is the very same audio
+    assert len(a2) > 1.3 * len(b2)  # the slow one is longer
+    with pytest.raises(SynthesisError, match="styles"):
+        synthesize_corpus(tmp_path / "d", [{**docs[0], "styles": [None]}])

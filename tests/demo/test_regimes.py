@@ -45,3 +45,39 @@ def test_style_regimes_put_rate_and_pitch_in_the_label():
 def test_unknown_regime_is_an_error():
     with pytest.raises(rg.RegimeError, match="unknown regime"):
         rg.regime_documents("video")
+
+
+def _marks(doc):
+    war = [bool({w.strip(".,;:!?\"'()").lower() for w in s.split()} & rg.WAR_WORDS)
+           for s in doc["sentences"]]
+    slow = [st is not None and st["rate"] == rg.MARKED_STYLE["rate"] for st in doc["styles"]]
+    return np.array(war), np.array(slow)
+
+
+def test_pairing_regime_differs_only_in_the_pairing_between_two_classes():
+    docs = rg.segment_regime_documents("pairing", seed=0)
+    assert Counter(d["label"] for d in docs) == Counter(rg.PAIRING_SIZES)
+    assert docs == rg.segment_regime_documents("pairing", seed=0)
+    k = rg.PAIRING_MARKED
+    for d in docs:
+        war, slow = _marks(d)
+        assert len(war) == rg.PAIRING_SEGMENTS
+        counts = (war.sum(), slow.sum(), (war & slow).sum())
+        # paired and crossed have the same counts of war sentences and slow segments; only
+        # whether they coincide differs; plain has neither
+        assert counts == {"paired": (k, k, k), "crossed": (k, k, 0), "plain": (0, 0, 0)}[
+            d["label"]]
+
+
+def test_long_regime_puts_the_label_in_at_most_five_percent_of_150_segments():
+    docs = rg.segment_regime_documents("long", seed=0)
+    assert Counter(d["label"] for d in docs) == Counter(rg.LONG_SIZES)
+    for d in docs:
+        war, slow = _marks(d)
+        assert len(war) >= 150 and (war | slow).sum() <= 0.05 * len(war)
+        assert (war.sum(), slow.sum()) == {"kind": (rg.LONG_MARKED, 0),
+                                           "style": (0, rg.LONG_MARKED),
+                                           "plain": (0, 0)}[d["label"]]
+    # sentences repeat across documents (one synthesis and one embedding each)
+    spoken = {(s, str(st)) for d in docs for s, st in zip(d["sentences"], d["styles"])}
+    assert len(spoken) < 0.2 * sum(len(d["sentences"]) for d in docs)
