@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hilbert_pipeline.experiment.report import form_sentence, headline_metrics
+from hilbert_pipeline.experiment.report import form_sentence, headline_metrics, network_sentence
 
 
 def _m(mean):
@@ -31,10 +31,21 @@ def test_headline_without_alternative_or_interval():
 
 def test_form_sentence_counts_the_folds_of_each_form():
     fm = pd.DataFrame({"method": ["hilbert"] * 3 + ["concat_logreg"],
-                       "form": ["wide", "mixture", "wide", None]})
+                       "form": ["mixture", "mixture", "residual", None]})
     text = form_sentence(fm)
-    assert "the logistic regression (wide path) alone in 2 of 3 folds" in text
-    assert "the average of the deep model and the logistic regression (wide path) in 1 of 3 " \
+    assert "the average of the trained network and its linear member (wide path) in 2 of 3 " \
         "folds" in text
+    assert "the trained network on top of its linear member (wide path) in 1 of 3 folds" in text
     assert form_sentence(fm, "concat_logreg") is None
     assert form_sentence(fm.drop(columns="form")) is None
+
+
+def test_the_network_alone_stands_beside_the_final_scores():
+    summary = {"hilbert": _m(0.61), "no_wide": _m(0.58), "text_logreg": _m(0.6),
+               "concat_logreg": _m(0.55), "majority": _m(0.2)}
+    assert headline_metrics(summary)["network_f1"] == 0.58
+    text = network_sentence(summary)
+    assert "0.580" in text and "0.610 for hilbert" in text and "0.600 for the best logistic " \
+        "regression (text_logreg)" in text
+    assert network_sentence({"hilbert": _m(0.6)}) is None
+    assert "network_f1" not in headline_metrics({"hilbert": _m(0.6)})

@@ -279,6 +279,28 @@ def test_evaluation_identical_folds_and_reproducible(docs):
     assert md.count("\n| ") == len(methods) + 1
 
 
+def test_no_wide_rows_come_from_the_mixtures_own_network(docs):
+    """With the default mixture, hilbert's network is trained exactly as no_wide: one fit
+    serves both rows, and they equal the rows of a no_wide evaluated on its own."""
+    folds = make_folds(docs, 3, 1, seed=0)
+    optim = {**OPTIM, "epochs": 3, "val_fraction": 0.0, "weight_average": 0.5}
+    both = ev.run_evaluation(docs, folds, ["hilbert", "no_wide", "majority"], WIDE, optim,
+                             seed=0)
+    alone = ev.run_evaluation(docs, folds, ["no_wide"], WIDE, optim, seed=0)
+    fm = both.fold_metrics
+    assert fm["method"].tolist() == ["hilbert", "no_wide", "majority"] * 3
+    assert set(fm.loc[fm.method == "hilbert", "form"]) == {"mixture"}
+    assert set(fm.loc[fm.method == "no_wide", "form"]) == {"deep"}
+    np.testing.assert_allclose(fm.loc[fm.method == "no_wide", "macro_f1"],
+                               alone.fold_metrics["macro_f1"])
+    p = both.predictions
+    cols = [c for c in p.columns if c.startswith("p_")]
+    np.testing.assert_allclose(p.loc[p.method == "no_wide", cols].to_numpy(),
+                               alone.predictions[cols].to_numpy(), atol=1e-6)
+    assert not np.allclose(p.loc[p.method == "hilbert", cols].to_numpy(),
+                           p.loc[p.method == "no_wide", cols].to_numpy())
+
+
 def test_parallel_evaluation_gives_identical_results(docs):
     folds = make_folds(docs, 3, 1, seed=0)
     args = (docs, folds, ["hilbert", "concat_logreg"], MODEL,

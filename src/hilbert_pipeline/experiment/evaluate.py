@@ -44,6 +44,24 @@ def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_pa
         return run_method(spec, train, test, model_params, training_params, seed, overrides)
 
 
+def _network_shared(specs, overrides: Mapping[str, Any], model_params: Mapping[str, Any]
+                    ) -> dict[str, tuple[str, ...]]:
+    """``{"hilbert": ("no_wide",)}`` when both are evaluated with the default mixture form and
+    no per-method overrides: the mixture's network is trained exactly as ``no_wide`` (same seed,
+    same weights, a tested property), so its own prediction is that row and one fit serves
+    both. Empty otherwise."""
+    from ..model import HilbertConfig
+
+    names = {s.name for s in specs}
+    if not {"hilbert", "no_wide"} <= names or overrides.get("hilbert") or \
+            overrides.get("no_wide"):
+        return {}
+    fields = HilbertConfig.__dataclass_fields__
+    wide = model_params.get("wide_path", fields["wide_path"].default)
+    combine = model_params.get("wide_combine", fields["wide_combine"].default)
+    return {"hilbert": ("no_wide",)} if wide and combine == "mixture" else {}
+
+
 def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str],
                    model_params: Mapping[str, Any], training_params: Mapping[str, Any],
                    seed: int, method_overrides: Mapping[str, Mapping[str, Any]] | None = None,
@@ -63,7 +81,9 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
     if stray:
         raise MethodError(f"method_overrides for unknown methods {stray}")
     fold_list = list(iter_folds(folds, docs))
-    tasks = [(spec, f) for f in fold_list for spec in specs]
+    shared = _network_shared(specs, overrides, model_params)
+    derived = {name for names in shared.values() for name in names}
+    tasks = [(spec, f) for f in fold_list for spec in specs if spec.name not in derived]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -74,6 +94,36 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
     calls = [(spec, docs.subset(tr), docs.subset(te), dict(model_params),
               dict(training_params), fold_seed(seed, r, f), overrides.get(spec.name))
              for spec, (r, f, tr, te) in tasks]
+
+    def record(name: str, r: int, f: int, train: DocumentSet, test: DocumentSet, res) -> float:
+        m = fold_metrics(test.labels, res.proba)
+        metric_rows.append({"method": name, "repeat": r, "fold": f,
+                            "n_train": len(train), "n_test": len(test), **m,
+                            "best_epoch": res.best_epoch,
+                            "refit_epochs": res.info.get("refit_epochs"),
+                            "form": res.info.get("form"),
+                            "logreg_C": res.info.get("C"), "seconds": res.seconds})
+        pred = pd.DataFrame({"method": name, "repeat": r, "fold": f,
+                             "doc_id": test.doc_ids,
+                             "y_true": [names[k] for k in test.labels],
+                             "y_pred": [names[k] for k in res.proba.argmax(axis=1)]})
+        for k, c in enumerate(names):
+            pred[f"p_{c}"] = res.proba[:, k]
+        pred_rows.append(pred)
+        if res.gate is not None:
+            top1 = np.bincount(res.gate.argmax(axis=1), minlength=res.gate.shape[1])
+            for e in range(res.gate.shape[1]):
+                gate_rows.append({"method": name, "repeat": r, "fold": f, "expert": e,
+                                  "mean_weight": float(res.gate[:, e].mean()),
+                                  "top1_share": float(top1[e] / len(test))})
+        if res.mi:
+            mi_rows.append({"method": name, "repeat": r, "fold": f,
+                            "mi_audio": res.mi.get("mi_audio"),
+                            "mi_text": res.mi.get("mi_text")})
+        log.debug("%s repeat %d fold %d: macro-F1 %.3f (%.1fs)", name, r, f, m["macro_f1"],
+                  res.seconds)
+        return m["macro_f1"]
+
     stack = contextlib.ExitStack()
     if n_jobs == 1 and client is None:
         results = (run_method(*c) for c in calls)
@@ -91,38 +141,21 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
     with stack:
         for (spec, (r, f, _, _)), (_, train, test, *_rest), res in zip(tasks, calls, results,
                                                                         strict=True):
-            m = fold_metrics(test.labels, res.proba)
-            metric_rows.append({"method": spec.name, "repeat": r, "fold": f,
-                                "n_train": len(train), "n_test": len(test), **m,
-                                "best_epoch": res.best_epoch,
-                                "refit_epochs": res.info.get("refit_epochs"),
-                                "form": res.info.get("form"),
-                                "logreg_C": res.info.get("C"), "seconds": res.seconds})
-            pred = pd.DataFrame({"method": spec.name, "repeat": r, "fold": f,
-                                 "doc_id": test.doc_ids,
-                                 "y_true": [names[k] for k in test.labels],
-                                 "y_pred": [names[k] for k in res.proba.argmax(axis=1)]})
-            for k, c in enumerate(names):
-                pred[f"p_{c}"] = res.proba[:, k]
-            pred_rows.append(pred)
-            if res.gate is not None:
-                top1 = np.bincount(res.gate.argmax(axis=1), minlength=res.gate.shape[1])
-                for e in range(res.gate.shape[1]):
-                    gate_rows.append({"method": spec.name, "repeat": r, "fold": f, "expert": e,
-                                      "mean_weight": float(res.gate[:, e].mean()),
-                                      "top1_share": float(top1[e] / len(test))})
-            if res.mi:
-                mi_rows.append({"method": spec.name, "repeat": r, "fold": f,
-                                "mi_audio": res.mi.get("mi_audio"),
-                                "mi_text": res.mi.get("mi_text")})
+            f1 = record(spec.name, r, f, train, test, res)
+            for name in shared.get(spec.name, ()):
+                record(name, r, f, train, test, res.info["network"])
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(method=spec.name, fold=f"{r}.{f}", macro_f1=f"{m['macro_f1']:.3f}")
-            log.debug("%s repeat %d fold %d: macro-F1 %.3f (%.1fs)", spec.name, r, f,
-                      m["macro_f1"], res.seconds)
+                bar.set_postfix(method=spec.name, fold=f"{r}.{f}", macro_f1=f"{f1:.3f}")
+    order = {s.name: i for i, s in enumerate(specs)}
+    metric_df = pd.DataFrame(metric_rows)
+    if shared and len(metric_df):  # rows in the order of the method list, as without sharing
+        metric_df = metric_df.sort_values(
+            ["repeat", "fold", "method"], key=lambda c: c.map(order) if c.name == "method"
+            else c, kind="stable").reset_index(drop=True)
     return EvaluationRun(
         predictions=pd.concat(pred_rows, ignore_index=True),
-        fold_metrics=pd.DataFrame(metric_rows),
+        fold_metrics=metric_df,
         gate_usage=pd.DataFrame(gate_rows, columns=["method", "repeat", "fold", "expert",
                                                     "mean_weight", "top1_share"]),
         mi=pd.DataFrame(mi_rows, columns=["method", "repeat", "fold", "mi_audio", "mi_text"]),

@@ -147,11 +147,17 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
         if len(test) >= 2:
             terms = loss_terms(res.model, test)
             mi = {k: terms[k] for k in ("mi_audio", "mi_text") if k in terms}
-        has_gate = cfg.head == "moe"
-        return MethodResult(proba, gate if has_gate else None, mi, res.best_epoch,
-                            time.perf_counter() - t0,
-                            {"refit_epochs": res.refit_epochs,
-                             "form": res.config.prediction_form})
+        gate = gate if cfg.head == "moe" else None
+        seconds = time.perf_counter() - t0
+        info: dict[str, Any] = {"refit_epochs": res.refit_epochs,
+                                "form": res.config.prediction_form}
+        if res.config.prediction_form == "mixture":
+            # the mixture's network is trained exactly as without the linear member (same seed,
+            # same weights): its own prediction is the ``no_wide`` ablation's, at no extra cost
+            net = predict(res.model, test, tp.eval_batch_size, member=True)
+            info["network"] = MethodResult(net, gate, mi, res.best_epoch, seconds,
+                                           {"refit_epochs": res.refit_epochs, "form": "deep"})
+        return MethodResult(proba, gate, mi, res.best_epoch, seconds, info)
     if cfg_over or tr_over:
         raise MethodError(f"method {spec.name} has no model/training parameters; got "
                           f"{sorted({**cfg_over, **tr_over})}")

@@ -128,6 +128,21 @@ FORMS = {"mixture": "the average of the trained network and its linear member (w
          "deep": "the trained network alone"}
 
 
+def network_sentence(summary: Mapping[str, Any], reference: str = "hilbert") -> str | None:
+    """One sentence: the network alone (``no_wide``) beside the reference and the best logistic
+    regression; None when ``no_wide`` was not evaluated."""
+    if "no_wide" not in summary or reference not in summary:
+        return None
+    f1 = {m: summary[m]["macro_f1"]["mean"] for m in summary if "macro_f1" in summary[m]}
+    lrs = {m: v for m, v in f1.items() if m.endswith("_logreg")}
+    text = (f"The network alone (`no_wide`, no linear member): macro-F1 {f1['no_wide']:.3f}, "
+            f"against {f1[reference]:.3f} for {reference}")
+    if lrs:
+        best = max(lrs, key=lrs.get)
+        text += f" and {lrs[best]:.3f} for the best logistic regression ({best})"
+    return text + "."
+
+
 def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
     """One sentence: which form ``method``'s prediction took in how many folds (the model's
     ``wide_path``/``wide_combine``, docs/model.md); None when the table has no form column."""
@@ -147,12 +162,15 @@ def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",
 
     ``hilbert_f1`` (the reference's mean macro-F1 over the folds), ``best`` (the best
     alternative, named) and ``best_f1``, and ``diff`` (the paired mean macro-F1 difference)
-    with its 95 % interval ``ci_lo``/``ci_hi``; every method and metric stays in
-    ``metrics.json``. Six flat keys, so ``dvc metrics show`` fits a 100-column terminal.
+    with its 95 % interval ``ci_lo``/``ci_hi``, and ``network_f1``: the network alone (the
+    ``no_wide`` ablation) when it was evaluated; every method and metric stays in
+    ``metrics.json``. Seven flat keys, so ``dvc metrics show`` fits a wide terminal.
     """
     out: dict[str, Any] = {}
     if reference in summary:
         out[f"{reference}_f1"] = _round(summary[reference]["macro_f1"]["mean"], digits)
+    if "no_wide" in summary:
+        out["network_f1"] = _round(summary["no_wide"]["macro_f1"]["mean"], digits)
     verdict = (summary.get("paired") or {}).get("verdict") or {}
     best = verdict.get("best_alternative")
     if best:

@@ -255,12 +255,13 @@ def softmax(out, head: bool = False) -> np.ndarray:
 
 
 def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None = None,
-            return_gate: bool = False):
+            return_gate: bool = False, member: bool = False):
     """Class probabilities ``(D, C)`` (float64) in ``docs`` order; with ``return_gate`` also the
-    per-document MoE gate weights ``(D, K)``."""
+    per-document MoE gate weights ``(D, K)``. ``member``: the network's own probabilities
+    (before a linear member is combined with them)."""
     probs, gates = [], []
     for _, _, out in eval_batches(model, docs, batch_size, device):
-        probs.append(softmax(out))
+        probs.append(softmax(out, head=member))
         gates.append(out.gate.float().cpu().numpy())
     p = np.concatenate(probs).astype(np.float64)
     return (p, np.concatenate(gates).astype(np.float64)) if return_gate else p

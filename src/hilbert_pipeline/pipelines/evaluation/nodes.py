@@ -114,9 +114,9 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
         log.warning(caution)
         info = f"{info}\n\n**{caution}**"
     main = "hilbert" if "hilbert" in summary else next(iter(summary))
-    form = rp.form_sentence(fold_metrics, main)
-    if form:
-        info = f"{info}\n\n{form}"
+    for sentence in (rp.form_sentence(fold_metrics, main), rp.network_sentence(summary, main)):
+        if sentence:
+            info = f"{info}\n\n{sentence}"
     table = rp.comparison_markdown(summary, info, label_report["class_counts"])
     if len(summary) > 1:
         paired = st.paired_comparison(fold_metrics, main, "macro_f1", ci)
