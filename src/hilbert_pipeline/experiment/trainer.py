@@ -310,14 +310,17 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
 
 def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         tp: TrainingParams, seed: int,
-        on_epoch_end: Callable[[int, float | None], None] | None = None) -> FitResult:
+        on_epoch_end: Callable[[int, float | None], None] | None = None,
+        monitor_docs: DocumentSet | None = None) -> FitResult:
     """Train a :class:`HilbertModel` from the ``HilbertConfig`` ``cfg`` with ``tp``.
 
     ``val_docs=None`` splits ``train_docs`` with :func:`inner_split` (``val_fraction``, ``seed``)
     and, with ``tp.refit``, retrains on all of ``train_docs`` for the chosen number of
     epochs; pass explicit ``val_docs`` to control the split yourself (no refit then: the caller
-    scores on those documents). ``cfg.n_classes`` must equal ``train_docs.n_classes``; feature
-    widths must match the documents.
+    scores on those documents). ``monitor_docs``: without validation documents, the macro-F1 on
+    these documents after each epoch is what ``on_epoch_end`` receives (an Optuna pruner's
+    intermediate value); it never selects an epoch or a state. ``cfg.n_classes`` must equal
+    ``train_docs.n_classes``; feature widths must match the documents.
     """
     t0 = time.perf_counter()
     if cfg.n_classes != train_docs.n_classes:
@@ -344,7 +347,7 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         # a mixture's deep member is selected on its own logits: the wide path of a run that
         # the refit replaces is never used, and its inner-CV search is skipped
         run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end, tp.epochs,
-                     fit_wide=not (refit and cfg.head_alone))
+                     fit_wide=not (refit and cfg.head_alone), monitor_docs=monitor_docs)
         model, history, best_epoch, best_f1 = run
         refit_epochs = None
         if refit:
@@ -591,7 +594,8 @@ class _Run:
 
 
 def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams, seed: int,
-           on_epoch_end, epochs: int, desc: str = "training", fit_wide: bool = True):
+           on_epoch_end, epochs: int, desc: str = "training", fit_wide: bool = True,
+           monitor_docs: DocumentSet | None = None):
     """One training run: ``(model with the best state restored, history, best_epoch, best_f1)``.
 
     Without validation documents every epoch counts as the best so far: the last state is kept.
@@ -616,7 +620,14 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
                                 cls=f"{row.get('train_cls', float('nan')):.3f}",
                                 val_f1="-" if val_f1 is None else f"{val_f1:.3f}")
             if on_epoch_end is not None:
-                on_epoch_end(epoch, val_f1)
+                if val_f1 is None and monitor_docs is not None and len(monitor_docs):
+                    # reported to the callback only (e.g. a pruner): never a selection
+                    member = run.model.config.head_alone
+                    proba = np.concatenate([softmax(o, head=member) for _, _, o in eval_batches(
+                        run.model, monitor_docs, tp.eval_batch_size)])
+                    on_epoch_end(epoch, macro_f1(monitor_docs.labels, proba))
+                else:
+                    on_epoch_end(epoch, val_f1)
             if val_f1 is not None and stale >= tp.patience and epoch >= tp.min_epochs:
                 break
     finally:

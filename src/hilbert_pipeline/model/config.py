@@ -97,7 +97,8 @@ class HilbertConfig:
         ``cka_source``: ``"features"``
         (masked mean of the raw segment features, default) or ``"projected"`` (the pooled
         per-modality vectors z_a, z_t). ``cka_unbiased``: unbiased HSIC (needs B >= 4).
-        ``class_loss``: ``"ce"`` or ``"focal"`` (``focal_gamma``); ``class_weight_power``:
+        ``class_loss``: ``"ce"`` or ``"focal"`` (``focal_gamma``); ``label_smoothing``: the
+        cross-entropy's target smoothing (0 = none); ``class_weight_power``:
         class weights = (1 / count) ** power, normalised to mean 1 over training samples.
     """
 
@@ -144,6 +145,7 @@ class HilbertConfig:
     cka_unbiased: bool = False
     class_loss: str = "ce"
     focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
     class_weight_power: float = 0.5
 
     def __post_init__(self) -> None:
@@ -252,6 +254,9 @@ class HilbertConfig:
             errs.append(f"d={self.d} is not divisible by n_heads={self.n_heads}")
         if (is_int(self.top_k) and is_int(self.n_experts) and self.top_k > self.n_experts):
             errs.append(f"top_k={self.top_k} exceeds n_experts={self.n_experts}")
+        v = self.label_smoothing
+        if not is_num(v) or not 0.0 <= v < 1.0:
+            errs.append(f"label_smoothing must be in [0, 1), got {v!r}")
         v = self.modality_dropout
         if not is_num(v) or not 0.0 <= v <= 1.0:
             errs.append(f"modality_dropout must be in [0, 1], got {v!r}")

@@ -151,8 +151,12 @@ class ClassificationLoss(_Weighted):
 
     def __init__(self, weight: float = 1.0, n_classes: int | None = None,
                  class_counts: Sequence[int | float] | torch.Tensor | None = None,
-                 power: float = 0.5, kind: str = "ce", gamma: float = 2.0) -> None:
+                 power: float = 0.5, kind: str = "ce", gamma: float = 2.0,
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(weight)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
         if kind not in ("ce", "focal"):
             raise ValueError(f"kind must be 'ce' or 'focal', got {kind!r}")
         if not gamma >= 0:
@@ -180,7 +184,8 @@ class ClassificationLoss(_Weighted):
         labels = labels.long()
         w = self.class_weight
         if self.kind == "ce":
-            return F.cross_entropy(logits, labels, weight=w)
+            return F.cross_entropy(logits, labels, weight=w,
+                                   label_smoothing=self.label_smoothing)
         logp = F.log_softmax(logits, dim=-1).gather(1, labels[:, None]).squeeze(1)
         fl = -((1.0 - logp.exp()).clamp_min(0.0) ** self.gamma) * logp
         wy = w[labels] if w is not None else torch.ones_like(fl)
@@ -219,7 +224,7 @@ class HilbertLoss(nn.Module):
         c = config
         self.config = c
         self.cls = ClassificationLoss(1.0, c.n_classes, class_counts, c.class_weight_power,
-                                      c.class_loss, c.focal_gamma)
+                                      c.class_loss, c.focal_gamma, c.label_smoothing)
         both = c.modalities == "both"
         joint = both and c.alignment == "joint"
         self.dual = DualContrastiveLoss(c.lambda_dual if joint else 0.0)
