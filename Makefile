@@ -62,8 +62,8 @@ system-deps-test:
 
 demo: setup system-deps-demo
 	$(BIN)/kedro run --pipelines demo_data
-	$(BIN)/kedro run
-	$(BIN)/kedro run --pipelines inference
+	$(BIN)/kedro run --env demo
+	$(BIN)/kedro run --env demo --pipelines inference
 	@echo; cat data/08_reporting/comparison.md; echo
 	@echo "Reports: data/08_reporting/ (metrics.json, comparison.md, fold_metrics.csv,"
 	@echo "  per_class_metrics.csv, confusion_*.png, training_curves.png); model: data/06_models/"

@@ -42,6 +42,7 @@ def test_default_pipeline_end_to_end(trained_project):
     metrics = json.loads((reports / "metrics.json").read_text())
     methods = ["hilbert", "text_only", "audio_only", "concat_logreg", "text_logreg",
                "audio_logreg", "direct", "no_dual", "no_cka", "no_mi", "mlp_head", "no_wide",
+               "no_fusion", "no_segment_head", "bilinear_logreg", "segment_mil",
                "majority", "stratified"]
     assert list(metrics) == methods + ["paired"]
     paired = metrics["paired"]
@@ -49,7 +50,8 @@ def test_default_pipeline_end_to_end(trained_project):
     for p in paired["methods"].values():
         assert p["wins"] + p["ties"] + p["losses"] == p["n_folds"] == 3
     assert paired["verdict"]["best_alternative"] in {"text_only", "audio_only", "concat_logreg",
-                                                     "text_logreg", "audio_logreg", "direct"}
+                                                     "text_logreg", "audio_logreg", "direct",
+                                                     "bilinear_logreg", "segment_mil"}
     for m in methods:
         assert set(metrics[m]) == {"macro_f1", "balanced_accuracy", "auc_ovr_macro",
                                    "weighted_f1"}

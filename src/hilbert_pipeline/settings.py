@@ -6,6 +6,8 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # an environment (conf/local, conf/demo) overrides single keys of a parameter block
+    "merge_strategy": {"parameters": "soft"},
     # every pipeline owns conf/base/parameters_<name>.yml and conf/base/catalog_<name>.yml
     "config_patterns": {
         "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
