@@ -475,6 +475,31 @@ def test_the_wide_form_is_the_fitted_logistic_regression_and_trains_nothing():
                                clf.predict_proba(docs.pooled_features(("text",))), atol=1e-4)
 
 
+def test_the_linear_member_is_the_regression_for_a_document_missing_a_whole_modality():
+    """One definition of the pooled features: documents without any recording (raw pooled
+    audio 0, standardised like any value) get from the model's linear member exactly what the
+    scikit-learn regression it copied predicts for them."""
+    from hilbert_pipeline.experiment.methods import fit_logreg
+
+    sf, table = synthetic_features([16, 14, 12], n_segments=(2, 4), audio_dim=6, text_dim=8,
+                                   seed=0, signal=1.0)
+    docs = build_document_set(sf, table)[0]
+    for i in range(0, len(docs), 4):  # a quarter of the documents have no audio at all
+        docs.audio_mask[i] = np.zeros_like(docs.audio_mask[i])
+        docs.audio[i] = np.zeros_like(docs.audio[i])
+    res = fit(build_config(docs, {**WIDE, "wide_combine": "wide"}), docs, None, tp(epochs=1),
+              seed=0)
+    # both modalities carry the class: the member reads the audio columns too
+    assert np.abs(res.model.wide.weight.detach().numpy()[:, :docs.audio_dim]).max() > 0
+    mods = ("audio", "text")
+    clf, _, _ = fit_logreg(docs, 0, mods, class_weight_power=0.5, inner_repeats=3)
+    expect = clf.predict_proba(docs.pooled_features(mods))
+    np.testing.assert_allclose(predict(res.model, docs), expect, atol=1e-4)
+    missing = np.arange(0, len(docs), 4)
+    np.testing.assert_allclose(predict(res.model, docs.subset(missing)), expect[missing],
+                               atol=1e-4)
+
+
 def test_the_shipped_training_parameters_are_the_code_defaults():
     """One owner per setting: conf/base/parameters_training.yml states HilbertConfig's and
     TrainingParams' own defaults (the measured recipe of docs/model.md), except the torch thread

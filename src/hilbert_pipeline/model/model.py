@@ -184,14 +184,16 @@ class HilbertModel(nn.Module):
 
     def _wide_logits(self, feats: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
                      ) -> torch.Tensor:
-        """Linear logits of the standardised pooled features; a document without a modality
-        gets 0 (the training mean) in that modality's columns."""
+        """Linear logits of the standardised pooled features. One convention with the logistic
+        regression whose weights the member copies (``DocumentSet.pooled_features``): a
+        document without a modality has raw pooled features 0 there, standardised like any
+        other value (``-mean/std``), so the member *is* that regression for such a document
+        too."""
         cols, off = [], 0
         for m in self.pooled_modalities:
-            x = _masked_mean(feats[m], masks[m])
+            x = _masked_mean(feats[m], masks[m])  # 0 where the document has no real segment
             w = x.shape[1]
-            x = (x - self.pooled_mean[off:off + w]) / self.pooled_std[off:off + w]
-            cols.append(x * masks[m].any(dim=1, keepdim=True).to(x.dtype))
+            cols.append((x - self.pooled_mean[off:off + w]) / self.pooled_std[off:off + w])
             off += w
         return self.wide(torch.cat(cols, dim=-1))
 
