@@ -30,3 +30,36 @@ def test_user_errors_are_found_through_causes_and_bugs_are_not():
     assert user_error(ValueError("a plain ValueError is not ours")) is None
     msg = user_message(err)
     assert msg.startswith("Error: model x.pt does not match") and "HILBERT_DEBUG=1" in msg
+
+
+def test_a_missing_input_is_one_block_naming_the_pipeline_that_writes_it(tmp_path):
+    """`kedro run --pipelines training` on a fresh project (before embedding): one block that
+    names the missing dataset and what to run first, no traceback."""
+    from kedro_helpers import make_project_copy, run_kedro
+
+    project = make_project_copy(tmp_path / "project")
+    proc = run_kedro(project, "run", "--pipelines", "training", check=False, timeout=300)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "the input `segment_features` is missing" in err
+    assert "segment_features.pkl does not exist" in err
+    assert "`kedro run --pipelines segmentation,embedding` first" in err
+    assert "Traceback" not in err and "DatasetError" not in err
+
+
+def test_missing_input_is_read_from_kedros_own_load_error(tmp_path):
+    from kedro.io import DataCatalog
+    from kedro_datasets.pickle import PickleDataset
+
+    from hilbert_pipeline.errors import missing_input, missing_input_message
+
+    catalog = DataCatalog({"segment_features": PickleDataset(filepath=str(tmp_path / "x.pkl"))})
+    try:
+        catalog.load("segment_features")
+    except Exception as exc:  # noqa: BLE001 - the exception is the subject of the test
+        found = missing_input(exc)
+    assert found == ("segment_features", str(tmp_path / "x.pkl"))
+    assert missing_input(ValueError("segment_features: Failed while loading data")) is None
+    text = missing_input_message("evaluation_folds", "data/05_model_input/folds.csv")
+    assert "written by the `evaluation` pipeline" in text
+    assert "--pipelines segmentation,embedding,evaluation" in text

@@ -14,7 +14,13 @@ import sys
 import click
 from kedro.framework.cli.project import run as kedro_run
 
-from hilbert_pipeline.errors import debug, user_error, user_message
+from hilbert_pipeline.errors import (
+    debug,
+    missing_input,
+    missing_input_message,
+    user_error,
+    user_message,
+)
 
 
 class _HideUserErrors(logging.Filter):
@@ -23,7 +29,7 @@ class _HideUserErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = sys.exc_info()[1]
-        return debug() or exc is None or user_error(exc) is None
+        return debug() or exc is None or (user_error(exc) is None and missing_input(exc) is None)
 
 
 class _RunCommand(click.Command):
@@ -36,11 +42,12 @@ class _RunCommand(click.Command):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            err = user_error(exc)
-            if err is None or debug():
+            err, missing = user_error(exc), missing_input(exc)
+            if (err is None and missing is None) or debug():
                 raise
             logging.shutdown()
-            click.echo(user_message(err), err=True)
+            click.echo(user_message(err) if err is not None else missing_input_message(*missing),
+                       err=True)
             ctx.exit(1)
 
 

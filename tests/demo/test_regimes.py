@@ -79,5 +79,6 @@ def test_long_regime_puts_the_label_in_at_most_five_percent_of_150_segments():
                                            "style": (0, rg.LONG_MARKED),
                                            "plain": (0, 0)}[d["label"]]
     # sentences repeat across documents (one synthesis and one embedding each)
-    spoken = {(s, str(st)) for d in docs for s, st in zip(d["sentences"], d["styles"])}
+    spoken = {(s, str(st)) for d in docs
+              for s, st in zip(d["sentences"], d["styles"], strict=True)}
     assert len(spoken) < 0.2 * sum(len(d["sentences"]) for d in docs)
