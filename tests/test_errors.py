@@ -63,3 +63,38 @@ def test_missing_input_is_read_from_kedros_own_load_error(tmp_path):
     text = missing_input_message("evaluation_folds", "data/05_model_input/folds.csv")
     assert "written by the `evaluation` pipeline" in text
     assert "--pipelines segmentation,embedding,evaluation" in text
+
+
+def test_parameters_are_checked_when_the_run_starts(tmp_path):
+    """A typo in training.model stops a full `kedro run` before segmentation reads the corpus
+    (here: a corpus folder that does not exist, which segmentation would report first)."""
+    from kedro_helpers import make_project_copy, run_kedro
+
+    project = make_project_copy(tmp_path / "project")
+    proc = run_kedro(project, "run", "--params",
+                     f"corpus={tmp_path / 'nowhere'},training.model.lamda_cka=0.3",
+                     check=False, timeout=300)
+    assert proc.returncode == 1
+    assert "training.model has unknown keys ['lamda_cka']" in proc.stderr
+    assert "nowhere" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_run_parameters_names_the_block():
+    import pytest
+
+    from hilbert_pipeline.experiment.params import ParamsError, check_run_parameters
+    from hilbert_pipeline.model import ConfigError
+
+    base = {"seed": 0, "model": {}, "optim": {}}
+    check_run_parameters({"training": base, "evaluation": {"seed": 0, "methods": ["hilbert"]}})
+    with pytest.raises(ParamsError, match="parameters 'training'.*wide_combine"):
+        check_run_parameters({"training": {**base, "model": {"wide_combine": "auto"}}})
+    with pytest.raises(ParamsError, match="unknown methods"):
+        check_run_parameters({"evaluation": {"methods": ["hilbert"],
+                                             "method_overrides": {"hilbrt": {}}}})
+    with pytest.raises(ParamsError, match="no_dual: unknown keys \\['lamda'\\]"):
+        check_run_parameters({"evaluation": {"methods": ["hilbert"],
+                                             "method_overrides": {"no_dual": {"lamda": 1}}}})
+    with pytest.raises(ParamsError, match="parameters 'segmentation'.*min_duration"):
+        check_run_parameters({"segmentation": {"min_duration": 20.0, "max_duration": 10.0}})
+    assert not issubclass(ParamsError, ConfigError)

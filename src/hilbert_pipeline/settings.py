@@ -2,6 +2,11 @@
 
 from kedro.config import OmegaConfigLoader
 
+from hilbert_pipeline.hooks import ParameterCheckHook
+
+# every pipeline's parameters are checked when a run starts, before any node
+HOOKS = (ParameterCheckHook(),)
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

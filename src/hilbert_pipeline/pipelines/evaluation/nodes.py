@@ -15,14 +15,10 @@ from hilbert_pipeline.experiment import statistics as st
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.folds import make_folds
 from hilbert_pipeline.experiment.methods import ROLES
-from hilbert_pipeline.experiment.params import resolve_training_settings
+from hilbert_pipeline.experiment.params import EVAL_KEYS, resolve_training_settings
 from hilbert_pipeline.utils import reject_unknown_keys
 
 log = logging.getLogger(__name__)
-
-EVAL_KEYS = {"n_splits", "n_repeats", "seed", "methods", "method_overrides", "ci", "progress",
-             "n_jobs"}
-
 
 def _check(evaluation: dict) -> None:
     reject_unknown_keys("parameters 'evaluation'", evaluation, EVAL_KEYS)

@@ -1,0 +1,21 @@
+"""Kedro hooks of the project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from .experiment.params import check_run_parameters
+
+
+class ParameterCheckHook:
+    """Checks every parameter block the run's pipelines read when the run starts, before any
+    node: a typo in ``training.model`` stops ``kedro run`` in seconds with the usual one-block
+    message, not after segmentation and embedding."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any
+                            ) -> None:
+        names = sorted(n[len("params:"):] for n in pipeline.inputs() if n.startswith("params:"))
+        check_run_parameters({n: catalog.load(f"params:{n}") for n in names})
