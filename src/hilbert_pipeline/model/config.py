@@ -145,7 +145,7 @@ class HilbertConfig:
     cka_unbiased: bool = False
     class_loss: str = "ce"
     focal_gamma: float = 2.0
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.2
     class_weight_power: float = 0.5
 
     def __post_init__(self) -> None:
