@@ -302,3 +302,22 @@ def test_unimodal_loss_is_classification_only():
     res = HilbertLoss(cfg)(out, y)
     assert set(res) == {"cls", "total"}
     assert res["total"].item() == pytest.approx(res["cls"].item())
+
+
+def test_label_smoothing_spreads_the_target_as_documented():
+    import torch.nn.functional as F
+
+    from hilbert_pipeline.model import ClassificationLoss
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(5, 3, generator=g)
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    loss = ClassificationLoss(1.0, 3, label_smoothing=0.2)(logits, labels)
+    target = torch.full((5, 3), 0.2 / 3)
+    target[torch.arange(5), labels] += 0.8
+    expect = -(target * F.log_softmax(logits, -1)).sum(-1).mean()
+    torch.testing.assert_close(loss, expect)
+    plain = ClassificationLoss(1.0, 3)(logits, labels)
+    torch.testing.assert_close(plain, F.cross_entropy(logits, labels))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ClassificationLoss(1.0, 3, label_smoothing=1.0)
