@@ -10,12 +10,15 @@ from tuning_tiny import TINY_SPACE
 
 from hilbert_pipeline.model import HilbertConfig
 from hilbert_pipeline.tuning import SearchSpace, SearchSpaceError, split_values
-from hilbert_pipeline.tuning.space import MODEL_KEYS, effective_values
+from hilbert_pipeline.tuning.space import SEARCHED, effective_values
 
 
-def test_every_searched_model_key_is_a_hilbert_config_field():
-    fields = set(HilbertConfig.__dataclass_fields__)
-    assert set(MODEL_KEYS) <= fields
+def test_every_searchable_key_is_routed_to_a_config_or_training_field():
+    """split_values (experiment.params.route) sends every searchable name to HilbertConfig or
+    TrainingParams; none is left over."""
+    model, training = split_values({k: 1 for k in SEARCHED})
+    assert set(model) <= set(HilbertConfig.__dataclass_fields__)
+    assert set(model) | set(training) == set(SEARCHED) and training == {"lr": 1}
 
 
 @pytest.mark.parametrize("key,value,message", [

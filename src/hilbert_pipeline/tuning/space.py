@@ -42,9 +42,6 @@ SEARCHED: dict[str, tuple[str, bool]] = {
     "d": ("cat", False),
 }
 LAMBDAS = ("lambda_dual", "lambda_cka", "lambda_mi")
-#: which searched names are HilbertConfig fields; the others are training parameters
-MODEL_KEYS = ("lambda_dual", "lambda_cka", "lambda_mi", "n_experts", "top_k", "dropout", "d")
-TRAINING_KEYS = ("lr",)
 
 
 class SearchSpaceError(ValueError):
