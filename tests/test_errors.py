@@ -4,13 +4,43 @@ from __future__ import annotations
 
 import importlib
 
-from hilbert_pipeline.errors import USER_ERRORS, user_error, user_message
+from hilbert_pipeline.errors import UserError, user_error, user_message
+
+#: every user-facing error class of the project (module, name)
+USER_ERRORS = (
+    ("hilbert_pipeline.corpus.validation", "CorpusValidationError"),
+    ("hilbert_pipeline.corpus.manifest", "ManifestError"),
+    ("hilbert_pipeline.corpus.transcripts", "TranscriptError"),
+    ("hilbert_pipeline.audio", "AudioError"),
+    ("hilbert_pipeline.model.config", "ConfigError"),
+    ("hilbert_pipeline.experiment.params", "ParamsError"),
+    ("hilbert_pipeline.experiment.folds", "FoldError"),
+    ("hilbert_pipeline.experiment.data", "DataError"),
+    ("hilbert_pipeline.experiment.data", "LabelError"),
+    ("hilbert_pipeline.experiment.trainer", "TrainingError"),
+    ("hilbert_pipeline.experiment.checkpoint", "CheckpointError"),
+    ("hilbert_pipeline.experiment.methods", "MethodError"),
+    ("hilbert_pipeline.experiment.inference", "InferenceError"),
+    ("hilbert_pipeline.encoders.base", "EncoderError"),
+    ("hilbert_pipeline.encoders.features", "SegmentsError"),
+    ("hilbert_pipeline.tuning.study", "TuningConfigError"),
+    ("hilbert_pipeline.tuning.space", "SearchSpaceError"),
+    ("hilbert_pipeline.tuning.objective", "TuningDataError"),
+    ("hilbert_pipeline.tuning.report", "NoCompletedTrialError"),
+    ("hilbert_pipeline.demo.synthesis", "SynthesisError"),
+    ("hilbert_pipeline.demo.regimes", "RegimeError"),
+    ("hilbert_pipeline.cluster", "ClusterError"),
+)
 
 
-def test_every_listed_class_exists():
+def test_every_user_facing_error_derives_from_the_one_base_class():
     for module, name in USER_ERRORS:
-        cls = getattr(importlib.import_module(module), name)  # a typo here would hide errors
-        assert isinstance(cls, type) and issubclass(cls, Exception), (module, name)
+        cls = getattr(importlib.import_module(module), name)
+        assert issubclass(cls, UserError), (module, name)
+    # still ValueErrors for code that catches those (and the trial error a RuntimeError)
+    from hilbert_pipeline.tuning.report import NoCompletedTrialError
+
+    assert issubclass(UserError, ValueError) and issubclass(NoCompletedTrialError, RuntimeError)
 
 
 def test_user_errors_are_found_through_causes_and_bugs_are_not():

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from hilbert_pipeline.errors import UserError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
-class AudioError(ValueError):
+class AudioError(UserError):
     """An audio file is missing, unreadable or the requested span is invalid."""
 
 

@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hilbert_pipeline.errors import UserError
+
 log = logging.getLogger(__name__)
 
 KEYS = {"address", "n_workers", "threads_per_worker", "jobqueue_config", "connect_timeout",
         "memory_limit"}
 
 
-class ClusterError(ValueError):
+class ClusterError(UserError):
     """The cluster setting is invalid or the scheduler cannot be reached."""
 
 

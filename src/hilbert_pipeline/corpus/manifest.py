@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hilbert_pipeline.audio import AUDIO_EXTENSIONS
+from hilbert_pipeline.errors import UserError
 
 REQUIRED_COLUMNS = ("doc_id", "label", "audio", "transcript")
 OPTIONAL_COLUMNS = ("group", "split")
@@ -33,7 +34,7 @@ class ManifestRow:
     split: str | None
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError):
     """The manifest itself cannot be used (missing, unreadable, missing columns)."""
 
     def __init__(self, kind: str, message: str, file: str):

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hilbert_pipeline.errors import UserError
+
 TIMED_EXTENSIONS = (".vtt", ".srt", ".json", ".tsv")
 CLIP_EXTENSIONS = (".txt",)
 TRANSCRIPT_EXTENSIONS = TIMED_EXTENSIONS + CLIP_EXTENSIONS
@@ -72,7 +74,7 @@ class Problem:
             f"[{self.kind}] {self.message}"
 
 
-class TranscriptError(ValueError):
+class TranscriptError(UserError):
     """A transcript cannot be parsed; ``problems`` lists every defect found in the file."""
 
     def __init__(self, path: str | Path, problems: list[Problem]):

@@ -58,6 +58,7 @@ from hilbert_pipeline.corpus.transcripts import (
     TranscriptError,
     parse_transcript,
 )
+from hilbert_pipeline.errors import UserError
 from hilbert_pipeline.utils import write_json
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ CORPUS_LEVEL = frozenset({
     "corpus_empty"})
 
 
-class CorpusValidationError(ValueError):
+class CorpusValidationError(UserError):
     """The corpus has problems; the message lists every one, ``report`` holds them all."""
 
     def __init__(self, report: dict, report_path: str | Path | None = None):

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hilbert_pipeline.errors import UserError
+
 from .sotu_corpus import _speakable_sentences, load_sotu_table
 
 REGIMES = ("text", "audio", "both", "demo", "pairing", "long")
@@ -73,7 +75,7 @@ NORMAL, MARKED_STYLE = {"rate": 175, "pitch": 52}, {"rate": 130, "pitch": 25}
 JITTER = (10, 6)  # +- uniform jitter of rate and pitch per document
 
 
-class RegimeError(ValueError):
+class RegimeError(UserError):
     """Unknown regime or too few addresses for the requested sizes."""
 
 

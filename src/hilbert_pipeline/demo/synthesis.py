@@ -39,6 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from hilbert_pipeline.audio import resample
+from hilbert_pipeline.errors import UserError
 from hilbert_pipeline.utils import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ _INSTALL_HINT = "install it with: sudo apt-get install -y espeak-ng"
 STYLE_KEYS = ("voice", "rate", "pitch")
 
 
-class SynthesisError(ValueError):
+class SynthesisError(UserError):
     """espeak-ng is missing or failed, or the documents given to synthesise are invalid."""
 
 

@@ -25,8 +25,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hilbert_pipeline.errors import UserError
 
-class EncoderError(ValueError):
+
+class EncoderError(UserError):
     """Bad encoder name/options, a missing local model, or non-finite encoder output."""
 
 

@@ -29,11 +29,12 @@ import pandas as pd
 from hilbert_pipeline.audio import AudioError, audio_info, load_audio, resample
 from hilbert_pipeline.encoders.base import Encoder, EncoderError, check_finite
 from hilbert_pipeline.encoders.cache import FeatureCache, FileHasher, audio_key, text_key
+from hilbert_pipeline.errors import UserError
 
 SEGMENT_COLUMNS = ("doc_id", "seg_idx", "text", "audio_path", "audio_start", "audio_end")
 
 
-class SegmentsError(ValueError):
+class SegmentsError(UserError):
     """The segments table is malformed (names the rows and the problem)."""
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hilbert_pipeline.errors import UserError
+
 from ..utils import atomic_path
 
 FORMAT = "hilbert-checkpoint"
@@ -27,7 +29,7 @@ VERSION = 3
 KEYS = ("config", "state_dict", "label_names", "encoder_meta", "training_params", "extra")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint file is missing, unreadable or not a HILBERT checkpoint."""
 
 

@@ -28,12 +28,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hilbert_pipeline.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """The feature bundle or the documents table does not follow the contract."""
 
 
-class LabelError(ValueError):
+class LabelError(UserError):
     """Labels cannot support the requested protocol (e.g. classes smaller than the fold count)."""
 
 

@@ -18,6 +18,8 @@ import logging
 import numpy as np
 import pandas as pd
 
+from hilbert_pipeline.errors import UserError
+
 from .data import DocumentSet, LabelError
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 FOLD_COLUMNS = ["repeat", "fold", "doc_id", "role"]
 
 
-class FoldError(ValueError):
+class FoldError(UserError):
     """A folds table does not fit the documents it is applied to."""
 
 

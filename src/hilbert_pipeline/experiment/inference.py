@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hilbert_pipeline.errors import UserError
+
 from .data import DocumentSet, apply_label_map, clean_value, collate, rows_by_doc, sorted_rows
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ ENCODER_FIELDS = ("name", "dim", "version", "options")
 LOCATION_OPTIONS = ("path",)
 
 
-class InferenceError(ValueError):
+class InferenceError(UserError):
     """The model cannot be applied as asked: a mismatch with its training, or unusable input."""
 
 

@@ -41,13 +41,15 @@ from typing import Any
 
 import numpy as np
 
+from hilbert_pipeline.errors import UserError
+
 from .data import DocumentSet
 from .params import build_config, route
 from .segment_baselines import BilinearProjection, fit_segment_mil
 from .trainer import TrainingParams, fit, loss_terms, predict
 
 
-class MethodError(ValueError):
+class MethodError(UserError):
     """Unknown method or invalid per-method overrides."""
 
 

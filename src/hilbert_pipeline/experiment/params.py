@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hilbert_pipeline.errors import UserError
+
 from ..utils import reject_unknown_keys
 from .trainer import TrainingParams
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError):
     """The training parameters or the tuned-parameters file are invalid."""
 
 

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hilbert_pipeline.errors import UserError
+
 from ..utils import resolve_device, seed_everything
 from .data import DocumentSet, collate
 from .metrics import macro_f1
@@ -44,7 +46,7 @@ from .metrics import macro_f1
 log = logging.getLogger(__name__)
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError):
     """Training parameters or data cannot be trained on."""
 
 

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hilbert_pipeline.errors import UserError
+
 ALIGNMENTS = ("joint", "direct")
 HEADS = ("moe", "mlp")
 MODALITIES = ("both", "audio", "text")
@@ -24,7 +26,7 @@ INPUT_NORMS = ("standardize", "layernorm")
 WIDE_COMBINES = ("mixture", "residual", "wide")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A HilbertConfig field has a value the model cannot be built from."""
 
 

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from hilbert_pipeline.errors import UserError
+
 from ..experiment.data import DocumentSet
 from ..experiment.folds import iter_folds, make_folds
 from ..experiment.metrics import macro_f1
@@ -52,7 +54,7 @@ from .space import SearchSpace, split_values
 log = logging.getLogger(__name__)
 
 
-class TuningDataError(ValueError):
+class TuningDataError(UserError):
     """The tuning documents cannot support the requested inner cross-validation."""
 
 

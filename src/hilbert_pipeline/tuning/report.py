@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hilbert_pipeline.errors import UserError
+
 from .space import SearchSpace, split_values
 
 OBJECTIVE = "mean inner-CV macro-F1 on the training documents (higher is better)"
 
 
-class NoCompletedTrialError(RuntimeError):
+class NoCompletedTrialError(UserError, RuntimeError):
     """The study has no COMPLETE trial, so there is no best parameter set to write."""
 
 

@@ -30,6 +30,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from hilbert_pipeline.errors import UserError
+
 #: searched name -> (kind, log scale); kind "float" | "int" | "cat"
 SEARCHED: dict[str, tuple[str, bool]] = {
     "lambda_dual": ("float", True),
@@ -44,7 +46,7 @@ SEARCHED: dict[str, tuple[str, bool]] = {
 LAMBDAS = ("lambda_dual", "lambda_cka", "lambda_mi")
 
 
-class SearchSpaceError(ValueError):
+class SearchSpaceError(UserError):
     """The ``tuning.search_space`` parameter is malformed."""
 
 

@@ -53,6 +53,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from hilbert_pipeline.errors import UserError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "sqlite:///data/06_models/optuna.db"
@@ -76,7 +78,7 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-class TuningConfigError(ValueError):
+class TuningConfigError(UserError):
     """A tuning parameter (storage URL, budget, pruner settings) is invalid."""
 
 
