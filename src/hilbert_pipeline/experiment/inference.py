@@ -341,8 +341,11 @@ def _modalities(has_audio: bool, has_text: bool) -> str:
 
 
 def predictions_table(iset: InferenceSet, pred: Prediction,
-                      training_ids: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per document of the corpus, unusable ones included (with empty predictions).
+                      training_ids: Sequence[str] = (),
+                      excluded: Sequence[Mapping[str, Any]] = ()) -> pd.DataFrame:
+    """One row per manifest row of the corpus: predicted documents, unusable ones and those
+    excluded at validation (``excluded``: the validation report's entries, ``doc_id``, ``row``
+    and ``reasons``) with empty predictions and the reason in ``note``.
 
     ``in_training``: the document was one the model was trained on (its prediction is not a
     held-out one).
@@ -368,6 +371,11 @@ def predictions_table(iset: InferenceSet, pred: Prediction,
                      "modalities": "none", "in_training": d in seen,
                      "note": "no usable audio and no transcript text in any segment: not "
                              "predicted (see the embedding summary)"})
+    for e in excluded:
+        d = e.get("doc_id") or f"(manifest row {e.get('row')})"
+        rows.append({"doc_id": d, "predicted_label": None, "in_training": d in seen,
+                     "note": "excluded at validation, not predicted: "
+                             + "; ".join(map(str, e.get("reasons") or []))})
     columns = (["doc_id", "predicted_label", "confidence"] + [f"p_{c}" for c in names]
                + ["has_audio", "has_text", "modalities", "label", "in_training", "reliance_audio",
                   "reliance_text"] + [f"gate_{j}" for j in range(pred.gate.shape[1])] + ["note"])

@@ -164,6 +164,23 @@ def test_an_unlabelled_manifest_without_label_column_works(trained, tmp_path):
     assert out["inference_metrics"]["metrics"] is None
 
 
+def test_a_document_excluded_at_validation_is_listed_with_its_reason(trained, tmp_path):
+    """exclude_invalid: a document whose transcript is missing is left out of the prediction,
+    and still has its row in predictions.csv and the report, the reason in ``note``."""
+    corpus = tmp_path / "with_bad"
+    shutil.copytree(trained["new"], corpus)
+    (corpus / "transcripts/new_defense_0.json").unlink()
+    out = _infer(trained, corpus, segmentation={"exclude_invalid": True})
+    pred = out["predictions"].set_index("doc_id")
+    assert len(pred) == 5  # every manifest row
+    bad = pred.loc["new_defense_0"]
+    assert pd.isna(bad["predicted_label"]) and "excluded at validation" in bad["note"]
+    assert "transcript" in bad["note"]
+    assert pred.drop(index="new_defense_0")["predicted_label"].notna().all()
+    html = out["inference_report"]
+    assert "5 document(s)" in html and "excluded at validation" in html
+
+
 def test_a_mismatched_encoder_is_refused_before_any_work(trained):
     with pytest.raises(InferenceError) as err:
         _infer(trained, trained["new"],

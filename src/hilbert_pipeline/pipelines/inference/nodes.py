@@ -65,9 +65,12 @@ def validate_inference_corpus_node(corpus: str, segmentation: dict[str, Any],
 
 
 def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFrame,
-                 segments: pd.DataFrame, corpus: str, inference: dict[str, Any]
+                 segments: pd.DataFrame, corpus: str, inference: dict[str, Any],
+                 corpus_report: dict | None = None
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict, str]:
-    """Predictions, explanations, held-out metrics (when labelled) and the HTML report."""
+    """Predictions, explanations, held-out metrics (when labelled) and the HTML report. Every
+    manifest row gets a row of ``predictions``: documents excluded at validation
+    (``corpus_report["excluded"]``) with their reason and no prediction."""
     path = str(inference["model_path"])
     check_feature_meta(model.encoder_meta, segment_features.get("meta") or {}, path)
     label_map = model.extra["contract"]["label_map"]
@@ -77,7 +80,8 @@ def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFr
                          "predict (see data/08_reporting/inference_embedding_summary.json)")
     pred = predict_corpus(model.model, iset.docs, int(inference.get("batch_size", 32)))
     seen = [*(model.extra.get("train_doc_ids") or []), *(model.extra.get("val_doc_ids") or [])]
-    table = predictions_table(iset, pred, seen)
+    excluded = list((corpus_report or {}).get("excluded") or [])
+    table = predictions_table(iset, pred, seen, excluded)
     explanations = explanations_table(iset, pred, segments, int(inference.get("top_k", 5)))
     metrics = external_metrics(iset, pred, seen)
     metrics["model_path"] = path
@@ -94,6 +98,10 @@ def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFr
               + ("" if metrics["held_out"] else
                  f" ({metrics['n_in_training']} of them seen in training: not held-out)"))
              if m else " (no labels: predictions only)")
+    for e in excluded:
+        log.warning("document %r was excluded at validation (%s): not predicted (listed in "
+                    "predictions.csv with the reason)", e.get("doc_id"),
+                    "; ".join(map(str, e.get("reasons") or [])))
     for d in iset.unusable:
         log.warning("document %r has no usable audio and no transcript text: not predicted "
                     "(listed in predictions.csv with a note)", d)

@@ -34,7 +34,8 @@ def create_pipeline(**kwargs) -> Pipeline:
              name="embed_inference_segments"),
         Node(predict_node,
              inputs=["inference_model", "inference_segment_features", "inference_documents",
-                     "inference_segments", "params:corpus", "params:inference"],
+                     "inference_segments", "params:corpus", "params:inference",
+                     "inference_corpus_report"],
              outputs=["predictions", "explanations", "inference_metrics", "inference_report"],
              name="predict_and_explain"),
     ])
