@@ -16,8 +16,8 @@ evaluation pipeline's own protocol (repeated stratified k-fold, identical folds 
 * ``long``  — 150 segments per document, the label in 6 of them (a few war sentences, or a
   few slow segments, among filler)
 
-Per regime it prints every method's macro-F1 (mean over folds), the network alone (``no_wide``)
-beside HILBERT, and HILBERT minus the best alternative (the best method whose role is
+Per regime it prints every method's macro-F1 (mean over folds), the network alone (HILBERT itself
+by default, or ``no_wide`` when HILBERT is set to a mixture) against the logistic regressions, and HILBERT minus the best alternative (the best method whose role is
 ``baseline``) with its paired corrected interval. The last line is::
 
     quality: worst_gap=<x> regime=<name> interaction_gain=<y> pairing_gain=<p>
@@ -67,7 +67,7 @@ from hilbert_pipeline.experiment.params import resolve_training_settings  # noqa
 
 UNIMODAL = ("text_only", "audio_only", "text_logreg", "audio_logreg")
 LOGREGS = ("concat_logreg", "text_logreg", "audio_logreg")
-DEFAULT_METHODS = ("hilbert", "no_wide", "concat_logreg",
+DEFAULT_METHODS = ("hilbert", "with_wide", "concat_logreg",
                    "text_logreg", "audio_logreg", "bilinear_logreg", "segment_mil")
 #: regimes where the network alone is held to the best logistic regression (-0.03)
 POOLED_REGIMES = ("text", "audio", "both", "demo")
@@ -194,14 +194,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  hilbert - best alternative ({v['best_alternative']}): {v['mean_diff']:+.3f} "
               f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]")
         print(f"  {v['sentence']}")
-        if "no_wide" in means:
+        net = rp.network_method(res["fold_metrics"], "hilbert")
+        if net is not None:
             best_lr = max(means[m] for m in LOGREGS if m in means)
-            print(f"  network alone (no_wide) {means['no_wide']:.3f}: "
-                  f"{means['no_wide'] - best_lr:+.3f} vs the best logistic regression")
+            print(f"  network alone ({net}) {means[net]:.3f}: "
+                  f"{means[net] - best_lr:+.3f} vs the best logistic regression")
             if regime in POOLED_REGIMES:
-                net_gaps[regime] = means["no_wide"] - best_lr
+                net_gaps[regime] = means[net] - best_lr
         if regime == "pairing":
-            for m in ("concat_logreg", "hilbert", "no_wide"):
+            for m in ("concat_logreg", "hilbert", "with_wide", "no_wide", "segment_mil"):
                 if m in means:
                     acc = pairwise_accuracy(res["predictions"], m, "paired", "crossed")
                     print(f"  {m}: paired vs crossed accuracy {acc:.3f} (chance 0.5)")

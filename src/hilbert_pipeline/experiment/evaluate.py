@@ -44,22 +44,43 @@ def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_pa
         return run_method(spec, train, test, model_params, training_params, seed, overrides)
 
 
+#: the fields that say whether and how a linear member joins the network
+_WIDE_FIELDS = ("wide_path", "wide_init", "wide_trainable", "wide_combine")
+
+
 def _network_shared(specs, overrides: Mapping[str, Any], model_params: Mapping[str, Any]
                     ) -> dict[str, tuple[str, ...]]:
-    """``{"hilbert": ("no_wide",)}`` when both are evaluated with the default mixture form and
-    no per-method overrides: the mixture's network is trained exactly as ``no_wide`` (same seed,
-    same weights, a tested property), so its own prediction is that row and one fit serves
-    both. Empty otherwise."""
+    """``{mixture method: (network-alone methods, ...)}``: a neural method whose prediction is
+    a ``mixture`` trains its network exactly as a method that differs from it only by having no
+    linear member (same seed, same weights: a tested property), so that method's row is the
+    mixture's own network prediction and one fit serves both (e.g. ``with_wide`` and the default
+    ``hilbert``, or a mixture ``hilbert`` and ``no_wide``). Empty when no such pair is listed."""
     from ..model import HilbertConfig
+    from .params import route
 
-    names = {s.name for s in specs}
-    if not {"hilbert", "no_wide"} <= names or overrides.get("hilbert") or \
-            overrides.get("no_wide"):
-        return {}
     fields = HilbertConfig.__dataclass_fields__
-    wide = model_params.get("wide_path", fields["wide_path"].default)
-    combine = model_params.get("wide_combine", fields["wide_combine"].default)
-    return {"hilbert": ("no_wide",)} if wide and combine == "mixture" else {}
+    effective = {}
+    for spec in specs:
+        if spec.kind != "neural":
+            continue
+        cfg_over, tr_over, _ = route(overrides.get(spec.name))
+        eff = {k: f.default for k, f in fields.items() if k in _WIDE_FIELDS}
+        eff.update({**dict(model_params), **dict(spec.config), **cfg_over})
+        form = "mixture" if eff["wide_path"] and eff["wide_combine"] == "mixture" else (
+            "deep" if not eff["wide_path"] else "other")
+        network = {k: v for k, v in eff.items() if k not in _WIDE_FIELDS}
+        effective[spec.name] = (form, repr(sorted(network.items())), repr(sorted(tr_over.items())))
+    shared: dict[str, tuple[str, ...]] = {}
+    taken: set[str] = set()
+    for name, (form, net, tr) in effective.items():
+        if form != "mixture":
+            continue
+        derived = tuple(other for other, (f2, n2, t2) in effective.items()
+                        if f2 == "deep" and (n2, t2) == (net, tr) and other not in taken)
+        if derived:
+            shared[name] = derived
+            taken.update(derived)
+    return shared
 
 
 def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str],

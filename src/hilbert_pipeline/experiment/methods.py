@@ -26,7 +26,10 @@ bilinear_logreg    baseline    pooled means + mean outer product of 8-d PCA proj
                                of each segment's audio and text, logistic regression
 segment_mil        baseline    multiple-instance model: per-segment fusion and class
                                scores, log-mean-exp over segments (segment_baselines.py)
-no_wide            ablation    ``wide_path=False``: the network alone, no linear member
+no_wide            ablation    ``wide_path=False``: the network alone, no linear member (the
+                               default hilbert; an ablation when hilbert is set to a mixture)
+with_wide          ablation    ``wide_path=True, wide_combine="mixture"``: the network's
+                               probabilities averaged with its linear member's
 no_fusion          ablation    ``segment_fusion=False, segment_head=False``
 no_segment_head    ablation    ``segment_head=False`` (the fusion tokens stay in the pool)
 =================  ==========  ========================================================
@@ -91,6 +94,9 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
     MethodSpec("no_wide", "neural", "ablation",
                "the network alone, without its linear member (wide path)",
                {"wide_path": False}),
+    MethodSpec("with_wide", "neural", "ablation",
+               "the network averaged with its linear member (a logistic regression on pooled "
+               "features)", {"wide_path": True, "wide_combine": "mixture"}),
     MethodSpec("no_fusion", "neural", "ablation",
                "without same-segment fusion (and its segment head)",
                {"segment_fusion": False, "segment_head": False}),
@@ -155,7 +161,7 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
                                 "form": res.config.prediction_form}
         if res.config.prediction_form == "mixture":
             # the mixture's network is trained exactly as without the linear member (same seed,
-            # same weights): its own prediction is the ``no_wide`` ablation's, at no extra cost
+            # same weights): its own prediction is the network-alone method's, at no extra cost
             net = predict(res.model, test, tp.eval_batch_size, member=True)
             info["network"] = MethodResult(net, gate, mi, res.best_epoch, seconds,
                                            {"refit_epochs": res.refit_epochs, "form": "deep"})

@@ -128,18 +128,33 @@ FORMS = {"mixture": "the average of the trained network and its linear member (w
          "deep": "the trained network alone"}
 
 
-def network_sentence(summary: Mapping[str, Any], reference: str = "hilbert") -> str | None:
-    """One sentence: the network alone (``no_wide``) beside the reference and the best logistic
-    regression; None when ``no_wide`` was not evaluated."""
-    if "no_wide" not in summary or reference not in summary:
+def network_method(fold_metrics, reference: str = "hilbert") -> str | None:
+    """The method whose rows are the network alone: ``reference`` itself when its prediction
+    is the network in every fold (the default), else ``no_wide`` when evaluated, else None."""
+    if "form" in fold_metrics.columns:
+        forms = set(fold_metrics.loc[fold_metrics["method"] == reference, "form"].dropna())
+        if forms == {"deep"}:
+            return reference
+    return "no_wide" if (fold_metrics["method"] == "no_wide").any() else None
+
+
+def network_sentence(summary: Mapping[str, Any], network: str | None,
+                     reference: str = "hilbert") -> str | None:
+    """One sentence: the network alone (``network``) beside the reference and the best
+    logistic regression; None when no network-alone row was evaluated."""
+    if network is None or network not in summary or reference not in summary:
         return None
     f1 = {m: summary[m]["macro_f1"]["mean"] for m in summary if "macro_f1" in summary[m]}
     lrs = {m: v for m, v in f1.items() if m.endswith("_logreg")}
-    text = (f"The network alone (`no_wide`, no linear member): macro-F1 {f1['no_wide']:.3f}, "
-            f"against {f1[reference]:.3f} for {reference}")
+    if network == reference:
+        text = (f"{reference} is the trained network alone (no linear member): macro-F1 "
+                f"{f1[network]:.3f}")
+    else:
+        text = (f"The network alone (`{network}`, no linear member): macro-F1 "
+                f"{f1[network]:.3f}, against {f1[reference]:.3f} for {reference}")
     if lrs:
         best = max(lrs, key=lrs.get)
-        text += f" and {lrs[best]:.3f} for the best logistic regression ({best})"
+        text += f"; the best logistic regression ({best}): {lrs[best]:.3f}"
     return text + "."
 
 
@@ -157,20 +172,21 @@ def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
 
 
 def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",
-                     digits: int = 4) -> dict[str, Any]:
+                     digits: int = 4, network: str | None = None) -> dict[str, Any]:
     """The short metrics file DVC tracks: what a reader compares across experiments.
 
     ``hilbert_f1`` (the reference's mean macro-F1 over the folds), ``best`` (the best
     alternative, named) and ``best_f1``, and ``diff`` (the paired mean macro-F1 difference)
     with its 95 % interval ``ci_lo``/``ci_hi``, and ``network_f1``: the network alone (the
-    ``no_wide`` ablation) when it was evaluated; every method and metric stays in
+    ``network`` method, see :func:`network_method`) when one was evaluated; every method and
+    metric stays in
     ``metrics.json``. Seven flat keys, so ``dvc metrics show`` fits a wide terminal.
     """
     out: dict[str, Any] = {}
     if reference in summary:
         out[f"{reference}_f1"] = _round(summary[reference]["macro_f1"]["mean"], digits)
-    if "no_wide" in summary:
-        out["network_f1"] = _round(summary["no_wide"]["macro_f1"]["mean"], digits)
+    if network is not None and network in summary:
+        out["network_f1"] = _round(summary[network]["macro_f1"]["mean"], digits)
     verdict = (summary.get("paired") or {}).get("verdict") or {}
     best = verdict.get("best_alternative")
     if best:

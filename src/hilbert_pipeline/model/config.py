@@ -64,7 +64,8 @@ class HilbertConfig:
         away; needs ``segment_fusion``.
     Head
         ``head``: ``"moe"`` (mixture of experts, docs/model.md) or ``"mlp"`` (ablation).
-        ``wide_path``: a linear member beside the network (wide and deep, Cheng et al. 2016):
+        ``wide_path``: a linear member beside the network (wide and deep, Cheng et al. 2016; off
+        by default: HILBERT is the network alone, docs/model.md "Default recipe"):
         a linear map of the standardised masked mean of the raw segment features of each used
         modality (the standardisation, mean/std of the training documents, is model state set
         by the trainer with :meth:`HilbertModel.set_pooled_stats`). ``wide_init``: ``"logreg"``
@@ -72,7 +73,7 @@ class HilbertConfig:
         documents, its modalities and C chosen by repeated inner CV) or ``"zero"``.
         ``wide_trainable``: whether its weights keep learning after that start.
         ``wide_combine``: how the linear member and the network make one prediction.
-        ``"mixture"`` (default): the average of their class probabilities
+        ``"mixture"``: the average of their class probabilities
         (``logits = log(p_net / 2 + p_wide / 2)``); the network is trained and early-stopped on
         its own logits (``HilbertOutput.head_logits``), exactly as without the linear member.
         ``"residual"``: the logits add up and the network is trained through the sum (it learns
@@ -124,7 +125,7 @@ class HilbertConfig:
     segment_fusion: bool = True
     segment_head: bool = True
     head: str = "moe"
-    wide_path: bool = True
+    wide_path: bool = False
     wide_init: str = "logreg"
     wide_trainable: bool = False
     wide_combine: str = "mixture"

@@ -110,7 +110,9 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
         log.warning(caution)
         info = f"{info}\n\n**{caution}**"
     main = "hilbert" if "hilbert" in summary else next(iter(summary))
-    for sentence in (rp.form_sentence(fold_metrics, main), rp.network_sentence(summary, main)):
+    network = rp.network_method(fold_metrics, main)
+    for sentence in (rp.form_sentence(fold_metrics, main),
+                     rp.network_sentence(summary, network, main)):
         if sentence:
             info = f"{info}\n\n{sentence}"
     table = rp.comparison_markdown(summary, info, label_report["class_counts"])
@@ -134,5 +136,6 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
     log.info("method comparison\n%s\nreports: data/08_reporting/ (metrics.json, headline.json, "
              "comparison.md, fold_metrics.csv, per_class_metrics.csv, confusion_*.png, "
              "gate_usage.csv, mi_estimates.json)", table)
-    return (summary, rp.headline_metrics(summary, main), per_class, table, fig_main, fig_base,
+    return (summary, rp.headline_metrics(summary, main, network=network), per_class, table,
+            fig_main, fig_base,
             gates, mi_sum)
