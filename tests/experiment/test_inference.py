@@ -180,11 +180,12 @@ def test_predictions_match_the_model_and_flag_missing_modalities():
 
 
 def test_relevance_decomposes_the_wide_path_exactly():
-    """Deep branches at their start (zero logits): the model is the linear wide path, and the
-    segment relevances of a document sum to its evidence minus an average document's."""
+    """The ``wide`` form: the model is its linear member, and the segment relevances of a
+    document sum to its evidence minus an average document's."""
     sf, documents, docs, _ = _trained()
     cfg = build_config(docs, {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2,
-                              "wide_path": True, "modality_dropout": 0.0})
+                              "wide_path": True, "wide_combine": "wide",
+                              "modality_dropout": 0.0})
     model = HilbertModel(cfg).eval()
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():

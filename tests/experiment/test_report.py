@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hilbert_pipeline.experiment.report import form_sentence, headline_metrics, network_sentence
+from hilbert_pipeline.experiment.report import (
+    form_sentence,
+    headline_metrics,
+    network_method,
+    network_sentence,
+)
 
 
 def _m(mean):
@@ -43,9 +48,15 @@ def test_form_sentence_counts_the_folds_of_each_form():
 def test_the_network_alone_stands_beside_the_final_scores():
     summary = {"hilbert": _m(0.61), "no_wide": _m(0.58), "text_logreg": _m(0.6),
                "concat_logreg": _m(0.55), "majority": _m(0.2)}
-    assert headline_metrics(summary)["network_f1"] == 0.58
-    text = network_sentence(summary)
-    assert "0.580" in text and "0.610 for hilbert" in text and "0.600 for the best logistic " \
-        "regression (text_logreg)" in text
-    assert network_sentence({"hilbert": _m(0.6)}) is None
+    mixture = pd.DataFrame({"method": ["hilbert", "no_wide"], "form": ["mixture", "deep"]})
+    assert network_method(mixture) == "no_wide"
+    assert headline_metrics(summary, network="no_wide")["network_f1"] == 0.58
+    text = network_sentence(summary, "no_wide")
+    assert "0.580" in text and "0.610 for hilbert" in text and "the best logistic " \
+        "regression (text_logreg): 0.600" in text
+    deep = pd.DataFrame({"method": ["hilbert", "with_wide"], "form": ["deep", "mixture"]})
+    assert network_method(deep) == "hilbert"
+    assert "hilbert is the trained network alone" in network_sentence(summary, "hilbert")
+    assert network_method(pd.DataFrame({"method": ["text_logreg"], "form": [None]})) is None
+    assert network_sentence({"hilbert": _m(0.6)}, None) is None
     assert "network_f1" not in headline_metrics({"hilbert": _m(0.6)})

@@ -400,16 +400,17 @@ def test_the_untrained_model_is_never_an_early_stopping_candidate():
 
 
 def test_the_default_trains_the_network_in_every_fold():
-    """The default (a mixture) trains the network whatever the modalities carry: on a corpus
-    whose audio is noise (where the old ``auto`` form predicted with a logistic regression
-    alone) as on one where both carry the class."""
+    """The default HILBERT is the trained network alone, whatever the modalities carry: on a
+    corpus whose audio is noise (where the old ``auto`` form predicted with a logistic
+    regression alone) as on one where both carry the class; a mixture trains it too."""
     for docs in (_noise_audio_docs(), _both_signal_docs()):
-        cfg = build_config(docs, {k: v for k, v in WIDE.items()})
-        assert cfg.wide_combine == "mixture" and cfg.prediction_form == "mixture"
-        res = fit(cfg, docs, None, tp(epochs=3), seed=0)
-        assert res.config.prediction_form == "mixture"
-        assert res.best_epoch >= 1 and res.refit_epochs >= 1
-        assert np.isfinite(res.history["train_cls"]).all()
+        default = build_config(docs, {k: v for k, v in MODEL.items() if k != "wide_path"})
+        assert not default.wide_path and default.prediction_form == "deep"
+        for cfg in (default, build_config(docs, WIDE)):
+            res = fit(cfg, docs, None, tp(epochs=3), seed=0)
+            assert res.config.prediction_form in ("deep", "mixture")
+            assert res.best_epoch >= 1 and res.refit_epochs >= 1
+            assert np.isfinite(res.history["train_cls"]).all()
 
 
 def _both_signal_docs():

@@ -135,8 +135,8 @@ def test_unseen_documents_are_predicted_flagged_and_explained(trained):
         assert ref not in html
     assert 'href="#doc-wordless"' in html and 'id="doc-wordless"' in html
     # the report says what the model is
-    form = ck.model.config.wide_combine
-    assert m["model_form"] == form == "mixture"
+    form = ck.model.config.prediction_form
+    assert m["model_form"] == form == "deep"
     assert f"The model's prediction is {FORMS[form]}" in html
 
 
