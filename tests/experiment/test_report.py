@@ -57,6 +57,7 @@ def test_the_network_alone_stands_beside_the_final_scores():
     deep = pd.DataFrame({"method": ["hilbert", "with_wide"], "form": ["deep", "mixture"]})
     assert network_method(deep) == "hilbert"
     assert "hilbert is the trained network alone" in network_sentence(summary, "hilbert")
+    assert "network_f1" not in headline_metrics(summary, network="hilbert")  # = hilbert_f1
     assert network_method(pd.DataFrame({"method": ["text_logreg"], "form": [None]})) is None
     assert network_sentence({"hilbert": _m(0.6)}, None) is None
     assert "network_f1" not in headline_metrics({"hilbert": _m(0.6)})

@@ -178,14 +178,14 @@ def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",
     ``hilbert_f1`` (the reference's mean macro-F1 over the folds), ``best`` (the best
     alternative, named) and ``best_f1``, and ``diff`` (the paired mean macro-F1 difference)
     with its 95 % interval ``ci_lo``/``ci_hi``, and ``network_f1``: the network alone (the
-    ``network`` method, see :func:`network_method`) when one was evaluated; every method and
-    metric stays in
+    ``network`` method, see :func:`network_method`) when it is not the reference itself; every
+    method and metric stays in
     ``metrics.json``. Seven flat keys, so ``dvc metrics show`` fits a wide terminal.
     """
     out: dict[str, Any] = {}
     if reference in summary:
         out[f"{reference}_f1"] = _round(summary[reference]["macro_f1"]["mean"], digits)
-    if network is not None and network in summary:
+    if network is not None and network != reference and network in summary:
         out["network_f1"] = _round(summary[network]["macro_f1"]["mean"], digits)
     verdict = (summary.get("paired") or {}).get("verdict") or {}
     best = verdict.get("best_alternative")

@@ -57,12 +57,13 @@ def test_evaluation_outputs_and_label_handling(caplog):
         assert len(out[name].axes) >= 1
     assert "| concat_logreg | baseline |" in out["comparison_table"]
     assert "| hilbert | proposed |" in caplog.text  # the table is logged
-    # both modalities carry the class: the trainer averaged the two members in every fold
+    # the default: hilbert is the trained network alone in every fold, and the report says so
     fm = out["fold_metrics"]
-    assert fm.loc[fm["method"] == "hilbert", "form"].tolist() == ["mixture"] * 3
+    assert fm.loc[fm["method"] == "hilbert", "form"].tolist() == ["deep"] * 3
     assert fm.loc[fm["method"] == "concat_logreg", "form"].isna().all()
     assert "Form of hilbert's prediction" in out["comparison_table"]
-    assert "logistic regression (wide path) in 3 of 3 folds" in out["comparison_table"]
+    assert "the trained network alone in 3 of 3 folds" in out["comparison_table"]
+    assert "hilbert is the trained network alone (no linear member)" in out["comparison_table"]
     headline = out["headline_metrics"]
     assert headline["best"] in set(METHODS) - {"hilbert", "majority"}
     assert len(out["evaluation_predictions"]) == len(METHODS) * 17
