@@ -31,6 +31,19 @@ def sinusoidal_positions(n: int, d: int, device: torch.device | None = None,
     return pe[:, :d].to(dtype)
 
 
+def copy_standardisation(mean_buf: torch.Tensor, std_buf: torch.Tensor, mean, std,
+                         what: str) -> None:
+    """Copy per-column ``mean``/``std`` into the buffers (shapes must match); a column with
+    (near) zero spread gets std 1, so it is centred but not scaled."""
+    mean = torch.as_tensor(mean, dtype=mean_buf.dtype)
+    std = torch.as_tensor(std, dtype=std_buf.dtype)
+    if mean.shape != mean_buf.shape or std.shape != std_buf.shape:
+        raise ValueError(f"{what} need shape {tuple(mean_buf.shape)}, got {tuple(mean.shape)} "
+                         f"and {tuple(std.shape)}")
+    mean_buf.copy_(mean)
+    std_buf.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+
+
 class ModalityProjection(nn.Module):
     """Input normalisation -> Linear(d_m, d) -> GELU -> Dropout, plus an optional segment
     position encoding.
@@ -62,13 +75,7 @@ class ModalityProjection(nn.Module):
     def set_stats(self, mean, std) -> None:
         """Per-column mean and std of the training segments (``input_norm="standardize"``); a
         column with (near) zero spread is left unscaled."""
-        mean = torch.as_tensor(mean, dtype=self.mean.dtype)
-        std = torch.as_tensor(std, dtype=self.std.dtype)
-        if mean.shape != self.mean.shape or std.shape != self.std.shape:
-            raise ValueError(f"segment stats need shape {tuple(self.mean.shape)}, got "
-                             f"{tuple(mean.shape)} and {tuple(std.shape)}")
-        self.mean.copy_(mean)
-        self.std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+        copy_standardisation(self.mean, self.std, mean, std, "segment stats")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_norm == "standardize":

@@ -174,13 +174,7 @@ class HilbertModel(nn.Module):
         with (near) zero spread is left unscaled."""
         if not self.config.wide_path:
             raise ValueError("set_pooled_stats needs wide_path=True")
-        mean = torch.as_tensor(mean, dtype=self.pooled_mean.dtype)
-        std = torch.as_tensor(std, dtype=self.pooled_std.dtype)
-        if mean.shape != self.pooled_mean.shape or std.shape != self.pooled_std.shape:
-            raise ValueError(f"pooled stats need shape {tuple(self.pooled_mean.shape)}, got "
-                             f"{tuple(mean.shape)} and {tuple(std.shape)}")
-        self.pooled_mean.copy_(mean)
-        self.pooled_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+        copy_standardisation(self.pooled_mean, self.pooled_std, mean, std, "pooled stats")
 
     def _wide_logits(self, feats: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
                      ) -> torch.Tensor:
