@@ -15,6 +15,7 @@ from .layers import (
     ModalityProjection,
     SegmentEvidenceHead,
     SegmentFusion,
+    copy_standardisation,
 )
 from .moe import MLPClassifier, MoEClassifier
 
