@@ -166,6 +166,22 @@ def test_default_schedule_trains_every_epoch_and_keeps_the_averaged_weights(docs
     assert not torch.allclose(snapshots[-1][name], mean)  # not simply the last state
 
 
+def test_monitor_documents_feed_the_callback_and_never_the_model(docs):
+    """Without an inner split, ``monitor_docs`` give the callback (a pruner) a macro-F1 after
+    every epoch; the trained model is the same as without them."""
+    cfg = build_config(docs, MODEL)
+    optim = TrainingParams(epochs=3, batch_size=4, weight_average=0.5)
+    seen: list = []
+    held = docs.subset(range(5))
+    with_monitor = fit(cfg, docs, None, optim, seed=0, monitor_docs=held,
+                       on_epoch_end=lambda e, f: seen.append((e, f)))
+    assert [e for e, _ in seen] == [1, 2, 3] and all(0.0 <= f <= 1.0 for _, f in seen)
+    plain_seen: list = []
+    plain = fit(cfg, docs, None, optim, seed=0, on_epoch_end=lambda e, f: plain_seen.append(f))
+    assert plain_seen == [None, None, None]
+    np.testing.assert_allclose(predict(with_monitor.model, docs), predict(plain.model, docs))
+
+
 def test_ties_keep_the_later_epoch_but_do_not_reset_the_patience(docs):
     """lr 0: the score never changes. "last" keeps the latest tying state yet stops after
     ``patience`` epochs; "first" keeps epoch 1."""

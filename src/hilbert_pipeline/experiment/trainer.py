@@ -624,9 +624,8 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
             if on_epoch_end is not None:
                 if val_f1 is None and monitor_docs is not None and len(monitor_docs):
                     # reported to the callback only (e.g. a pruner): never a selection
-                    member = run.model.config.head_alone
-                    proba = np.concatenate([softmax(o, head=member) for _, _, o in eval_batches(
-                        run.model, monitor_docs, tp.eval_batch_size)])
+                    proba = predict(run.model, monitor_docs, tp.eval_batch_size,
+                                    member=run.model.config.head_alone)
                     on_epoch_end(epoch, macro_f1(monitor_docs.labels, proba))
                 else:
                     on_epoch_end(epoch, val_f1)
