@@ -97,17 +97,20 @@ class DocumentSet:
             raise DataError(f"unknown document ids: {missing[:20]}")
         return self.subset([pos[d] for d in doc_ids])
 
-    def segment_stats(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
-        """Per-column mean and std of one modality's real segments over these documents
-        (float64; zeros and ones when no document has the modality)."""
+    def real_segments(self, modality: str) -> np.ndarray:
+        """Every real segment of one modality over these documents, stacked:
+        ``(n_segments, d_m)`` float64 (no rows when no document has the modality)."""
         feats, masks = ((self.audio, self.audio_mask) if modality == "audio"
                         else (self.text, self.text_mask))
-        rows = [f[m] for f, m in zip(feats, masks, strict=True) if m.any()]
         dim = self.audio_dim if modality == "audio" else self.text_dim
-        if not rows:
-            return np.zeros(dim), np.ones(dim)
-        x = np.concatenate(rows).astype(np.float64)
-        return x.mean(axis=0), x.std(axis=0)
+        rows = [f[m] for f, m in zip(feats, masks, strict=True) if m.any()]
+        return np.concatenate(rows).astype(np.float64) if rows else np.zeros((0, dim))
+
+    def segment_stats(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per-column mean and std of one modality's real segments over these documents
+        (float64; zeros and ones when no document has the modality; std 1 for a column that
+        does not vary, so dividing by it centres without scaling)."""
+        return standardisation(self.real_segments(modality))
 
     def pooled_features(self, modalities: Sequence[str] = ("audio", "text")) -> np.ndarray:
         """Masked mean of each named modality's segment features, concatenated in the order
@@ -132,6 +135,15 @@ class DocumentSet:
                     block[i] = feats[i][masks[i]].mean(axis=0)
             blocks.append(block)
         return np.concatenate(blocks, axis=1)
+
+
+def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std of the rows of ``x``; std 1 where a column does not vary (or
+    there are no rows, mean 0), so ``(x - mean) / std`` never divides by zero."""
+    if len(x) == 0:
+        return np.zeros(x.shape[1]), np.ones(x.shape[1])
+    std = x.std(axis=0)
+    return x.mean(axis=0), np.where(std > 1e-8, std, 1.0)
 
 
 def collate(docs: DocumentSet, idx: Sequence[int]) -> dict[str, Any]:

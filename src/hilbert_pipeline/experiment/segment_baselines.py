@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DocumentSet
+from .data import DocumentSet, standardisation
 
 
 @dataclass
@@ -37,17 +37,13 @@ class BilinearProjection:
 
         mean, std, basis = {}, {}, {}
         for m in ("audio", "text"):
-            mu, sd = docs.segment_stats(m)
-            sd = np.where(sd > 1e-8, sd, 1.0)
-            x = _real_segments(docs, m)
-            if len(x) == 0:
-                basis[m] = np.zeros((rank, len(mu)))
-            else:
-                k = int(min(rank, x.shape[0], x.shape[1]))
-                pca = PCA(n_components=k, random_state=int(seed) % 2**32).fit((x - mu) / sd)
-                basis[m] = np.zeros((rank, len(mu)))
-                basis[m][:k] = pca.components_
-            mean[m], std[m] = mu, sd
+            x = docs.real_segments(m)  # stacked once: the statistics and the PCA read it
+            mean[m], std[m] = standardisation(x)
+            basis[m] = np.zeros((rank, x.shape[1]))
+            k = int(min(rank, x.shape[0], x.shape[1]))
+            if k > 0:
+                pca = PCA(n_components=k, random_state=int(seed) % 2**32)
+                basis[m][:k] = pca.fit((x - mean[m]) / std[m]).components_
         return cls(mean, std, basis)
 
     def features(self, docs: DocumentSet) -> np.ndarray:
@@ -65,13 +61,6 @@ class BilinearProjection:
                 self.basis["text"].T
             outer[i] = np.einsum("na,nt->at", pa, pt).ravel() / both.sum()
         return np.concatenate([docs.pooled_features(("audio", "text")), outer], axis=1)
-
-
-def _real_segments(docs: DocumentSet, modality: str) -> np.ndarray:
-    feats, masks = ((docs.audio, docs.audio_mask) if modality == "audio"
-                    else (docs.text, docs.text_mask))
-    rows = [f[mk] for f, mk in zip(feats, masks, strict=True) if mk.any()]
-    return np.concatenate(rows).astype(np.float64) if rows else np.zeros((0, 0))
 
 
 def fit_segment_mil(train: DocumentSet, test: DocumentSet, seed: int, class_weight_power: float,
@@ -92,7 +81,7 @@ def fit_segment_mil(train: DocumentSet, test: DocumentSet, seed: int, class_weig
         for m, feats, masks in (("audio", docs.audio, docs.audio_mask),
                                 ("text", docs.text, docs.text_mask)):
             mu, sd = stats[m]
-            x = (feats[i] - mu) / np.where(sd > 1e-8, sd, 1.0)
+            x = (feats[i] - mu) / sd
             x = x * masks[i][:, None]  # a segment without the modality contributes zeros
             out.append(torch.as_tensor(x, dtype=torch.float32))
         real = torch.as_tensor(docs.audio_mask[i] | docs.text_mask[i])
