@@ -79,10 +79,12 @@ def missing_input_message(name: str, path: str, pipelines: dict | None = None) -
                  pipelines[k].all_outputs()]
     text = f"Error: the input `{name}` is missing ({path} does not exist)."
     if producers:
+        from hilbert_pipeline.pipeline_registry import DEFAULT_CHAIN
+
         chain = _chain(producers[0], pipelines)
         text += (f"\nIt is written by the `{producers[0]}` pipeline: run "
                  f"`kedro run --pipelines {','.join(chain)}` first, or plain `kedro run` "
-                 "(segmentation, embedding, training, evaluation).")
+                 f"({', '.join(DEFAULT_CHAIN)}).")
     return text + "\n(set HILBERT_DEBUG=1 to see the traceback)"
 
 
