@@ -176,6 +176,8 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
             if other and METHODS[name].kind == "neural":
                 raise ParamsError(f"evaluation.method_overrides.{name}: unknown keys "
                                   f"{sorted(other)} (HilbertConfig or TrainingParams fields)")
+        if "seed" not in values:
+            raise ParamsError("parameters 'evaluation' needs an explicit 'seed'")
 
     block("training", training)
     block("evaluation", evaluation)

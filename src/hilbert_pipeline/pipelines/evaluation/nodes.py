@@ -15,15 +15,14 @@ from hilbert_pipeline.experiment import statistics as st
 from hilbert_pipeline.experiment.data import build_document_set
 from hilbert_pipeline.experiment.folds import make_folds
 from hilbert_pipeline.experiment.methods import ROLES
-from hilbert_pipeline.experiment.params import EVAL_KEYS, resolve_training_settings
-from hilbert_pipeline.utils import reject_unknown_keys
+from hilbert_pipeline.experiment.params import check_run_parameters, resolve_training_settings
 
 log = logging.getLogger(__name__)
 
 def _check(evaluation: dict) -> None:
-    reject_unknown_keys("parameters 'evaluation'", evaluation, EVAL_KEYS)
-    if "seed" not in evaluation:
-        raise ValueError("parameters 'evaluation' needs an explicit 'seed'")
+    """The evaluation block's keys, seed, methods and overrides (the checks the run-start hook
+    makes; again here for a node run on its own, e.g. in memory)."""
+    check_run_parameters({"evaluation": evaluation})
 
 
 def _documents(segment_features: dict, documents: pd.DataFrame, evaluation: dict,
