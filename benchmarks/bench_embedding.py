@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import hilbert_pipeline  # noqa: F401,E402  (pins the CPU kernels before torch loads)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+import hilbert_pipeline  # noqa: F401,E402  (pins the CPU kernels before torch loads)
+
 
 def _single(args: argparse.Namespace) -> dict:
     import torch

@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
+import hilbert_pipeline  # noqa: F401,E402  (pins the CPU kernels before torch loads)
 from hilbert_pipeline.demo.regimes import REGIMES, build_regime_corpus  # noqa: E402
 from hilbert_pipeline.experiment import evaluate as ev  # noqa: E402
 from hilbert_pipeline.experiment import report as rp  # noqa: E402

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import hilbert_pipeline  # noqa: F401,E402  (pins the CPU kernels before torch loads)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 

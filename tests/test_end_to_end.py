@@ -21,6 +21,8 @@ from nbclient import NotebookClient
 from tiny_topics import KEDRO_PARAMS as PARAMS
 from tiny_topics import tiny_documents
 
+from hilbert_pipeline import cpu_kernels
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +46,14 @@ def test_default_pipeline_end_to_end(trained_project):
                "audio_logreg", "direct", "no_dual", "no_cka", "no_mi", "mlp_head", "with_wide",
                "no_fusion", "no_segment_head", "bilinear_logreg", "segment_mil",
                "majority", "stratified"]
-    assert list(metrics) == methods + ["paired"]
+    assert list(metrics) == methods + ["paired", "platform"]
+    # the kedro CLI pinned the CPU kernels before torch loaded, over the shell's `default`
+    platform = metrics["platform"]
+    assert platform["kernels"] == "pinned"
+    expected = cpu_kernels.pinned_values().get("ATEN_CPU_CAPABILITY")
+    if expected is not None:
+        assert platform["cpu_capability"] == expected.upper()
+        assert platform["pinned"] == cpu_kernels.pinned_values()
     paired = metrics["paired"]
     assert paired["reference"] == "hilbert" and list(paired["methods"]) == methods[1:]
     for p in paired["methods"].values():

@@ -39,7 +39,7 @@ def test_evaluation_outputs_and_label_handling(caplog):
     with caplog.at_level(logging.INFO):
         out, documents = _run(min_class_size=3, label_map={"c2": "merged"})
     metrics = out["metrics"]
-    assert list(metrics) == METHODS + ["paired"]
+    assert list(metrics) == METHODS + ["paired", "platform"]
     assert set(metrics["paired"]["methods"]) == set(METHODS) - {"hilbert"}
     labels = out["evaluation_labels"]
     assert labels["label_names"] == ["c0", "c1", "merged"]

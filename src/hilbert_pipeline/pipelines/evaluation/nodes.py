@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from hilbert_pipeline import cpu_kernels
 from hilbert_pipeline.cluster import cluster_client
 from hilbert_pipeline.experiment import evaluate as ev
 from hilbert_pipeline.experiment import plots as pl
@@ -123,6 +124,8 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
             verdict = {**verdict, "caution": caution}
         summary = {**summary, "paired": {"reference": main, "metric": "macro_f1",
                                          "methods": paired, "verdict": verdict}}
+    # what decides the numbers on this machine (versions, CPU kernels): compare before diffing
+    summary = {**summary, "platform": cpu_kernels.fingerprint()}
     cm, cmn = rp.confusion_matrices(predictions, main, names)
     fig_main = pl.confusion_figure(cm, cmn, names, f"{main} (all folds)")
     base = rp.best_baseline(summary)

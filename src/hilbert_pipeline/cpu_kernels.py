@@ -1,0 +1,128 @@
+"""Same seed, same numbers on another x86 machine: pin the CPU kernels before torch loads.
+
+PyTorch and the libraries under it pick their CPU kernels per machine: ATen's vectorised
+kernels follow the CPU's widest instruction set (AVX-512 here, AVX2 on many laptops and
+servers), MKL picks its own code path, oneDNN its own. Each path adds floating-point numbers in
+another order, so one training run gives other weights on another CPU even with the same seed
+and thread count. This module fixes the choice to AVX2, the level most x86 machines of the last
+decade have, so that every AVX2-capable x86 machine takes the same path:
+
+=======================  ==================  ====================================
+variable                 pinned value        what it decides
+=======================  ==================  ====================================
+``ATEN_CPU_CAPABILITY``  ``avx2``            PyTorch's vectorised CPU kernels
+``MKL_CBWR``             ``AVX2,STRICT``     MKL's code path (conditional numerical
+                                             reproducibility, strict mode)
+``ONEDNN_MAX_CPU_ISA``   ``AVX2``            the widest ISA oneDNN's kernels use
+=======================  ==================  ====================================
+
+A CPU without AVX2 gets ``default`` / ``COMPATIBLE,STRICT`` / ``SSE41`` (the same numbers as any
+other machine pinned to that level, not those of an AVX2 machine). Thread counts are the fourth
+part: every fit runs with ``training.optim.num_threads`` threads (1 by default), because ATen
+splits reductions by thread.
+
+:func:`pin` runs when ``hilbert_pipeline`` is imported, before anything in the package imports
+torch; every entry point (the Kedro CLI through ``settings.py``, Dask workers, which import the
+package to unpickle a task and inherit the variables on a local cluster, the benchmarks, the
+tests) imports the package first. The values overwrite what the environment had, so the numbers
+do not depend on the shell. ``HILBERT_CPU_KERNELS=native`` (the one opt-out) leaves every
+variable as the environment has it: faster on AVX-512 machines, other numbers on other CPUs.
+CUDA runs are not bit-reproducible across GPUs or library versions; this pins only CPU code.
+:func:`fingerprint` is written into ``metrics.json`` so that two runs can be compared.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import warnings
+
+#: the environment variable that opts out (``native``) or keeps the default (``pinned``)
+MODE_VARIABLE = "HILBERT_CPU_KERNELS"
+MODES = ("pinned", "native")
+
+_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+_BASELINE = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE,STRICT",
+             "ONEDNN_MAX_CPU_ISA": "SSE41"}
+
+#: what :func:`pin` did in this process: mode, the values set, the ambient values replaced
+STATE: dict = {}
+
+
+def is_x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def has_avx2() -> bool:
+    """AVX2 and FMA, as NumPy's own CPU dispatcher detected them (every platform); False when
+    NumPy cannot tell."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy < 2
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return False
+    return bool(features.get("AVX2") and features.get("FMA3"))
+
+
+def pinned_values() -> dict[str, str]:
+    """The variables and values this machine is pinned to ({} off x86: ARM machines have other
+    kernels, so there is no common level to pin)."""
+    if not is_x86():
+        return {}
+    return dict(_AVX2 if has_avx2() else _BASELINE)
+
+
+def pin(environ=None) -> dict:
+    """Set the kernel-choosing variables in ``environ`` (``os.environ``) unless the mode is
+    ``native``; returns (and keeps in :data:`STATE`) what was done. Torch already imported
+    means its kernels may already be chosen: a warning says so."""
+    env = os.environ if environ is None else environ
+    mode = str(env.get(MODE_VARIABLE, "pinned")).strip().lower() or "pinned"
+    if mode not in MODES:
+        warnings.warn(f"{MODE_VARIABLE}={env.get(MODE_VARIABLE)!r} is not one of {MODES}; "
+                      "pinning the CPU kernels (the default)", stacklevel=2)
+        mode = "pinned"
+    state: dict = {"mode": mode, "values": {}, "replaced": {}}
+    if mode == "pinned":
+        if "torch" in sys.modules:
+            warnings.warn("torch was imported before hilbert_pipeline, so its CPU kernels may "
+                          "not follow the project's pinning; import hilbert_pipeline first "
+                          "(docs/reproducibility.md)", stacklevel=2)
+        for key, value in pinned_values().items():
+            ambient = env.get(key)
+            if ambient is not None and ambient != value:
+                state["replaced"][key] = ambient
+            env[key] = value
+            state["values"][key] = value
+    if environ is None:
+        STATE.clear()
+        STATE.update(state)
+    return state
+
+
+def fingerprint() -> dict:
+    """What decides the numbers on this machine: versions, the CPU capability torch actually
+    uses, the pinning mode and values. Written into metrics.json."""
+    import numpy
+    import torch
+
+    out = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "kernels": STATE.get("mode", "unknown"),
+        "pinned": dict(STATE.get("values", {})),
+        "cuda": torch.cuda.is_available(),
+    }
+    try:
+        import sklearn
+
+        out["scikit_learn"] = sklearn.__version__
+    except ImportError:  # pragma: no cover - a dependency of the project
+        pass
+    return out
