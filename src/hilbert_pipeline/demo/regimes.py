@@ -208,12 +208,62 @@ def segment_regime_documents(regime: str, seed: int = 0) -> list[dict]:
     return [out[i] for i in order]
 
 
+#: learning-curve corpus: class shares (those of regime "text"), training pool and test sizes
+CURVE_SHARES = {k: v / sum(TEXT_SIZES.values()) for k, v in TEXT_SIZES.items()}
+CURVE_POOL, CURVE_TEST = 1000, 300
+
+
+def curve_documents(seed: int = 0, n_pool: int = CURVE_POOL, n_test: int = CURVE_TEST,
+                    sentences_per_document: int = 3, test_share: float = 0.25,
+                    max_words: int = 80) -> list[dict]:
+    """Documents cut from the full addresses for the learning curve (seeded): the label is the
+    era (regime ``text``'s classes and shares), each document ``sentences_per_document``
+    consecutive sentences of one address (at most ``max_words`` words), spoken with a random voice, rate and pitch (the audio
+    carries no label signal). A quarter of each era's addresses give the ``test`` documents,
+    the others the ``train`` pool (``split`` column), so no address sits on both sides;
+    ``group`` is the address."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(b"curve")])
+    table = load_sotu_table()
+    table["sentences"] = [_speakable_sentences(t) for t in table["text"]]
+    k = int(sentences_per_document)
+    table = table[table["sentences"].map(len) >= k].reset_index(drop=True)
+    era = np.array([_era(int(y)) for y in table["year"]])
+    out = []
+    for label, share in CURVE_SHARES.items():
+        addresses = rng.permutation(np.flatnonzero(era == label))
+        n_test_addr = max(1, round(test_share * len(addresses)))
+        for split, addr, n in (("test", addresses[:n_test_addr], round(share * n_test)),
+                               ("train", addresses[n_test_addr:], round(share * n_pool))):
+            # blocks of at most max_words words keep the corpus quick to speak and embed
+            blocks = [(i, j) for i in addr
+                      for j in range(len(table.at[int(i), "sentences"]) // k)
+                      if sum(len(x.split()) for x in
+                             table.at[int(i), "sentences"][j * k:(j + 1) * k]) <= max_words]
+            if len(blocks) < n:
+                raise RegimeError(f"learning curve: {len(blocks)} blocks of {k} sentences for "
+                                  f"{label}/{split}, need {n}")
+            for b in rng.choice(len(blocks), n, replace=False):
+                i, j = blocks[int(b)]
+                row = table.iloc[int(i)]
+                out.append({"doc_id": f"{row['fileid']}-{j:03d}", "label": label,
+                            "group": str(row["fileid"]), "split": split,
+                            "sentences": row["sentences"][j * k:(j + 1) * k],
+                            "voice": str(rng.choice(VOICES)),
+                            "rate": int(rng.integers(135, 216)),
+                            "pitch": int(rng.integers(20, 81))})
+    return sorted(out, key=lambda d: d["doc_id"])
+
+
 def build_regime_corpus(regime: str, out_dir: str | Path, seed: int = 0,
                         sentences_per_document: int = 5, workers: int = 2,
                         progress: bool = False) -> Path:
-    """Synthesise one regime's corpus into ``out_dir`` (reused when unchanged)."""
+    """Synthesise one regime's corpus into ``out_dir`` (reused when unchanged); ``"curve"``
+    is the learning curve's corpus (:func:`curve_documents`)."""
     from .synthesis import synthesize_corpus
 
+    if regime == "curve":
+        return synthesize_corpus(out_dir, curve_documents(seed), seed=seed, workers=workers,
+                                 progress=progress)
     if regime in SEGMENT_REGIMES:
         return synthesize_corpus(out_dir, segment_regime_documents(regime, seed), seed=seed,
                                  transcript_format="txt", workers=workers, progress=progress)

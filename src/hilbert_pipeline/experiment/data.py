@@ -146,27 +146,32 @@ def standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.where(std > 1e-8, std, 1.0)
 
 
-def collate(docs: DocumentSet, idx: Sequence[int]) -> dict[str, Any]:
+def collate(docs: DocumentSet, idx: Sequence[int],
+            spans: Sequence[tuple[int, int]] | None = None) -> dict[str, Any]:
     """Pad the documents at ``idx`` to the longest one: tensors for ``HilbertModel.forward``.
 
     Returns ``audio (B,N,d_a)``, ``text (B,N,d_t)``, ``audio_mask``/``text_mask (B,N)`` bool (False on
-    padding) and ``labels (B,)`` int64.
+    padding) and ``labels (B,)`` int64. ``spans``: one ``(start, stop)`` per document: only its
+    segments ``start:stop`` (features and masks alike; a crop), moved to the front.
     """
     import torch
 
     idx = [int(i) for i in idx]
-    n_max = max(docs.audio[i].shape[0] for i in idx)
+    if spans is None:
+        spans = [(0, docs.audio[i].shape[0]) for i in idx]
+    spans = [(int(a), int(b)) for a, b in spans]
+    n_max = max(b - a for a, b in spans)
     b = len(idx)
     audio = np.zeros((b, n_max, docs.audio_dim), dtype=np.float32)
     text = np.zeros((b, n_max, docs.text_dim), dtype=np.float32)
     am = np.zeros((b, n_max), dtype=bool)
     tm = np.zeros((b, n_max), dtype=bool)
-    for r, i in enumerate(idx):
-        n = docs.audio[i].shape[0]
-        audio[r, :n] = docs.audio[i]
-        text[r, :n] = docs.text[i]
-        am[r, :n] = docs.audio_mask[i]
-        tm[r, :n] = docs.text_mask[i]
+    for r, (i, (lo, hi)) in enumerate(zip(idx, spans, strict=True)):
+        n = hi - lo
+        audio[r, :n] = docs.audio[i][lo:hi]
+        text[r, :n] = docs.text[i][lo:hi]
+        am[r, :n] = docs.audio_mask[i][lo:hi]
+        tm[r, :n] = docs.text_mask[i][lo:hi]
     return {
         "audio": torch.from_numpy(audio),
         "text": torch.from_numpy(text),
@@ -174,6 +179,19 @@ def collate(docs: DocumentSet, idx: Sequence[int]) -> dict[str, Any]:
         "text_mask": torch.from_numpy(tm),
         "labels": torch.from_numpy(docs.labels[idx].astype(np.int64)),
     }
+
+
+def crop_windows(n_segments: int, length: int) -> list[tuple[int, int]]:
+    """The test-time windows of a document of ``n_segments`` segments: ``length`` consecutive
+    segments every ``length // 2``, the last one ending at the document's end (the whole
+    document when it is not longer than ``length``)."""
+    if length <= 0 or n_segments <= length:
+        return [(0, n_segments)]
+    step = max(1, length // 2)
+    starts = list(range(0, n_segments - length + 1, step))
+    if starts[-1] != n_segments - length:
+        starts.append(n_segments - length)
+    return [(s, s + length) for s in starts]
 
 
 def clean_value(value: Any) -> str | None:

@@ -73,6 +73,10 @@ class TrainingParams:
     ``val_fraction: 0``), the model kept is the average of its weights at the end of each epoch
     of the last ``weight_average`` share of the run (stochastic weight averaging, Izmailov et al.
     2018: a flatter, less seed-dependent solution than the last state); 0 keeps the last state.
+    ``pretrain_epochs``: before supervised training, this many epochs of the alignment terms
+    alone (dual contrastive, CKA, MI; instance positives) on the training documents *without
+    their labels* (and on ``fit``'s ``unlabelled_docs``), with its own AdamW; the classifier is
+    untouched. 0 = none.
     """
 
     epochs: int = 60
@@ -93,9 +97,13 @@ class TrainingParams:
     select_on: str = "macro_f1"
     select_ties: str = "last"
     weight_average: float = 0.5
+    pretrain_epochs: int = 0
 
     def __post_init__(self) -> None:
         errs = []
+        if not isinstance(self.pretrain_epochs, int) or isinstance(self.pretrain_epochs, bool) \
+                or self.pretrain_epochs < 0:
+            errs.append(f"pretrain_epochs must be an integer >= 0, got {self.pretrain_epochs!r}")
         if self.num_threads is not None and (not isinstance(self.num_threads, int)
                                              or self.num_threads < 1):
             errs.append(f"num_threads must be an integer >= 1 or null, got {self.num_threads!r}")
@@ -261,12 +269,49 @@ def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None =
     """Class probabilities ``(D, C)`` (float64) in ``docs`` order; with ``return_gate`` also the
     per-document MoE gate weights ``(D, K)``. ``member``: the network's own probabilities
     (before a linear member is combined with them)."""
+    crop = int(getattr(model.config, "crop_segments", 0) or 0)
+    if crop and any(a.shape[0] > crop for a in docs.audio):
+        return _predict_crops(model, docs, crop, batch_size, device, return_gate, member)
     probs, gates = [], []
     for _, _, out in eval_batches(model, docs, batch_size, device):
         probs.append(softmax(out, head=member))
         gates.append(out.gate.float().cpu().numpy())
     p = np.concatenate(probs).astype(np.float64)
     return (p, np.concatenate(gates).astype(np.float64)) if return_gate else p
+
+
+def _predict_crops(model, docs: DocumentSet, crop: int, batch_size: int, device, return_gate,
+                   member):
+    """Multi-crop prediction (``crop_segments``): per document, the mean of the probabilities
+    (and gate weights) of its :func:`crop_windows`."""
+    import torch
+
+    from .data import crop_windows
+
+    items = [(i, w) for i in range(len(docs)) for w in crop_windows(docs.audio[i].shape[0], crop)]
+    dev = next(model.parameters()).device if device is None else resolve_device(device)
+    model.to(dev)
+    was_training = model.training
+    model.eval()
+    probs, gates = [], []
+    try:
+        with torch.inference_mode():
+            for k in range(0, len(items), batch_size):
+                chunk = items[k:k + batch_size]
+                batch = _to_device(collate(docs, [i for i, _ in chunk], [w for _, w in chunk]),
+                                   dev)
+                out = _forward(model, batch)
+                probs.append(softmax(out, head=member))
+                gates.append(out.gate.float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    owner = np.array([i for i, _ in items])
+    p_all, g_all = np.concatenate(probs).astype(np.float64), np.concatenate(gates)
+    p = np.stack([p_all[owner == i].mean(axis=0) for i in range(len(docs))])
+    if not return_gate:
+        return p
+    return p, np.stack([g_all[owner == i].mean(axis=0) for i in range(len(docs))]
+                       ).astype(np.float64)
 
 
 def _with_diagnostics(terms: dict, output) -> dict:
@@ -552,7 +597,8 @@ class _Run:
         sums: dict[str, float] = {}
         seen: dict[str, int] = {}  # a term may be skipped in some batches
         for idx in _batches(len(self.train_docs), self.tp.batch_size, self.gen, self.weights):
-            batch = _to_device(collate(self.train_docs, idx), self.device)
+            batch = _to_device(collate(self.train_docs, idx, self.crops(self.train_docs, idx)),
+                               self.device)
             output = _forward(self.model, batch)
             terms = self.loss_fn(output, batch["labels"], aux_scale=scale)
             self.opt.zero_grad(set_to_none=True)
@@ -568,6 +614,53 @@ class _Run:
         row.update({f"train_{k}": v / seen[k] for k, v in sums.items()})
         row["temperature"] = float(self.model.temperature.detach())
         return row
+
+    def crops(self, docs: DocumentSet, idx) -> list[tuple[int, int]] | None:
+        """Random windows of ``crop_segments`` consecutive segments (None: whole documents),
+        drawn from the run's generator."""
+        import torch
+
+        length = self.cfg.crop_segments
+        if not length:
+            return None
+        spans = []
+        for i in idx:
+            n = docs.audio[i].shape[0]
+            start = 0
+            if n > length:
+                start = int(torch.randint(0, n - length + 1, (1,), generator=self.gen))
+            spans.append((start, min(n, start + length)))
+        return spans
+
+    def pretrain(self, docs: DocumentSet, epochs: int) -> list[dict[str, float]]:
+        """``epochs`` of the alignment terms alone on ``docs``, whose labels are never read
+        (``labels=None``), with a fresh AdamW; the mean terms of each epoch."""
+        import torch
+
+        if epochs <= 0 or len(docs) < 2:
+            return []
+        self.model.train()
+        opt = torch.optim.AdamW(_param_groups(self.model), lr=self.tp.lr,
+                                weight_decay=self.tp.weight_decay, foreach=True)
+        rows = []
+        for _ in range(epochs):
+            sums: dict[str, float] = {}
+            for idx in _batches(len(docs), self.tp.batch_size, self.gen, None):
+                batch = collate(docs, idx, self.crops(docs, idx))
+                batch.pop("labels")
+                batch = _to_device(batch, self.device)
+                terms = self.loss_fn(_forward(self.model, batch), None)
+                if not terms["total"].requires_grad:  # no alignment term in this batch
+                    continue
+                opt.zero_grad(set_to_none=True)
+                terms["total"].backward()
+                if self.tp.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.params, self.tp.grad_clip)
+                opt.step()
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+            rows.append({k: v / len(docs) for k, v in sums.items()})
+        return rows
 
     def accumulate(self) -> None:
         """Add the current weights to the running average (``weight_average``)."""
@@ -603,6 +696,10 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
     Without validation documents every epoch counts as the best so far: the last state is kept.
     """
     run = _Run(cfg, train_docs, val_docs, tp, seed, fit_wide)
+    if tp.pretrain_epochs:
+        pre = run.pretrain(train_docs, tp.pretrain_epochs)
+        if pre:
+            log.debug("pretraining (%d epochs, no labels): last epoch %s", len(pre), pre[-1])
     bar = None
     if tp.progress:
         from tqdm.auto import tqdm

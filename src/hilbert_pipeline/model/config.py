@@ -103,6 +103,10 @@ class HilbertConfig:
         ``class_loss``: ``"ce"`` or ``"focal"`` (``focal_gamma``); ``label_smoothing``: the
         cross-entropy's target smoothing (0 = none); ``class_weight_power``:
         class weights = (1 / count) ** power, normalised to mean 1 over training samples.
+        ``crop_segments``: random crops as augmentation (0 = off): in training, a document
+        longer than this many segments is cut to a random window of that many consecutive
+        segments (masks and label kept), and a prediction averages the class probabilities of
+        windows of that length every half window (multi-crop); shorter documents are whole.
     """
 
     audio_dim: int
@@ -150,6 +154,7 @@ class HilbertConfig:
     focal_gamma: float = 2.0
     label_smoothing: float = 0.2
     class_weight_power: float = 0.5
+    crop_segments: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -251,6 +256,9 @@ class HilbertConfig:
         if self.wide_path is True and self.wide_combine == "wide" and self.wide_init == "zero":
             errs.append("wide_combine='wide' with wide_init='zero' is a constant predictor "
                         "(use wide_init='logreg')")
+        if not is_int(self.crop_segments) or self.crop_segments == 1 or self.crop_segments < 0:
+            errs.append(f"crop_segments must be 0 (off) or an integer >= 2, "
+                        f"got {self.crop_segments!r}")
         if self.segment_head is True and self.segment_fusion is False:
             errs.append("segment_head needs segment_fusion (it scores the paired tokens)")
         if is_int(self.d) and is_int(self.n_heads) and self.n_heads > 0 and self.d % self.n_heads:

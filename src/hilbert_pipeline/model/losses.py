@@ -213,6 +213,8 @@ class HilbertLoss(nn.Module):
       skipped for a batch with fewer than 2 such documents (4 for unbiased CKA);
     - ``joint_stop_gradient``: z_j enters the dual, CKA and MI terms detached;
     - ``contrastive_positives="label"``: the dual term treats same-class documents as positives;
+    - ``labels=None`` (unsupervised pretraining): no ``cls`` and no ``lb`` (the head is not
+      trained), and the dual term takes instance positives whatever ``contrastive_positives``;
     - ``wide_combine="mixture"`` (or ``"wide"``): ``cls`` is computed on the deep head's
       own logits (``head_logits``), so the deep member learns as if the wide path were absent.
     """
@@ -234,14 +236,17 @@ class HilbertLoss(nn.Module):
         self.mi = MIBalanceLoss(c.lambda_mi if joint else 0.0)
         self.lb_weight = c.lambda_lb if c.head == "moe" else 0.0
 
-    def forward(self, output: HilbertOutput, labels: torch.Tensor,
+    def forward(self, output: HilbertOutput, labels: torch.Tensor | None,
                 aux_scale: float = 1.0) -> dict[str, torch.Tensor]:
         c = self.config
         out: dict[str, torch.Tensor] = {}
-        # a mixture's deep member learns on its own, as if the wide path were absent
-        term = self.cls(output.head_logits if c.head_alone else output.logits, labels)
-        out["cls"] = term
-        total = self.cls.weight * term
+        if labels is None:  # unsupervised (pretraining): the alignment terms alone
+            total = output.logits.new_zeros(())
+        else:
+            # a mixture's deep member learns on its own, as if the wide path were absent
+            term = self.cls(output.head_logits if c.head_alone else output.logits, labels)
+            out["cls"] = term
+            total = self.cls.weight * term
         tau = output.temperature
         if c.modalities == "both":
             if tau is None:
@@ -250,7 +255,8 @@ class HilbertLoss(nn.Module):
             hb = ha & ht
             zj = output.z_joint.detach() if c.joint_stop_gradient else output.z_joint
             if self.dual.active and ha.sum() >= 2 and ht.sum() >= 2:
-                la, lt = ((labels[ha], labels[ht]) if c.contrastive_positives == "label"
+                la, lt = ((labels[ha], labels[ht])
+                          if c.contrastive_positives == "label" and labels is not None
                           else (None, None))
                 term = self.dual(output.z_audio[ha], zj[ha], output.z_text[ht], zj[ht], tau,
                                  la, lt)
@@ -273,7 +279,7 @@ class HilbertLoss(nn.Module):
                 term, _, _ = self.mi(output.z_audio[hb], output.z_text[hb], zj[hb], tau)
                 out["mi"] = term
                 total = total + aux_scale * self.mi.weight * term
-        if self.lb_weight > 0:
+        if self.lb_weight > 0 and labels is not None:
             out["lb"] = output.lb_loss
             total = total + self.lb_weight * output.lb_loss
         out["total"] = total
