@@ -35,9 +35,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
-import hilbert_pipeline  # noqa: E402,F401  (pins the CPU kernels before torch loads)
 from bench_quality import load_params, regime_features  # noqa: E402
 
+import hilbert_pipeline  # noqa: E402,F401  (pins the CPU kernels before torch loads)
 from hilbert_pipeline.demo.regimes import curve_documents  # noqa: E402
 from hilbert_pipeline.experiment.data import build_document_set  # noqa: E402
 from hilbert_pipeline.experiment.methods import resolve_methods, run_method  # noqa: E402
@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     table = df.groupby(["n_train", "method"]).macro_f1.agg(["mean", "std"]).unstack("method")
     means = table["mean"]
     lr_cols = [m for m in LOGREGS if m in means]
-    best_lr = means[lr_cols].max(axis=1)
     best_name = means[lr_cols].idxmax(axis=1)
     # the paired difference per repeat (same documents), network minus the size's best LR
     per = df.pivot_table(index=["n_train", "repeat"], columns="method", values="macro_f1")
