@@ -37,7 +37,7 @@ def _noop(i: int) -> int:
 
 def _warm(audio, text) -> str:
     """Load the encoders on a worker (the timed run then measures embedding, not loading)."""
-    from hilbert_pipeline.encoders.base import shared_encoder
+    from hilbert_pipeline.encoders.registry import shared_encoder
 
     for spec in (audio, text):
         shared_encoder(spec[0], **spec[1]).ensure_loaded()
@@ -58,8 +58,8 @@ def main() -> None:
 
     from hilbert_pipeline.cluster import cluster_client
     from hilbert_pipeline.encoders import embed_segments
-    from hilbert_pipeline.encoders.base import shared_encoder
     from hilbert_pipeline.encoders.distributed import embed_segments_on_cluster
+    from hilbert_pipeline.encoders.registry import shared_encoder
 
     seg, source = load_segments(args)
     print(f"segments: {len(seg)} from {source}; {os.cpu_count()} CPU cores; "

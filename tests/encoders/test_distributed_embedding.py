@@ -18,8 +18,8 @@ import pytest
 from hilbert_pipeline.corpus import SegmentationConfig, load_corpus, segment_corpus
 from hilbert_pipeline.demo import synthesize_corpus
 from hilbert_pipeline.encoders import embed_segments
-from hilbert_pipeline.encoders.base import shared_encoder
 from hilbert_pipeline.encoders.distributed import document_tasks, embed_segments_on_cluster
+from hilbert_pipeline.encoders.registry import shared_encoder
 
 pytestmark = pytest.mark.slow
 

@@ -3,14 +3,7 @@
 No Kedro import: ``pipelines/embedding`` only wires configuration into :func:`embed_segments`.
 """
 
-from hilbert_pipeline.encoders.base import (
-    CODE_VERSION,
-    Encoder,
-    EncoderError,
-    available_encoders,
-    get_encoder,
-    register_encoder,
-)
+from hilbert_pipeline.encoders.base import CODE_VERSION, Encoder, EncoderError
 from hilbert_pipeline.encoders.cache import FeatureCache, FileHasher, audio_key, text_key
 from hilbert_pipeline.encoders.features import (
     SegmentsError,
@@ -18,6 +11,12 @@ from hilbert_pipeline.encoders.features import (
     embed_segments,
     embed_text,
     validate_segments,
+)
+from hilbert_pipeline.encoders.registry import (
+    available_encoders,
+    get_encoder,
+    register_encoder,
+    shared_encoder,
 )
 
 __all__ = [
@@ -34,6 +33,7 @@ __all__ = [
     "embed_text",
     "get_encoder",
     "register_encoder",
+    "shared_encoder",
     "text_key",
     "validate_segments",
 ]

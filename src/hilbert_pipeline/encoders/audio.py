@@ -21,10 +21,9 @@ from hilbert_pipeline.encoders.base import (
     EncoderError,
     dir_fingerprint,
     file_digest,
+    local_model_dir,
     pool_groups,
-    register_encoder,
 )
-from hilbert_pipeline.encoders.text import _local_model_dir
 
 
 class _AudioEncoder(Encoder):
@@ -60,7 +59,6 @@ def _import_resemblyzer():
     return resemblyzer, r_audio, hparams
 
 
-@register_encoder("resemblyzer")
 class ResemblyzerEncoder(_AudioEncoder):
     """GE2E voice encoder shipped in the ``resemblyzer`` package (256-d, 16 kHz).
 
@@ -154,7 +152,6 @@ class ResemblyzerEncoder(_AudioEncoder):
         return vec.cpu().numpy().astype(np.float32, copy=False)
 
 
-@register_encoder("egemaps")
 class EGeMAPSEncoder(_AudioEncoder):
     """eGeMAPS v02 functionals (88 values) computed by openSMILE, at 16 kHz.
 
@@ -203,7 +200,6 @@ class EGeMAPSEncoder(_AudioEncoder):
 WHISPER_SECONDS = 30.0
 
 
-@register_encoder("hf-speech")
 class HFSpeechEncoder(_AudioEncoder):
     """Any Hugging Face speech encoder in a local folder: wav2vec2, HuBERT, WavLM, Whisper.
 
@@ -225,7 +221,7 @@ class HFSpeechEncoder(_AudioEncoder):
 
     def __init__(self, path: str | None = None, layer: int = -1, min_seconds: float = 0.3,
                  version: str | None = None, device: str = "auto", batch_size: int = 16) -> None:
-        self.path = _local_model_dir(path, self.name)
+        self.path = local_model_dir(path, self.name)
         from transformers import AutoConfig, AutoFeatureExtractor
 
         try:

@@ -1,4 +1,5 @@
-"""Encoder interface and registry (pure PyTorch / NumPy; no Kedro import).
+"""Encoder interface (pure PyTorch / NumPy; no Kedro import); the registry of names is
+:mod:`.registry`.
 
 An encoder turns a list of items (text strings, or mono float32 waveforms at ``sample_rate``) into
 a float32 array ``(n, dim)``. The work is split in two steps so that the embedding pipeline can
@@ -14,12 +15,11 @@ features are all cached never loads a model.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -172,54 +172,20 @@ class Encoder(ABC):
         return out
 
 
-# ---- registry -------------------------------------------------------------------------------
-_REGISTRY: dict[str, Callable[..., Encoder]] = {}
-
-
-def register_encoder(name: str, factory: Callable[..., Encoder] | None = None, *,
-                     replace: bool = False):
-    """Register ``factory`` (an Encoder subclass or callable) under ``name``; usable as decorator."""
-
-    def _register(f: Callable[..., Encoder]) -> Callable[..., Encoder]:
-        if name in _REGISTRY and not replace and _REGISTRY[name] is not f:
-            raise EncoderError(f"encoder {name!r} is already registered")
-        _REGISTRY[name] = f
-        return f
-
-    return _register(factory) if factory is not None else _register
-
-
-def available_encoders() -> list[str]:
-    _ensure_builtins()
-    return sorted(_REGISTRY)
-
-
-def get_encoder(name: str, **options: Any) -> Encoder:
-    """Build the encoder registered as ``name`` with ``options`` (no weights are loaded yet)."""
-    _ensure_builtins()
-    if name not in _REGISTRY:
-        raise EncoderError(f"unknown encoder {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    try:
-        return _REGISTRY[name](**options)
-    except TypeError as exc:  # unexpected keyword
-        raise EncoderError(f"encoder {name!r}: invalid options {sorted(options)}: {exc}") from exc
-
-
-@functools.lru_cache(maxsize=8)
-def _shared(name: str, options_json: str) -> Encoder:
-    return get_encoder(name, **json.loads(options_json))
-
-
-def shared_encoder(name: str, **options: Any) -> Encoder:
-    """One encoder object per (name, options) per process, so that a loaded model stays loaded:
-    the embedding node, and each Dask worker across its tasks, load each encoder once."""
-    return _shared(str(name), json.dumps(options, sort_keys=True, default=str))
-
-
-def _ensure_builtins() -> None:
-    # importing the modules runs their @register_encoder decorators
-    from hilbert_pipeline.encoders import audio as _audio  # noqa: F401
-    from hilbert_pipeline.encoders import text as _text  # noqa: F401
+def local_model_dir(path: Any, encoder: str) -> Path:
+    """The resolved local Hugging Face model folder ``path`` of ``encoder`` (models are never
+    downloaded): refused with a clear message when missing or not a model folder."""
+    if path is None or str(path).strip() == "":
+        raise EncoderError(f"{encoder}: option 'path' (a local model folder) is required")
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise EncoderError(
+            f"{encoder}: local model folder {str(p)!r} does not exist (models are never downloaded: "
+            "save one with save_pretrained() and point 'path' at it)")
+    if not (p / "config.json").is_file():
+        raise EncoderError(f"{encoder}: {str(p)!r} has no config.json: not a Hugging Face model "
+                           "folder")
+    return p.resolve()
 
 
 def check_finite(vectors: np.ndarray, labels: Sequence[str], encoder: str) -> None:

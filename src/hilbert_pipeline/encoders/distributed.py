@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hilbert_pipeline.encoders.base import shared_encoder
 from hilbert_pipeline.encoders.cache import Store
 from hilbert_pipeline.encoders.features import embed_segments, validate_segments
+from hilbert_pipeline.encoders.registry import shared_encoder
 
 log = logging.getLogger(__name__)
 

