@@ -39,10 +39,10 @@ from bench_quality import load_params, regime_features  # noqa: E402
 
 import hilbert_pipeline  # noqa: E402,F401  (pins the CPU kernels before torch loads)
 from hilbert_pipeline.demo.regimes import curve_documents  # noqa: E402
-from hilbert_pipeline.experiment.data import build_document_set  # noqa: E402
-from hilbert_pipeline.experiment.methods import resolve_methods, run_method  # noqa: E402
-from hilbert_pipeline.experiment.metrics import macro_f1  # noqa: E402
-from hilbert_pipeline.experiment.params import resolve_training_settings  # noqa: E402
+from hilbert_pipeline.documents import build_document_set  # noqa: E402
+from hilbert_pipeline.evaluation.methods import resolve_methods, run_method  # noqa: E402
+from hilbert_pipeline.metrics import macro_f1  # noqa: E402
+from hilbert_pipeline.training.params import resolve_training_settings  # noqa: E402
 
 LOGREGS = ("text_logreg", "concat_logreg", "audio_logreg")
 
@@ -66,7 +66,7 @@ def nested_order(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _task(spec, train, test, mp, tp, seed):
-    from hilbert_pipeline.experiment.trainer import torch_threads
+    from hilbert_pipeline.training.trainer import torch_threads
 
     with torch_threads(tp.get("num_threads")):
         t0 = time.perf_counter()

@@ -57,13 +57,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import hilbert_pipeline  # noqa: F401,E402  (pins the CPU kernels before torch loads)
 from hilbert_pipeline.demo.regimes import REGIMES, build_regime_corpus  # noqa: E402
-from hilbert_pipeline.experiment import evaluate as ev  # noqa: E402
-from hilbert_pipeline.experiment import report as rp  # noqa: E402
-from hilbert_pipeline.experiment import statistics as st  # noqa: E402
-from hilbert_pipeline.experiment.data import build_document_set  # noqa: E402
-from hilbert_pipeline.experiment.folds import make_folds  # noqa: E402
-from hilbert_pipeline.experiment.methods import ROLES  # noqa: E402
-from hilbert_pipeline.experiment.params import resolve_training_settings  # noqa: E402
+from hilbert_pipeline.documents import build_document_set  # noqa: E402
+from hilbert_pipeline.evaluation import evaluate as ev  # noqa: E402
+from hilbert_pipeline.evaluation import report as rp  # noqa: E402
+from hilbert_pipeline.evaluation import statistics as st  # noqa: E402
+from hilbert_pipeline.evaluation.methods import ROLES  # noqa: E402
+from hilbert_pipeline.folds import make_folds  # noqa: E402
+from hilbert_pipeline.training.params import resolve_training_settings  # noqa: E402
 
 UNIMODAL = ("text_only", "audio_only", "text_logreg", "audio_logreg")
 LOGREGS = ("concat_logreg", "text_logreg", "audio_logreg")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import synthetic_features
 
 from hilbert_pipeline.cluster import ClusterError, ClusterSettings, cluster_client, slurm_cluster
-from hilbert_pipeline.experiment import evaluate as ev
-from hilbert_pipeline.experiment.data import build_document_set
-from hilbert_pipeline.experiment.folds import make_folds
-from hilbert_pipeline.experiment.synthetic import synthetic_features
+from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.evaluation import evaluate as ev
+from hilbert_pipeline.folds import make_folds
 
 ROOT = Path(__file__).resolve().parents[1]
 

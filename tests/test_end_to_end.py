@@ -79,7 +79,7 @@ def test_default_pipeline_end_to_end(trained_project):
     assert "## Paired comparison" in table and paired["verdict"]["sentence"] in table
     assert "method comparison" in proc.stderr + proc.stdout  # logged at the end
 
-    from hilbert_pipeline.experiment.checkpoint import load_checkpoint
+    from hilbert_pipeline.training.checkpoint import load_checkpoint
 
     ck = load_checkpoint(kedro_project / "data" / "06_models" / "hilbert_model.pt")
     assert ck.label_names == ["defense", "economy", "science"]

@@ -13,14 +13,14 @@ USER_ERRORS = (
     ("hilbert_pipeline.corpus.transcripts", "TranscriptError"),
     ("hilbert_pipeline.audio", "AudioError"),
     ("hilbert_pipeline.model.config", "ConfigError"),
-    ("hilbert_pipeline.experiment.params", "ParamsError"),
-    ("hilbert_pipeline.experiment.folds", "FoldError"),
-    ("hilbert_pipeline.experiment.data", "DataError"),
-    ("hilbert_pipeline.experiment.data", "LabelError"),
-    ("hilbert_pipeline.experiment.trainer", "TrainingError"),
-    ("hilbert_pipeline.experiment.checkpoint", "CheckpointError"),
-    ("hilbert_pipeline.experiment.methods", "MethodError"),
-    ("hilbert_pipeline.experiment.inference", "InferenceError"),
+    ("hilbert_pipeline.training.params", "ParamsError"),
+    ("hilbert_pipeline.folds", "FoldError"),
+    ("hilbert_pipeline.documents", "DataError"),
+    ("hilbert_pipeline.documents", "LabelError"),
+    ("hilbert_pipeline.training.trainer", "TrainingError"),
+    ("hilbert_pipeline.training.checkpoint", "CheckpointError"),
+    ("hilbert_pipeline.evaluation.methods", "MethodError"),
+    ("hilbert_pipeline.inference.predict", "InferenceError"),
     ("hilbert_pipeline.encoders.base", "EncoderError"),
     ("hilbert_pipeline.encoders.features", "SegmentsError"),
     ("hilbert_pipeline.tuning.study", "TuningConfigError"),
@@ -45,7 +45,7 @@ def test_every_user_facing_error_derives_from_the_one_base_class():
 
 def test_user_errors_are_found_through_causes_and_bugs_are_not():
     from hilbert_pipeline.cluster import ClusterError
-    from hilbert_pipeline.experiment.inference import InferenceError
+    from hilbert_pipeline.inference.predict import InferenceError
 
     err = InferenceError("model x.pt does not match")
     assert user_error(err) is err
@@ -112,8 +112,9 @@ def test_parameters_are_checked_when_the_run_starts(tmp_path):
 def test_check_run_parameters_names_the_block():
     import pytest
 
-    from hilbert_pipeline.experiment.params import ParamsError, check_run_parameters
+    from hilbert_pipeline.checks import check_run_parameters
     from hilbert_pipeline.model import ConfigError
+    from hilbert_pipeline.training.params import ParamsError
 
     base = {"seed": 0, "model": {}, "optim": {}}
     check_run_parameters({"training": base, "evaluation": {"seed": 0, "methods": ["hilbert"]}})

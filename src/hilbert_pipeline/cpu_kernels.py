@@ -87,7 +87,7 @@ def pin(environ=None) -> dict:
         mode = "pinned"
     state: dict = {"mode": mode, "values": {}, "replaced": {}}
     if mode == "pinned":
-        if "torch" in sys.modules:
+        if environ is None and "torch" in sys.modules:
             warnings.warn("torch was imported before hilbert_pipeline, so its CPU kernels may "
                           "not follow the project's pinning; import hilbert_pipeline first "
                           "(docs/reproducibility.md)", stacklevel=2)

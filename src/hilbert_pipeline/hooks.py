@@ -6,7 +6,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from .experiment.params import check_run_parameters
+from hilbert_pipeline.checks import check_run_parameters
 
 
 class ParameterCheckHook:

@@ -14,7 +14,7 @@ from hilbert_pipeline.tuning.space import SEARCHED, effective_values
 
 
 def test_every_searchable_key_is_routed_to_a_config_or_training_field():
-    """split_values (experiment.params.route) sends every searchable name to HilbertConfig or
+    """split_values (training.params.route) sends every searchable name to HilbertConfig or
     TrainingParams; none is left over."""
     model, training = split_values({k: 1 for k in SEARCHED})
     assert set(model) <= set(HilbertConfig.__dataclass_fields__)

@@ -16,10 +16,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from postgres import PostgresUnavailable, start_postgres
+from synthetic import synthetic_features
 from tuning_tiny import TINY_MODEL, TINY_SPACE, TINY_TRAINING, tiny_train_docs
 
-from hilbert_pipeline.experiment.data import build_document_set
-from hilbert_pipeline.experiment.synthetic import synthetic_features
+from hilbert_pipeline.documents import build_document_set
 from hilbert_pipeline.tuning import (
     SearchSpace,
     TuningConfigError,

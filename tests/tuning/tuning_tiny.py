@@ -7,9 +7,9 @@ test folders), so ``from tuning_tiny import ...`` needs no conftest.py.
 from __future__ import annotations
 
 import torch
+from synthetic import synthetic_features
 
-from hilbert_pipeline.experiment.data import build_document_set
-from hilbert_pipeline.experiment.synthetic import synthetic_features
+from hilbert_pipeline.documents import build_document_set
 
 torch.set_num_threads(1)  # the test machine's cores are shared; tiny tensors need no threads
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the test-data builders
 
 from tuning_tiny import TINY_MODEL, TINY_SPACE, TINY_TRAINING, tiny_train_docs  # noqa: E402
 

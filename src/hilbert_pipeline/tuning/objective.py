@@ -14,7 +14,7 @@ Which documents (the guarantee that tuning never sees evaluation test documents)
 
 How one trial is scored
     The tuning documents are split into ``n_folds`` stratified folds (grouped when the corpus
-    has groups, the same splitter as the evaluation: :func:`experiment.folds.make_folds` with one
+    has groups, the same splitter as the evaluation: :func:`folds.make_folds` with one
     repeat and the tuning seed). For each fold a model is trained on the other folds -- with
     early stopping on an inner stratified validation part of *those* documents
     (``training.val_fraction``) -- and scored (macro-F1) on the held-out fold. The objective is
@@ -41,13 +41,13 @@ from typing import Any
 
 import numpy as np
 
+from hilbert_pipeline.documents import DocumentSet
 from hilbert_pipeline.errors import UserError
+from hilbert_pipeline.folds import iter_folds, make_folds
+from hilbert_pipeline.metrics import macro_f1
+from hilbert_pipeline.training.params import DATA_FIELDS, build_config
+from hilbert_pipeline.training.trainer import TrainingParams, fit, predict
 
-from ..experiment.data import DocumentSet
-from ..experiment.folds import iter_folds, make_folds
-from ..experiment.metrics import macro_f1
-from ..experiment.params import DATA_FIELDS, build_config
-from ..experiment.trainer import TrainingParams, fit, predict
 from ..model import HilbertConfig
 from .space import SearchSpace, split_values
 

@@ -1,7 +1,7 @@
 """Study outputs: best parameters (for training), trials table and HTML plots.
 
 ``best_params.json`` (read by the training pipeline when ``training.use_tuned: true``, see
-``experiment.params``) is a *flat* object whose keys are ``HilbertConfig`` or ``TrainingParams``
+``training.params``) is a *flat* object whose keys are ``HilbertConfig`` or ``TrainingParams``
 field names -- ``lambda_dual, lambda_cka, lambda_mi, n_experts, top_k, dropout, d, lr`` -- and
 nothing else (training rejects unknown keys); the provenance (study, trial, score) goes to
 ``tuning_summary.json``.

@@ -15,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..experiment.data import build_document_set
-from ..experiment.params import resolve_training_settings
-from ..experiment.trainer import TrainingParams
+from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.training.params import resolve_training_settings
+from hilbert_pipeline.training.trainer import TrainingParams
+
 from ..utils import reject_unknown_keys
 from .objective import make_objective
 from .report import (

@@ -135,8 +135,8 @@ def effective_values(values: dict[str, Any]) -> dict[str, Any]:
 
 def split_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split effective values into (HilbertConfig overrides, training-parameter overrides)
-    (the routing is :func:`experiment.params.route`'s)."""
-    from ..experiment.params import route
+    (the routing is :func:`training.params.route`'s)."""
+    from hilbert_pipeline.training.params import route
 
     model, training, other = route(values)
     if other:

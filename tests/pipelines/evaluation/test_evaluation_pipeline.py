@@ -9,8 +9,8 @@ import logging
 
 import pytest
 from memory_runner import run_in_memory
+from synthetic import synthetic_features
 
-from hilbert_pipeline.experiment.synthetic import synthetic_features
 from hilbert_pipeline.pipelines.evaluation import create_pipeline
 from hilbert_pipeline.pipelines.evaluation.nodes import report_node, tuned_on_test_documents
 

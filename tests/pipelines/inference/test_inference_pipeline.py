@@ -17,15 +17,15 @@ from memory_runner import run_in_memory
 from tiny_topics import TOPICS
 
 from hilbert_pipeline.demo import synthesize_corpus
-from hilbert_pipeline.experiment.checkpoint import load_checkpoint, save_payload
-from hilbert_pipeline.experiment.data import build_document_set
-from hilbert_pipeline.experiment.inference import InferenceError
-from hilbert_pipeline.experiment.report import FORMS
-from hilbert_pipeline.experiment.trainer import predict
+from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.evaluation.report import FORMS
+from hilbert_pipeline.inference.predict import InferenceError
 from hilbert_pipeline.pipelines.embedding import create_pipeline as embedding
 from hilbert_pipeline.pipelines.inference import create_pipeline as inference
 from hilbert_pipeline.pipelines.segmentation import create_pipeline as segmentation
 from hilbert_pipeline.pipelines.training import create_pipeline as training
+from hilbert_pipeline.training.checkpoint import load_checkpoint, save_payload
+from hilbert_pipeline.training.trainer import predict
 
 pytestmark = pytest.mark.slow
 

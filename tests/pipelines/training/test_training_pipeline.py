@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 from memory_runner import run_in_memory
+from synthetic import synthetic_features
 
-from hilbert_pipeline.experiment.checkpoint import load_checkpoint, model_from_payload, save_payload
-from hilbert_pipeline.experiment.data import build_document_set, collate
-from hilbert_pipeline.experiment.params import ParamsError
-from hilbert_pipeline.experiment.synthetic import synthetic_features
+from hilbert_pipeline.documents import build_document_set, collate
 from hilbert_pipeline.pipelines.training import create_pipeline
+from hilbert_pipeline.training.checkpoint import load_checkpoint, model_from_payload, save_payload
+from hilbert_pipeline.training.params import ParamsError
 
 
 def _inputs() -> tuple[dict, pd.DataFrame]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from memory_runner import run_in_memory
+from synthetic import synthetic_features
 from tuning.tuning_tiny import TINY_SPACE
 
-from hilbert_pipeline.experiment.synthetic import synthetic_features
 from hilbert_pipeline.pipelines.training import create_pipeline as training_pipeline
 from hilbert_pipeline.pipelines.tuning import create_pipeline as tuning_pipeline
 from hilbert_pipeline.tuning.objective import TuningDataError

@@ -8,15 +8,16 @@ from typing import Any
 import pandas as pd
 
 from hilbert_pipeline import cpu_kernels
+from hilbert_pipeline.checks import check_run_parameters
 from hilbert_pipeline.cluster import cluster_client
-from hilbert_pipeline.experiment import evaluate as ev
-from hilbert_pipeline.experiment import plots as pl
-from hilbert_pipeline.experiment import report as rp
-from hilbert_pipeline.experiment import statistics as st
-from hilbert_pipeline.experiment.data import build_document_set
-from hilbert_pipeline.experiment.folds import make_folds
-from hilbert_pipeline.experiment.methods import ROLES
-from hilbert_pipeline.experiment.params import check_run_parameters, resolve_training_settings
+from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.evaluation import evaluate as ev
+from hilbert_pipeline.evaluation import plots as pl
+from hilbert_pipeline.evaluation import report as rp
+from hilbert_pipeline.evaluation import statistics as st
+from hilbert_pipeline.evaluation.methods import ROLES
+from hilbert_pipeline.folds import make_folds
+from hilbert_pipeline.training.params import resolve_training_settings
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Nodes of the ``inference`` pipeline: wiring only (logic: ``experiment.inference``)."""
+"""Nodes of the ``inference`` pipeline: wiring only (logic: ``inference.predict``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 from hilbert_pipeline.corpus import ValidationResult, load_corpus
-from hilbert_pipeline.experiment.checkpoint import Checkpoint, load_checkpoint
-from hilbert_pipeline.experiment.inference import (
+from hilbert_pipeline.evaluation.report import FORMS
+from hilbert_pipeline.inference.predict import (
     InferenceError,
     check_feature_meta,
     check_parameters,
@@ -21,10 +21,10 @@ from hilbert_pipeline.experiment.inference import (
     predictions_table,
     segment_timeline,
 )
-from hilbert_pipeline.experiment.inference_report import inference_html
-from hilbert_pipeline.experiment.params import ParamsError
-from hilbert_pipeline.experiment.report import FORMS
+from hilbert_pipeline.inference.report import inference_html
 from hilbert_pipeline.pipelines.embedding.nodes import build_encoder
+from hilbert_pipeline.training.checkpoint import Checkpoint, load_checkpoint
+from hilbert_pipeline.training.params import ParamsError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from hilbert_pipeline.corpus import (
     load_corpus,
     segment_corpus,
 )
-from hilbert_pipeline.experiment.params import ParamsError
+from hilbert_pipeline.training.params import ParamsError
 
 logger = logging.getLogger(__name__)
 

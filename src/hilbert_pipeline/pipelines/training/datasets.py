@@ -4,7 +4,7 @@ Why a custom dataset instead of ``pickle.PickleDataset(backend=...)``: the check
 with ``torch.save`` through ``utils.atomic_path`` (never half-written) and read back with
 ``torch.load(weights_only=True)`` (a checkpoint file cannot execute code), and loading validates
 the format. ``load()`` returns the checkpoint dict; rebuild the model with
-``hilbert_pipeline.experiment.checkpoint.model_from_payload(payload)``.
+``hilbert_pipeline.training.checkpoint.model_from_payload(payload)``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
-from hilbert_pipeline.experiment.checkpoint import read_payload, save_payload
+from hilbert_pipeline.training.checkpoint import read_payload, save_payload
 
 
 class TorchCheckpointDataset(AbstractDataset[dict, dict]):

@@ -7,13 +7,13 @@ from typing import Any
 
 import pandas as pd
 
-from hilbert_pipeline.experiment.checkpoint import make_payload
-from hilbert_pipeline.experiment.data import build_document_set
-from hilbert_pipeline.experiment.inference import training_contract
-from hilbert_pipeline.experiment.params import build_config, resolve_training_settings
-from hilbert_pipeline.experiment.plots import curves_figure
-from hilbert_pipeline.experiment.report import FORMS
-from hilbert_pipeline.experiment.trainer import TrainingParams, fit
+from hilbert_pipeline.contract import training_contract
+from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.evaluation.plots import curves_figure
+from hilbert_pipeline.evaluation.report import FORMS
+from hilbert_pipeline.training.checkpoint import make_payload
+from hilbert_pipeline.training.params import build_config, resolve_training_settings
+from hilbert_pipeline.training.trainer import TrainingParams, fit
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.decomposition import PCA
+from torch import nn
 
-from .data import DocumentSet, standardisation
+from hilbert_pipeline.documents import DocumentSet, standardisation
+from hilbert_pipeline.model import class_weights
+from hilbert_pipeline.utils import seed_everything
 
 
 @dataclass
@@ -33,7 +37,6 @@ class BilinearProjection:
 
     @classmethod
     def fit(cls, docs: DocumentSet, rank: int, seed: int) -> BilinearProjection:
-        from sklearn.decomposition import PCA
 
         mean, std, basis = {}, {}, {}
         for m in ("audio", "text"):
@@ -68,10 +71,7 @@ def fit_segment_mil(train: DocumentSet, test: DocumentSet, seed: int, class_weig
                     weight_decay: float = 1e-2) -> np.ndarray:
     """Train the multiple-instance baseline on ``train``; class probabilities on ``test``."""
     import torch
-    from torch import nn
 
-    from ..model import class_weights
-    from ..utils import seed_everything
 
     seed_everything(seed)
     stats = {m: train.segment_stats(m) for m in ("audio", "text")}

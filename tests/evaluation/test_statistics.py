@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.stats import t as student_t
 
-from hilbert_pipeline.experiment import statistics as st
+from hilbert_pipeline.evaluation import statistics as st
 
 
 def _table() -> pd.DataFrame:

@@ -15,12 +15,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed, parallel_config
+from tqdm.auto import tqdm
 
-from .data import DocumentSet
-from .folds import iter_folds
-from .methods import METHODS, MethodError, resolve_methods, run_method
-from .metrics import fold_metrics
-from .trainer import torch_threads
+from hilbert_pipeline.documents import DocumentSet
+from hilbert_pipeline.evaluation.methods import METHODS, MethodError, resolve_methods, run_method
+from hilbert_pipeline.folds import iter_folds
+from hilbert_pipeline.metrics import fold_metrics
+from hilbert_pipeline.model import HilbertConfig
+from hilbert_pipeline.training.params import route
+from hilbert_pipeline.training.trainer import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +59,6 @@ def _network_shared(specs, overrides: Mapping[str, Any], model_params: Mapping[s
     linear member (same seed, same weights: a tested property), so that method's row is the
     mixture's own network prediction and one fit serves both (e.g. ``with_wide`` and the default
     ``hilbert``, or a mixture ``hilbert`` and ``no_wide``). Empty when no such pair is listed."""
-    from ..model import HilbertConfig
-    from .params import route
 
     fields = HilbertConfig.__dataclass_fields__
     effective = {}
@@ -107,7 +109,6 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
     tasks = [(spec, f) for f in fold_list for spec in specs if spec.name not in derived]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks), desc="evaluation", unit="fit")
     pred_rows, metric_rows, gate_rows, mi_rows = [], [], [], []
@@ -149,7 +150,6 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
     if n_jobs == 1 and client is None:
         results = (run_method(*c) for c in calls)
     else:
-        from joblib import Parallel, delayed, parallel_config
 
         if client is not None:
             stack.enter_context(parallel_config(backend="dask", n_jobs=-1))

@@ -7,20 +7,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from synthetic import synthetic_features
 
-from hilbert_pipeline.experiment import evaluate as ev
-from hilbert_pipeline.experiment import report as rp
-from hilbert_pipeline.experiment.checkpoint import (
+from hilbert_pipeline.documents import build_document_set, collate
+from hilbert_pipeline.evaluation import evaluate as ev
+from hilbert_pipeline.evaluation import report as rp
+from hilbert_pipeline.evaluation.methods import MethodError, resolve_methods
+from hilbert_pipeline.folds import make_folds
+from hilbert_pipeline.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
-from hilbert_pipeline.experiment.data import build_document_set, collate
-from hilbert_pipeline.experiment.folds import make_folds
-from hilbert_pipeline.experiment.methods import MethodError, resolve_methods
-from hilbert_pipeline.experiment.params import ParamsError, build_config, resolve_training_settings
-from hilbert_pipeline.experiment.synthetic import synthetic_features
-from hilbert_pipeline.experiment.trainer import (
+from hilbert_pipeline.training.params import ParamsError, build_config, resolve_training_settings
+from hilbert_pipeline.training.trainer import (
     TrainingError,
     TrainingParams,
     _batches,
@@ -140,7 +140,7 @@ def test_on_epoch_end_can_stop_training(docs):
 def test_default_schedule_trains_every_epoch_and_keeps_the_averaged_weights(docs):
     """No validation split: every epoch runs, no refit, and the model kept is the average of
     the weights after each of the last ``weight_average`` share of the epochs."""
-    from hilbert_pipeline.experiment import trainer
+    from hilbert_pipeline.training import trainer
 
     cfg = build_config(docs, MODEL)
     defaults = TrainingParams()
@@ -386,7 +386,7 @@ def _noise_audio_docs():
 
 
 def test_wide_path_starts_as_the_selected_logistic_regression_and_stays_fixed():
-    from hilbert_pipeline.experiment.methods import fit_logreg
+    from hilbert_pipeline.evaluation.methods import fit_logreg
 
     docs = _noise_audio_docs()
     cfg = build_config(docs, RESIDUAL)  # defaults: logreg start, frozen
@@ -453,7 +453,7 @@ def test_a_mixtures_deep_member_is_the_model_trained_without_the_wide_path():
     """The deep member of a mixture learns, is early-stopped and refit exactly as ``no_wide``
     (same seed: same epochs, same weights); the prediction averages it with the wide path, and
     the untrained model is no early-stopping candidate."""
-    from hilbert_pipeline.experiment import trainer
+    from hilbert_pipeline.training import trainer
 
     docs = _both_signal_docs()
     trainer._WIDE_CACHE.clear()
@@ -479,7 +479,7 @@ def test_a_mixtures_deep_member_is_the_model_trained_without_the_wide_path():
 
 
 def test_the_wide_form_is_the_fitted_logistic_regression_and_trains_nothing():
-    from hilbert_pipeline.experiment.methods import fit_logreg
+    from hilbert_pipeline.evaluation.methods import fit_logreg
 
     docs = _noise_audio_docs()
     res = fit(build_config(docs, {**WIDE, "wide_combine": "wide"}), docs, None, tp(epochs=3),
@@ -496,7 +496,7 @@ def test_the_linear_member_is_the_regression_for_a_document_missing_a_whole_moda
     """One definition of the pooled features: documents without any recording (raw pooled
     audio 0, standardised like any value) get from the model's linear member exactly what the
     scikit-learn regression it copied predicts for them."""
-    from hilbert_pipeline.experiment.methods import fit_logreg
+    from hilbert_pipeline.evaluation.methods import fit_logreg
 
     sf, table = synthetic_features([16, 14, 12], n_segments=(2, 4), audio_dim=6, text_dim=8,
                                    seed=0, signal=1.0)

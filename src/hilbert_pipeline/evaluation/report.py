@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .methods import METHODS, MethodError
-from .metrics import METRICS, aggregate, confusion, per_class_metrics, row_normalise
+from hilbert_pipeline.evaluation.methods import METHODS, MethodError
+from hilbert_pipeline.metrics import METRICS, aggregate, confusion, per_class_metrics, row_normalise
 
 METRIC_TITLES = {"macro_f1": "macro-F1", "balanced_accuracy": "balanced acc.",
                  "auc_ovr_macro": "macro AUC (OvR)", "weighted_f1": "weighted F1"}

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from hilbert_pipeline.errors import UserError
-
-from ..utils import atomic_path
+from hilbert_pipeline.model import HilbertConfig, HilbertModel
+from hilbert_pipeline.utils import atomic_path, resolve_device
 
 FORMAT = "hilbert-checkpoint"
 #: 2: the model holds the learned InfoNCE temperature (``log_temperature`` in the state dict)
@@ -123,8 +123,6 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
 
 def model_from_payload(payload: Mapping[str, Any], device: str = "cpu") -> Checkpoint:
     """Rebuild the model (eval mode) from a checkpoint dict."""
-    from ..model import HilbertConfig, HilbertModel
-    from ..utils import resolve_device
 
     config = HilbertConfig.from_dict(dict(payload["config"]))
     model = HilbertModel(config)

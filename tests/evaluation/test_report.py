@@ -1,10 +1,10 @@
-"""``experiment.report``: the short DVC metrics file built from a summary."""
+"""``evaluation.report``: the short DVC metrics file built from a summary."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from hilbert_pipeline.experiment.report import (
+from hilbert_pipeline.evaluation.report import (
     form_sentence,
     headline_metrics,
     network_method,

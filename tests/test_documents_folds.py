@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from synthetic import synthetic_features
 
-from hilbert_pipeline.experiment.data import (
+from hilbert_pipeline.documents import (
     DataError,
     LabelError,
     build_document_set,
     collate,
 )
-from hilbert_pipeline.experiment.folds import FoldError, iter_folds, make_folds
-from hilbert_pipeline.experiment.synthetic import synthetic_features
+from hilbert_pipeline.folds import FoldError, iter_folds, make_folds
 
 
 def test_document_set_tensors_and_masks():

@@ -1,11 +1,8 @@
 """Apply a trained HILBERT checkpoint to new documents, and say why it decided.
 
-The checkpoint records what inference must reproduce (:func:`training_contract`): the segmentation
-rules, the class definition (``label_map``, ``min_class_size``) and the frozen encoders (name,
-options, version, width). :func:`check_parameters` compares that record with the parameters of
-the inference run *before* any audio is read, and :func:`check_feature_meta` with the features
-actually computed; a difference is refused with one message that names both sides. Classes are
-never re-mapped: a labelled document whose class the model does not know is listed, not scored.
+The checkpoint records what inference must reproduce (:mod:`hilbert_pipeline.contract`, checked
+before any audio is read and again on the computed features). Classes are never re-mapped: a
+labelled document whose class the model does not know is listed, not scored.
 
 Outputs per document (:func:`predict_corpus`): the class probabilities, which modalities it has,
 the MoE gate weights, the change in the predicted class's probability when its audio or its text
@@ -15,108 +12,36 @@ their time spans and text, so a reader can jump to that moment of the recording.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hilbert_pipeline.errors import UserError
-
-from .data import DocumentSet, apply_label_map, clean_value, collate, rows_by_doc, sorted_rows
+from hilbert_pipeline.contract import (
+    InferenceError,
+    check_feature_meta,
+    check_parameters,
+    encoder_mismatches,
+    training_contract,
+)
+from hilbert_pipeline.documents import (
+    DocumentSet,
+    apply_label_map,
+    clean_value,
+    collate,
+    rows_by_doc,
+    sorted_rows,
+)
+from hilbert_pipeline.metrics import confusion, fold_metrics, per_class_metrics
+from hilbert_pipeline.training.trainer import eval_batches, predict, softmax
 
 log = logging.getLogger(__name__)
 
-#: encoder fields that must agree between training and inference
-ENCODER_FIELDS = ("name", "dim", "version", "options")
-#: options that only say where a model folder lives; the version identifies its weights
-LOCATION_OPTIONS = ("path",)
-
-
-class InferenceError(UserError):
-    """The model cannot be applied as asked: a mismatch with its training, or unusable input."""
-
-
-# --------------------------------------------------------------------------------- the contract
-def training_contract(segmentation: Mapping[str, Any], label_map: Mapping[str, str] | None,
-                      min_class_size: int) -> dict[str, Any]:
-    """What a checkpoint records so that inference reproduces its inputs (``extra["contract"]``)."""
-    from ..corpus import SegmentationConfig
-
-    return {"segmentation": asdict(SegmentationConfig.from_params(dict(segmentation))),
-            "label_map": {str(k): str(v) for k, v in dict(label_map or {}).items()},
-            "min_class_size": int(min_class_size)}
-
-
-def _encoder_view(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if meta is None:
-        return None
-    view = {k: meta.get(k) for k in ENCODER_FIELDS}
-    view["options"] = {k: v for k, v in dict(view["options"] or {}).items()
-                       if k not in LOCATION_OPTIONS}
-    return json.loads(json.dumps(view, sort_keys=True, default=str))
-
-
-def _describe(meta: Mapping[str, Any] | None) -> str:
-    if meta is None:
-        return "no encoder (modality off)"
-    opts = ", ".join(f"{k}={v}" for k, v in sorted(dict(meta.get("options") or {}).items()))
-    return f"{meta.get('name')} ({meta.get('version')}, {meta.get('dim')}-d" + \
-        (f", {opts})" if opts else ")")
-
-
-def encoder_mismatches(trained: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """One sentence per modality whose encoder differs between two ``encoder_meta`` dicts."""
-    out = []
-    for role in ("audio_encoder", "text_encoder"):
-        a, b = trained.get(role), current.get(role)
-        if _encoder_view(a) != _encoder_view(b):
-            out.append(f"{role}: the model was trained with {_describe(a)}, the parameters now "
-                       f"give {_describe(b)}")
-    return out
-
-
-def check_parameters(extra: Mapping[str, Any], encoder_meta: Mapping[str, Any],
-                     segmentation: Mapping[str, Any], label_map: Mapping[str, str] | None,
-                     current_encoders: Mapping[str, Any], model_path: str) -> None:
-    """Refuse (``InferenceError``) when the run's parameters differ from the model's training.
-
-    ``current_encoders``: ``{"audio_encoder": describe() or None, "text_encoder": ...}`` of the
-    encoders the embedding parameters build now.
-    """
-    contract = extra.get("contract")
-    if not contract:
-        raise InferenceError(
-            f"{model_path} records no segmentation parameters or class definition (it was "
-            "trained before inference existed): retrain it with `kedro run --pipelines training`")
-    problems = encoder_mismatches(encoder_meta, current_encoders)
-    now = training_contract(segmentation, label_map, contract.get("min_class_size", 1))
-    for key, value in contract["segmentation"].items():
-        if now["segmentation"].get(key) != value:
-            problems.append(f"segmentation.{key}: the model was trained with {value!r}, the "
-                            f"parameters now say {now['segmentation'].get(key)!r}")
-    if now["label_map"] != contract["label_map"]:
-        problems.append(f"label_map: the model was trained with {contract['label_map']}, the "
-                        f"parameters now say {now['label_map']}")
-    if problems:
-        raise InferenceError(
-            f"the model {model_path} does not match this run's parameters:\n  - "
-            + "\n  - ".join(problems)
-            + "\nUse the parameters the model was trained with (conf/base or --params), or "
-              "retrain the model with the new ones (`kedro run --pipelines training`).")
-
-
-def check_feature_meta(encoder_meta: Mapping[str, Any], features_meta: Mapping[str, Any],
-                       model_path: str) -> None:
-    """Refuse features computed by other encoders than the model's."""
-    problems = encoder_mismatches(encoder_meta, features_meta)
-    if problems:
-        raise InferenceError(f"the features do not match the model {model_path}:\n  - "
-                             + "\n  - ".join(problems)
-                             + "\nRe-run the inference pipeline with the model's encoders.")
+__all__ = ["InferenceError", "check_feature_meta", "check_parameters", "encoder_mismatches",
+           "training_contract"]  # the contract, re-exported for callers of this module
 
 
 # ------------------------------------------------------------------------------- the documents
@@ -277,7 +202,6 @@ def segment_relevance(model, docs: DocumentSet, classes: np.ndarray
 
 def predict_corpus(model, docs: DocumentSet, batch_size: int = 32) -> Prediction:
     """Probabilities, gates, modality reliance and segment attention for ``docs``."""
-    from .trainer import eval_batches, predict, softmax
 
     probs, gates, attention = [], [], []
     for idx, _, res in eval_batches(model, docs, batch_size):  # one pass for all three
@@ -310,7 +234,6 @@ def document_embeddings(model, docs: DocumentSet, batch_size: int = 32
     """``(vectors (D, width), what they are)``: the joint embedding ``z_joint`` of the trained
     deep branches, or, for a model whose prediction is its wide path alone (``"wide"`` form: the
     deep branches were never trained), the standardised pooled features the wide path reads."""
-    from .trainer import eval_batches
 
     if model.config.prediction_form == "wide":
         mean = model.pooled_mean.detach().cpu().numpy().astype(np.float64)
@@ -446,7 +369,6 @@ def external_metrics(iset: InferenceSet, pred: Prediction,
     They are held-out metrics only for documents the model was not trained on: ``n_in_training``
     counts the others, and ``held_out`` says whether there are none.
     """
-    from .metrics import confusion, fold_metrics, per_class_metrics
 
     names = iset.docs.label_names
     labelled = [(i, lab) for i, lab in enumerate(iset.labels) if lab is not None]

@@ -17,10 +17,10 @@ import logging
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from hilbert_pipeline.documents import DocumentSet, LabelError
 from hilbert_pipeline.errors import UserError
-
-from .data import DocumentSet, LabelError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ def stratified_splitter(n_splits: int, groups, seed: int):
     """``StratifiedGroupKFold`` when there are ``groups`` (a group never straddles train and test),
     else ``StratifiedKFold``; both shuffled with ``seed``. Shared by the outer folds, the inner
     validation split of the trainer and the logistic regression's inner CV."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     cls = StratifiedGroupKFold if groups is not None else StratifiedKFold
     return cls(n_splits=n_splits, shuffle=True, random_state=int(seed) % 2**32)

@@ -27,21 +27,28 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
+from hilbert_pipeline.documents import DocumentSet, collate, crop_windows
 from hilbert_pipeline.errors import UserError
-
-from ..utils import resolve_device, seed_everything
-from .data import DocumentSet, collate
-from .metrics import macro_f1
+from hilbert_pipeline.folds import stratified_splitter
+from hilbert_pipeline.metrics import macro_f1
+from hilbert_pipeline.model import HilbertConfig, HilbertLoss, HilbertModel
+from hilbert_pipeline.model.losses import mi_estimates
+from hilbert_pipeline.training.logreg import fit_logreg
+from hilbert_pipeline.utils import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +164,8 @@ class FitResult:
 
     ``model``: the refit model (``refit_epochs`` set) or the selection run's best state."""
 
-    model: Any  # HilbertModel (holds the learned temperature)
-    config: Any  # HilbertConfig
+    model: HilbertModel  # holds the learned temperature
+    config: HilbertConfig
     history: pd.DataFrame  # the epoch-selection run (with inner-validation scores)
     best_epoch: int
     best_val_macro_f1: float | None
@@ -198,9 +205,7 @@ def inner_split(docs: DocumentSet, val_fraction: float, seed: int
 
 def _grouped_inner_split(docs: DocumentSet, val_fraction: float, seed: int
                          ) -> tuple[np.ndarray, np.ndarray]:
-    import warnings
 
-    from .folds import stratified_splitter
 
     n_groups = len(set(docs.groups.tolist()))
     k = min(max(2, round(1.0 / val_fraction)), n_groups)
@@ -215,7 +220,6 @@ def _grouped_inner_split(docs: DocumentSet, val_fraction: float, seed: int
 
 def _batches(n: int, batch_size: int, generator, weights: np.ndarray | None) -> list[list[int]]:
     """Index batches for one epoch (shuffled, or class-balanced sampling with replacement)."""
-    import torch
 
     if weights is not None:
         order = torch.multinomial(torch.as_tensor(weights, dtype=torch.double), n,
@@ -240,7 +244,6 @@ def _forward(model, batch):
 def eval_batches(model, docs: DocumentSet, batch_size: int, device=None):
     """The one eval-mode loop: ``(positions, batch, output)`` per chunk of ``batch_size``
     documents, without gradients; the model's train/eval mode is restored afterwards."""
-    import torch
 
     dev = next(model.parameters()).device if device is None else resolve_device(device)
     model.to(dev)
@@ -259,7 +262,6 @@ def eval_batches(model, docs: DocumentSet, batch_size: int, device=None):
 def softmax(out, head: bool = False) -> np.ndarray:
     """Class probabilities of a forward output (with ``head``: of the deep head's own logits),
     float32 on the CPU."""
-    import torch
 
     return torch.softmax((out.head_logits if head else out.logits).float(), dim=-1).cpu().numpy()
 
@@ -284,9 +286,7 @@ def _predict_crops(model, docs: DocumentSet, crop: int, batch_size: int, device,
                    member):
     """Multi-crop prediction (``crop_segments``): per document, the mean of the probabilities
     (and gate weights) of its :func:`crop_windows`."""
-    import torch
 
-    from .data import crop_windows
 
     items = [(i, w) for i in range(len(docs)) for w in crop_windows(docs.audio[i].shape[0], crop)]
     dev = next(model.parameters()).device if device is None else resolve_device(device)
@@ -316,7 +316,6 @@ def _predict_crops(model, docs: DocumentSet, crop: int, batch_size: int, device,
 
 def _with_diagnostics(terms: dict, output) -> dict:
     """Loss terms and, apart from them in the model library, the MI estimates."""
-    from ..model.losses import mi_estimates
 
     return {**terms, **mi_estimates(output)}
 
@@ -324,7 +323,6 @@ def _with_diagnostics(terms: dict, output) -> dict:
 def loss_terms(model, docs: DocumentSet, device: str | None = None) -> dict[str, float]:
     """Every loss term (unweighted classes) and both MI estimates on ``docs`` as one batch, in
     eval mode."""
-    from ..model import HilbertLoss
 
     loss_fn = HilbertLoss(model.config)
     terms: dict = {}
@@ -415,7 +413,6 @@ def torch_threads(n: int | None):
 
     Changes only when needed: resizing the thread pool on every call is slow on a busy CPU.
     """
-    import torch
 
     before = torch.get_num_threads()
     change = n is not None and n != before
@@ -443,7 +440,6 @@ def _init_wide_path(model, docs: DocumentSet, seed: int, fit_wide: bool = True) 
     """Standardisation stats of the linear member from ``docs``; with ``wide_init="logreg"``
     (and ``fit_wide``) also its weights, from the logistic-regression baseline fitted on the same
     documents."""
-    import torch
 
     mods = model.pooled_modalities
     pooled = docs.pooled_features(mods)
@@ -470,9 +466,7 @@ def _wide_selection(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...]
     """The logistic regression (scaler + model) whose modalities (all, or one) and C win a
     3 x 5-fold repeated inner CV on ``docs``, and the modalities it reads. A modality absent
     from every document of ``docs`` is not a candidate."""
-    import hashlib
 
-    from .methods import fit_logreg
 
     h = hashlib.sha1(pooled.tobytes())
     h.update(docs.labels.tobytes())
@@ -534,9 +528,7 @@ class _Run:
 
     def __init__(self, cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingParams,
                  seed: int, fit_wide: bool = True) -> None:
-        import torch
 
-        from ..model import HilbertLoss, HilbertModel
 
         seed_everything(seed)
         self.device = resolve_device(tp.device)
@@ -590,7 +582,6 @@ class _Run:
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         """One pass over the training documents; the epoch's mean of every term."""
-        import torch
 
         self.model.train()
         scale = _aux_scale(epoch, self.tp.aux_warmup_epochs)
@@ -618,7 +609,6 @@ class _Run:
     def crops(self, docs: DocumentSet, idx) -> list[tuple[int, int]] | None:
         """Random windows of ``crop_segments`` consecutive segments (None: whole documents),
         drawn from the run's generator."""
-        import torch
 
         length = self.cfg.crop_segments
         if not length:
@@ -635,7 +625,6 @@ class _Run:
     def pretrain(self, docs: DocumentSet, epochs: int) -> list[dict[str, float]]:
         """``epochs`` of the alignment terms alone on ``docs``, whose labels are never read
         (``labels=None``), with a fresh AdamW; the mean terms of each epoch."""
-        import torch
 
         if epochs <= 0 or len(docs) < 2:
             return []
@@ -702,7 +691,6 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
             log.debug("pretraining (%d epochs, no labels): last epoch %s", len(pre), pre[-1])
     bar = None
     if tp.progress:
-        from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
     stale = 0

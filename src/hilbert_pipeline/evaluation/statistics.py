@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .metrics import aggregate
+from hilbert_pipeline.metrics import aggregate
 
 #: two fold scores closer than this count as a tie
 TIE = 1e-9

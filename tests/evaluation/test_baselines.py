@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic import synthetic_features
 
-from hilbert_pipeline.experiment.data import build_document_set
-from hilbert_pipeline.experiment.methods import C_GRID, METHODS, _logreg, run_method
-from hilbert_pipeline.experiment.synthetic import synthetic_features
+from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.evaluation.methods import C_GRID, METHODS, _logreg, run_method
 from hilbert_pipeline.model import class_weights
 
 
@@ -50,7 +50,7 @@ def test_unimodal_logreg_reads_only_its_modality(split):
 def test_logreg_uses_the_neural_class_weights(split, monkeypatch):
     train, test = split
     seen = {}
-    import sklearn.linear_model as lm
+    from hilbert_pipeline.training import logreg as lm
 
     real = lm.LogisticRegression
 

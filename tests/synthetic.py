@@ -1,7 +1,7 @@
 """Synthetic ``segment_features`` + ``documents`` with a known class signal.
 
 Used by the unit tests (no encoders needed) and to time the evaluation protocol at demo size
-(``python -m hilbert_pipeline.experiment.synthetic`` style benchmarks in docs/evaluation.md).
+(``python -m synthetic`` style benchmarks in docs/evaluation.md).
 Class ``k`` shifts a class-specific random direction in each modality by ``signal``; audio and
 text carry independent noise, so both modalities are informative and complementary.
 """

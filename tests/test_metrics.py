@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from hilbert_pipeline.experiment.metrics import aggregate, fold_metrics, row_normalise
-from hilbert_pipeline.experiment.report import summarize
+from hilbert_pipeline.evaluation.report import summarize
+from hilbert_pipeline.metrics import aggregate, fold_metrics, row_normalise
 
 
 def _onehot(y, c):

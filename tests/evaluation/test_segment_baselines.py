@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hilbert_pipeline.experiment.data import DocumentSet
-from hilbert_pipeline.experiment.methods import METHODS, run_method
-from hilbert_pipeline.experiment.metrics import macro_f1
-from hilbert_pipeline.experiment.segment_baselines import BilinearProjection
+from hilbert_pipeline.documents import DocumentSet
+from hilbert_pipeline.evaluation.methods import METHODS, run_method
+from hilbert_pipeline.evaluation.segment_baselines import BilinearProjection
+from hilbert_pipeline.metrics import macro_f1
 
 
 def pairing_docs(n_docs: int, seed: int, n_seg: int = 8, dim: int = 4) -> DocumentSet:

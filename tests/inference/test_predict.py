@@ -1,4 +1,4 @@
-"""``experiment.inference``: the training contract and its checks, the inference document set,
+"""``inference.predict``: the training contract and its checks, the inference document set,
 segment relevance, explanations and external metrics (tiny synthetic features, real models)."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from synthetic import synthetic_features
 
-from hilbert_pipeline.experiment.data import build_document_set, collate
-from hilbert_pipeline.experiment.inference import (
+from hilbert_pipeline.documents import build_document_set, collate
+from hilbert_pipeline.inference.predict import (
     InferenceError,
     check_feature_meta,
     check_parameters,
@@ -23,10 +24,9 @@ from hilbert_pipeline.experiment.inference import (
     segment_timeline,
     training_contract,
 )
-from hilbert_pipeline.experiment.params import build_config
-from hilbert_pipeline.experiment.synthetic import synthetic_features
-from hilbert_pipeline.experiment.trainer import TrainingParams, fit, predict
 from hilbert_pipeline.model import HilbertModel
+from hilbert_pipeline.training.params import build_config
+from hilbert_pipeline.training.trainer import TrainingParams, fit, predict
 
 torch.set_num_threads(1)
 
@@ -263,7 +263,7 @@ def test_external_metrics_score_known_labels_and_say_what_was_seen_in_training()
 def test_document_embeddings_are_what_the_model_predicts_from():
     """z_joint for a trained deep model; for the wide form (deep branches never trained) the
     standardised pooled features of the modalities the wide path reads."""
-    from hilbert_pipeline.experiment.inference import document_embeddings
+    from hilbert_pipeline.inference.predict import document_embeddings
 
     _, _, docs, model = _trained()
     z, what = document_embeddings(model, docs)

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from hilbert_pipeline.errors import UserError
-
-from ..utils import reject_unknown_keys
-from .trainer import TrainingParams
+from hilbert_pipeline.model import HilbertConfig
+from hilbert_pipeline.training.trainer import TrainingParams
+from hilbert_pipeline.utils import reject_unknown_keys
 
 
 class ParamsError(UserError):
@@ -56,7 +56,6 @@ DATA_FIELDS = ("audio_dim", "text_dim", "n_classes")
 
 def model_fields() -> set[str]:
     """``HilbertConfig`` fields a parameter may set (all but :data:`DATA_FIELDS`)."""
-    from ..model import HilbertConfig
 
     return {f.name for f in dataclasses.fields(HilbertConfig)} - set(DATA_FIELDS)
 
@@ -76,7 +75,6 @@ def route(values: Mapping[str, Any] | None) -> tuple[dict, dict, dict]:
 
 def build_config(docs, model_params: Mapping[str, Any], **changes: Any):
     """``HilbertConfig`` with the data's feature widths / class count and the given settings."""
-    from ..model import HilbertConfig
 
     clash = sorted(set(DATA_FIELDS) & (set(model_params) | set(changes)))
     if clash:
@@ -131,54 +129,3 @@ def read_best_params(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ParamsError(f"{path} must hold a JSON object of parameter name -> value")
     return data
-
-
-#: the keys of the ``evaluation`` parameter block
-EVAL_KEYS = frozenset({"n_splits", "n_repeats", "seed", "methods", "method_overrides", "ci",
-                       "progress", "n_jobs"})
-
-
-def check_run_parameters(blocks: Mapping[str, Any]) -> None:
-    """Validate the parameter blocks a run will use, before any node runs (the project's Kedro
-    hook calls this): ``training`` (every model and optimisation field, as the training,
-    evaluation and tuning nodes will read them), ``evaluation`` (keys, methods and their
-    overrides) and ``segmentation``. A problem is a :class:`ParamsError` naming the block, so
-    a typo is reported in seconds instead of after segmentation and embedding."""
-    from ..corpus.segmentation import SegmentationConfig
-    from ..model import HilbertConfig
-
-    def block(name: str, check) -> None:
-        if name not in blocks:
-            return
-        try:
-            check(blocks[name] or {})
-        except ParamsError:
-            raise
-        except ValueError as e:  # the owners' own validation errors, named by block
-            raise ParamsError(f"parameters '{name}': {e}") from e
-
-    def training(values: Mapping[str, Any]) -> None:
-        settings = resolve_training_settings(values)
-        HilbertConfig.from_dict({"audio_dim": 1, "text_dim": 1, "n_classes": 2,
-                                 **settings.model_params})
-
-    def evaluation(values: Mapping[str, Any]) -> None:
-        from .methods import METHODS, resolve_methods
-
-        reject_unknown_keys("parameters 'evaluation'", values, EVAL_KEYS, ParamsError)
-        resolve_methods(list(values.get("methods") or []))
-        overrides = values.get("method_overrides") or {}
-        stray = sorted(set(overrides) - set(METHODS))
-        if stray:
-            raise ParamsError(f"evaluation.method_overrides names unknown methods {stray}")
-        for name, over in overrides.items():
-            _, _, other = route(over)
-            if other and METHODS[name].kind == "neural":
-                raise ParamsError(f"evaluation.method_overrides.{name}: unknown keys "
-                                  f"{sorted(other)} (HilbertConfig or TrainingParams fields)")
-        if "seed" not in values:
-            raise ParamsError("parameters 'evaluation' needs an explicit 'seed'")
-
-    block("training", training)
-    block("evaluation", evaluation)
-    block("segmentation", lambda v: SegmentationConfig.from_params(dict(v)))

@@ -43,13 +43,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.dummy import DummyClassifier
 
+from hilbert_pipeline.documents import DocumentSet
 from hilbert_pipeline.errors import UserError
+from hilbert_pipeline.evaluation.segment_baselines import BilinearProjection, fit_segment_mil
+from hilbert_pipeline.model import HilbertConfig
+from hilbert_pipeline.training.logreg import C_GRID, fit_logreg, full_proba
+from hilbert_pipeline.training.params import build_config, route
+from hilbert_pipeline.training.trainer import TrainingParams, fit, loss_terms, predict
 
-from .data import DocumentSet
-from .params import build_config, route
-from .segment_baselines import BilinearProjection, fit_segment_mil
-from .trainer import TrainingParams, fit, loss_terms, predict
+__all__ = ["C_GRID", "METHODS", "ROLES", "MethodError", "MethodResult", "MethodSpec",
+           "fit_logreg", "resolve_methods", "run_method"]
 
 
 class MethodError(UserError):
@@ -178,7 +183,7 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
         proj = BilinearProjection.fit(train, int(opts.pop("rank")), seed)
         clf, chosen, _ = fit_logreg(train, seed, class_weight_power=power,
                                     features=proj.features(train), **opts)
-        proba = _full_proba(clf[-1], clf.predict_proba(proj.features(test)), train.n_classes)
+        proba = full_proba(clf[-1], clf.predict_proba(proj.features(test)), train.n_classes)
         info = {"C": chosen}
     elif spec.kind == "mil":
         proba = fit_segment_mil(train, test, seed, power, **opts)
@@ -191,77 +196,7 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
 
 def _default(name: str) -> Any:
     """A ``HilbertConfig`` field's default (the owner of settings shared with the baselines)."""
-    from ..model import HilbertConfig
-
     return HilbertConfig.__dataclass_fields__[name].default
-
-
-def _full_proba(clf, proba: np.ndarray, n_classes: int) -> np.ndarray:
-    """Columns for every class: a class absent from the training fold gets probability 0."""
-    out = np.zeros((proba.shape[0], n_classes), dtype=np.float64)
-    out[:, np.asarray(clf.classes_, dtype=np.int64)] = proba
-    return out
-
-
-#: candidate inverse regularisation strengths of the logistic-regression baselines
-C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
-
-
-def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("audio", "text"),
-               class_weight_power: float = 1.0, C: float | None = None,  # noqa: N803
-               C_grid: tuple[float, ...] = C_GRID, inner_folds: int = 5,  # noqa: N803
-               max_iter: int = 2000, inner_repeats: int = 1,
-               features: np.ndarray | None = None):
-    """Standardised pooled features -> class-weighted logistic regression:
-    ``(pipeline, C, inner-CV macro-F1 of that C or None when C was not searched)``.
-
-    Class weights are the neural methods' own (``class_weights(counts, class_weight_power)``,
-    power 1 = scikit-learn's ``balanced``), so no method is favoured on the minority classes.
-    ``C=None`` (default) picks C from ``C_grid`` by an inner stratified (grouped when the
-    documents carry groups) cross-validation on ``train``, scored by macro-F1; ties go to the
-    smaller C. ``inner_repeats`` > 1 repeats the inner k-fold with other shuffles (ungrouped
-    documents only), which steadies the choice on small training sets. ``features``: the
-    training documents' feature rows to use instead of their pooled ``modalities``.
-    """
-    import warnings
-
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from ..model import class_weights
-    from .folds import stratified_splitter
-
-    counts = train.class_counts()
-    weights = class_weights(counts, class_weight_power).numpy()
-    cw = {int(k): float(weights[k]) for k in np.flatnonzero(counts)}
-    x_train = train.pooled_features(modalities) if features is None else features
-
-    def model(c: float):
-        return make_pipeline(StandardScaler(), LogisticRegression(
-            C=float(c), max_iter=int(max_iter), class_weight=cw, random_state=seed))
-
-    k = int(min(inner_folds, counts[counts > 0].min()))
-    if C is not None or k < 2 or len(C_grid) == 1:
-        chosen = float(C if C is not None else (C_grid[0] if len(C_grid) == 1 else 1.0))
-        return model(chosen).fit(x_train, train.labels), chosen, None
-    grouped = train.groups is not None and len(set(train.groups.tolist())) >= k
-    groups = train.groups if grouped else None
-    if groups is None and inner_repeats > 1:
-        from sklearn.model_selection import RepeatedStratifiedKFold
-
-        cv = RepeatedStratifiedKFold(n_splits=k, n_repeats=int(inner_repeats),
-                                     random_state=int(seed) % 2**32)
-    else:
-        cv = stratified_splitter(k, groups, seed)
-    search = GridSearchCV(model(1.0), {"logisticregression__C": [float(c) for c in C_grid]},
-                          scoring="f1_macro", cv=cv, refit=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        search.fit(x_train, train.labels, groups=groups)
-    return (search.best_estimator_, float(search.best_params_["logisticregression__C"]),
-            float(search.best_score_))
 
 
 def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
@@ -271,12 +206,11 @@ def _logreg(train: DocumentSet, test: DocumentSet, seed: int,
     is never seen while choosing C."""
     clf, chosen, _ = fit_logreg(train, seed, modalities, **options)
     proba = clf.predict_proba(test.pooled_features(modalities))
-    return _full_proba(clf[-1], proba, train.n_classes), {"C": chosen}
+    return full_proba(clf[-1], proba, train.n_classes), {"C": chosen}
 
 
 def _dummy(train: DocumentSet, test: DocumentSet, seed: int, strategy: str) -> np.ndarray:
-    from sklearn.dummy import DummyClassifier
 
     clf = DummyClassifier(strategy=strategy, random_state=seed)
     clf.fit(np.zeros((len(train), 1)), train.labels)
-    return _full_proba(clf, clf.predict_proba(np.zeros((len(test), 1))), train.n_classes)
+    return full_proba(clf, clf.predict_proba(np.zeros((len(test), 1))), train.n_classes)

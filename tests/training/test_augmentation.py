@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic import synthetic_features
 
-from hilbert_pipeline.experiment.data import build_document_set, collate, crop_windows
-from hilbert_pipeline.experiment.params import build_config
-from hilbert_pipeline.experiment.synthetic import synthetic_features
-from hilbert_pipeline.experiment.trainer import TrainingParams, _Run, fit, predict
+from hilbert_pipeline.documents import build_document_set, collate, crop_windows
 from hilbert_pipeline.model import HilbertLoss
+from hilbert_pipeline.training.params import build_config
+from hilbert_pipeline.training.trainer import TrainingParams, _Run, fit, predict
 
 MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2, "wide_path": False}
 OPTIM = {"epochs": 3, "batch_size": 4, "lr": 5e-3, "num_threads": 1}

@@ -1,0 +1,59 @@
+"""Every pipeline's parameters checked when a run starts, before any heavy work (the project's
+Kedro hook, :class:`hilbert_pipeline.hooks.ParameterCheckHook`, calls
+:func:`check_run_parameters`): each block is handed to the owner of its settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hilbert_pipeline.corpus.segmentation import SegmentationConfig
+from hilbert_pipeline.evaluation.methods import METHODS, resolve_methods
+from hilbert_pipeline.model import HilbertConfig
+from hilbert_pipeline.training.params import ParamsError, resolve_training_settings, route
+from hilbert_pipeline.utils import reject_unknown_keys
+
+#: the keys of the ``evaluation`` parameter block
+EVAL_KEYS = frozenset({"n_splits", "n_repeats", "seed", "methods", "method_overrides", "ci",
+                       "progress", "n_jobs"})
+
+
+def check_run_parameters(blocks: Mapping[str, Any]) -> None:
+    """Validate the parameter blocks a run will use, before any node runs (the project's Kedro
+    hook calls this): ``training`` (every model and optimisation field, as the training,
+    evaluation and tuning nodes will read them), ``evaluation`` (keys, methods and their
+    overrides) and ``segmentation``. A problem is a :class:`ParamsError` naming the block, so
+    a typo is reported in seconds instead of after segmentation and embedding."""
+    def block(name: str, check) -> None:
+        if name not in blocks:
+            return
+        try:
+            check(blocks[name] or {})
+        except ParamsError:
+            raise
+        except ValueError as e:  # the owners' own validation errors, named by block
+            raise ParamsError(f"parameters '{name}': {e}") from e
+
+    def training(values: Mapping[str, Any]) -> None:
+        settings = resolve_training_settings(values)
+        HilbertConfig.from_dict({"audio_dim": 1, "text_dim": 1, "n_classes": 2,
+                                 **settings.model_params})
+
+    def evaluation(values: Mapping[str, Any]) -> None:
+        reject_unknown_keys("parameters 'evaluation'", values, EVAL_KEYS, ParamsError)
+        resolve_methods(list(values.get("methods") or []))
+        overrides = values.get("method_overrides") or {}
+        stray = sorted(set(overrides) - set(METHODS))
+        if stray:
+            raise ParamsError(f"evaluation.method_overrides names unknown methods {stray}")
+        for name, over in overrides.items():
+            _, _, other = route(over)
+            if other and METHODS[name].kind == "neural":
+                raise ParamsError(f"evaluation.method_overrides.{name}: unknown keys "
+                                  f"{sorted(other)} (HilbertConfig or TrainingParams fields)")
+        if "seed" not in values:
+            raise ParamsError("parameters 'evaluation' needs an explicit 'seed'")
+
+    block("training", training)
+    block("evaluation", evaluation)
+    block("segmentation", lambda v: SegmentationConfig.from_params(dict(v)))
