@@ -1,4 +1,4 @@
-"""Nodes of the ``evaluation`` pipeline: wiring only; the logic is in ``hilbert_pipeline.experiment``."""
+"""Nodes of the ``evaluation`` pipeline: wiring only; the logic is in ``hilbert_pipeline.evaluation``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import pandas as pd
 from hilbert_pipeline import cpu_kernels
 from hilbert_pipeline.checks import check_run_parameters
 from hilbert_pipeline.cluster import cluster_client
-from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.documents import DocumentSet, build_document_set
 from hilbert_pipeline.evaluation import evaluate as ev
 from hilbert_pipeline.evaluation import plots as pl
 from hilbert_pipeline.evaluation import report as rp
 from hilbert_pipeline.evaluation import statistics as st
 from hilbert_pipeline.evaluation.methods import ROLES
 from hilbert_pipeline.folds import make_folds
-from hilbert_pipeline.training.params import resolve_training_settings
+from hilbert_pipeline.training.params import TrainingSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ def _documents(segment_features: dict, documents: pd.DataFrame, evaluation: dict
 
 
 def make_folds_node(segment_features: dict, documents: pd.DataFrame, evaluation: dict,
-                    classes: dict) -> tuple[pd.DataFrame, dict]:
-    """Compute the folds once (saved to data/05_model_input/folds.csv) + the label report."""
+                    classes: dict) -> tuple[DocumentSet, pd.DataFrame, dict]:
+    """The labelled documents of the evaluation, their folds (computed once, saved to
+    data/05_model_input/folds.csv) and the label report."""
     _check(evaluation)
     docs, report = _documents(segment_features, documents, evaluation, classes)
     folds = make_folds(docs, int(evaluation["n_splits"]), int(evaluation.get("n_repeats", 1)),
@@ -52,19 +53,16 @@ def make_folds_node(segment_features: dict, documents: pd.DataFrame, evaluation:
                     len(report["excluded"]), report["excluded"][:5])
     log.info("evaluation on %d documents, classes %s, %d folds", len(docs),
              report["class_counts"], n_folds)
-    return folds, report
+    return docs, folds, report
 
 
-def evaluate_methods_node(segment_features: dict, documents: pd.DataFrame, folds: pd.DataFrame,
-                          evaluation: dict, training: dict, classes: dict,
-                          cluster: dict | None = None
+def evaluate_methods_node(docs: DocumentSet, folds: pd.DataFrame, evaluation: dict,
+                          settings: TrainingSettings, cluster: dict | None = None
                           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Fit every method on every fold; model/optimisation settings come from ``training``; the
-    fits run in this process, in ``evaluation.n_jobs`` processes, or on the Dask cluster of the
-    ``cluster`` parameters."""
+    """Fit every method on every fold; model/optimisation settings are the resolved training
+    settings; the fits run in this process, in ``evaluation.n_jobs`` processes, or on the Dask
+    cluster of the ``cluster`` parameters."""
     _check(evaluation)
-    docs, _ = _documents(segment_features, documents, evaluation, classes)
-    settings = resolve_training_settings(training)
     tp = {**settings.training_params, "progress": False}
     with cluster_client(cluster) as client:
         run = ev.run_evaluation(docs, folds, list(evaluation["methods"]), settings.model_params,

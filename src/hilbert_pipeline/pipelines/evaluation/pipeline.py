@@ -1,4 +1,5 @@
-"""``evaluation``: folds once → every method on the identical folds → reports."""
+"""``evaluation``: the labelled documents and their folds once → every method on the identical
+folds (settings: the resolved ``training_settings``) → reports."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -7,16 +8,18 @@ from hilbert_pipeline.pipelines.evaluation.nodes import (
     make_folds_node,
     report_node,
 )
+from hilbert_pipeline.pipelines.training.pipeline import settings_pipeline
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([
+    return settings_pipeline() + Pipeline([
         Node(make_folds_node, inputs=["segment_features", "documents", "params:evaluation",
                                       "params:classes"],
-             outputs=["evaluation_folds", "evaluation_labels"], name="make_evaluation_folds"),
+             outputs=["evaluation_documents", "evaluation_folds", "evaluation_labels"],
+             name="make_evaluation_folds"),
         Node(evaluate_methods_node,
-             inputs=["segment_features", "documents", "evaluation_folds", "params:evaluation",
-                     "params:training", "params:classes", "params:cluster"],
+             inputs=["evaluation_documents", "evaluation_folds", "params:evaluation",
+                     "training_settings", "params:cluster"],
              outputs=["evaluation_predictions", "fold_metrics", "gate_usage_folds",
                       "mi_estimates_folds"],
              name="evaluate_methods"),

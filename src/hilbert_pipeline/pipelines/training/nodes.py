@@ -1,4 +1,4 @@
-"""Nodes of the ``training`` pipeline: wiring only; the logic is in ``hilbert_pipeline.experiment``."""
+"""Nodes of the ``training`` pipeline: wiring only; the logic is in ``hilbert_pipeline.training``."""
 
 from __future__ import annotations
 
@@ -8,17 +8,36 @@ from typing import Any
 import pandas as pd
 
 from hilbert_pipeline.contract import training_contract
-from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.documents import DocumentSet, build_document_set
 from hilbert_pipeline.evaluation.plots import curves_figure
 from hilbert_pipeline.evaluation.report import FORMS
 from hilbert_pipeline.training.checkpoint import make_payload
-from hilbert_pipeline.training.params import build_config, resolve_training_settings
+from hilbert_pipeline.training.params import (
+    TrainingSettings,
+    build_config,
+    resolve_training_settings,
+)
 from hilbert_pipeline.training.trainer import TrainingParams, fit
 
 log = logging.getLogger(__name__)
 
 
-def train_model_node(segment_features: dict, documents: pd.DataFrame, training: dict,
+def training_settings_node(training: dict) -> TrainingSettings:
+    """The ``training`` block resolved once (tuned parameters applied when ``use_tuned``): the
+    model hyper-parameters and optimisation settings every consumer reads."""
+    return resolve_training_settings(training)
+
+
+def training_documents_node(segment_features: dict, documents: pd.DataFrame,
+                            label_map: dict | None, min_class_size: int
+                            ) -> tuple[DocumentSet, dict]:
+    """The labelled training-split documents (the class definition is the shared ``classes``
+    parameters) and their label report."""
+    return build_document_set(segment_features, documents, label_map=label_map,
+                              min_class_size=int(min_class_size), only_split="train")
+
+
+def train_model_node(docs: DocumentSet, label_report: dict, settings: TrainingSettings,
                      label_map: dict | None, min_class_size: int,
                      segmentation: dict | None = None
                      ) -> tuple[dict, pd.DataFrame, Any, dict]:
@@ -29,10 +48,6 @@ def train_model_node(segment_features: dict, documents: pd.DataFrame, training: 
     The checkpoint records it with the segmentation rules (``extra["contract"]``), which the
     inference pipeline must reproduce.
     """
-    settings = resolve_training_settings(training)
-    docs, label_report = build_document_set(segment_features, documents, label_map=label_map,
-                                            min_class_size=int(min_class_size),
-                                            only_split="train")
     config = build_config(docs, settings.model_params)
     log.info("training HILBERT on %d documents, classes %s (params from %s)", len(docs),
              label_report["class_counts"], settings.source)

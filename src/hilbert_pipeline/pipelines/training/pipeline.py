@@ -1,14 +1,30 @@
-"""``training``: segment features + documents → ``hilbert_model`` checkpoint, curves, summary."""
+"""``training``: segment features + documents → the labelled documents and the resolved settings
+(two datasets every consumer reads) → ``hilbert_model`` checkpoint, curves, summary."""
 
 from kedro.pipeline import Node, Pipeline
 
-from hilbert_pipeline.pipelines.training.nodes import train_model_node
+from hilbert_pipeline.pipelines.training.nodes import (
+    train_model_node,
+    training_documents_node,
+    training_settings_node,
+)
+
+
+def settings_pipeline() -> Pipeline:
+    """The one node that resolves the ``training`` parameters (shared with the evaluation
+    pipeline: Kedro runs an identical node once)."""
+    return Pipeline([Node(training_settings_node, inputs="params:training",
+                          outputs="training_settings", name="resolve_training_settings")])
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline([
+    return settings_pipeline() + Pipeline([
+        Node(training_documents_node,
+             inputs=["segment_features", "documents", "params:classes.label_map",
+                     "params:classes.min_class_size"],
+             outputs=["training_documents", "training_labels"], name="label_training_documents"),
         Node(train_model_node,
-             inputs=["segment_features", "documents", "params:training",
+             inputs=["training_documents", "training_labels", "training_settings",
                      "params:classes.label_map", "params:classes.min_class_size",
                      "params:segmentation"],
              outputs=["hilbert_model", "training_history", "training_curves",
