@@ -74,3 +74,23 @@ def test_evaluation_on_the_cluster_equals_evaluation_in_process(dask_client):
     cols = [c for c in local.predictions if c.startswith("p_")]
     np.testing.assert_allclose(local.predictions[cols].to_numpy(),
                                remote.predictions[cols].to_numpy(), atol=1e-6)
+
+
+def _worker_kernels() -> tuple[str | None, str]:
+    import os
+
+    import torch
+
+    return os.environ.get("ATEN_CPU_CAPABILITY"), torch.backends.cpu.get_cpu_capability()
+
+
+def test_dask_workers_run_the_pinned_cpu_kernels(dask_client):
+    """A worker process trains with the kernels the project pins (docs/reproducibility.md), so
+    a fit on the cluster is the fit in-process, to the bit."""
+    from hilbert_pipeline import cpu_kernels
+
+    expected = cpu_kernels.pinned_values().get("ATEN_CPU_CAPABILITY")
+    for env, capability in dask_client.run(_worker_kernels).values():
+        assert env == expected
+        if expected is not None:
+            assert capability == expected.upper()
