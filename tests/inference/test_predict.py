@@ -26,7 +26,7 @@ from hilbert_pipeline.inference.predict import (
 )
 from hilbert_pipeline.model import HilbertModel
 from hilbert_pipeline.training.params import build_config
-from hilbert_pipeline.training.trainer import TrainingParams, fit, predict
+from hilbert_pipeline.training.trainer import TrainingParams, eval_batches, fit, predict, softmax
 
 torch.set_num_threads(1)
 
@@ -98,12 +98,12 @@ def test_feature_meta_check():
         check_feature_meta(meta, {"audio_encoder": EGEMAPS, "text_encoder": MINILM}, "m.pt")
 
 
-def _trained(wide_path: bool = True):
+def _trained(wide_path: bool = True, **model):
     sf, documents = synthetic_features([8, 6, 5], n_segments=(3, 6), audio_dim=6, text_dim=5,
                                        signal=1.5, seed=1)
     docs, _ = build_document_set(sf, documents)
     cfg = build_config(docs, {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2,
-                              "wide_path": wide_path, "modality_dropout": 0.0})
+                              "wide_path": wide_path, "modality_dropout": 0.0, **model})
     tp = TrainingParams(epochs=2, batch_size=8, min_epochs=1, progress=False, device="cpu",
                         num_threads=1)
     return sf, documents, docs, fit(cfg, docs, None, tp, seed=0).model
@@ -177,6 +177,16 @@ def test_predictions_match_the_model_and_flag_missing_modalities():
                                 b["text_mask"]).logits, -1)[0].numpy()
     k = int(pred.proba[i].argmax())
     assert table.loc[both, "reliance_audio"] == pytest.approx(pred.proba[i, k] - p[k], abs=1e-6)
+
+
+def test_a_model_trained_on_crops_predicts_by_windows_as_in_the_evaluation():
+    sf, documents, docs, model = _trained(wide_path=False, crop_segments=3)
+    iset = inference_set(sf, documents, docs.label_names, None)
+    pred = predict_corpus(model, iset.docs)
+    np.testing.assert_allclose(pred.proba, predict(model, iset.docs), atol=1e-7)
+    whole = np.concatenate([softmax(out) for _, _, out in eval_batches(model, iset.docs, 64)])
+    assert not np.allclose(pred.proba, whole, atol=1e-4)  # windows, not whole documents
+    assert len(pred.attention) == len(iset.docs)
 
 
 def test_relevance_decomposes_the_wide_path_exactly():
