@@ -3,7 +3,7 @@ study, exactly the trial budget, and the same outputs as a study run in-process.
 
 from __future__ import annotations
 
-from tuning_tiny import TINY_MODEL, TINY_SPACE, TINY_TRAINING, tiny_bundle
+from tuning_tiny import TINY_MODEL, TINY_SPACE, TINY_TRAINING, tiny_train_set
 
 from hilbert_pipeline.tuning.run import absolute_storage, run_tuning
 
@@ -21,9 +21,9 @@ def _params(tmp_path, name: str) -> tuple[dict, dict]:
 
 
 def test_two_dask_workers_share_one_study(tmp_path, dask_client, capsys):
-    sf, documents = tiny_bundle()
+    docs, report = tiny_train_set()
     tuning, training = _params(tmp_path, "on-cluster")
-    out = run_tuning(sf, documents, {**tuning, "progress": True}, training, client=dask_client)
+    out = run_tuning(docs, report, {**tuning, "progress": True}, training, client=dask_client)
     assert "optuna on-cluster (cluster)" in capsys.readouterr().err  # the driver's bar
     states = out.summary["trial_states"]
     assert sum(states.values()) == 4 and set(states) <= {"COMPLETE", "PRUNED"}
@@ -44,10 +44,10 @@ def test_dask_storage_needs_no_database(tmp_path, dask_client):
     """``tuning.storage: dask``: the study lives on the Dask scheduler (optuna-integration's
     DaskStorage); two Dask workers share it, claim slots under a Dask lock, and end with exactly
     the trial budget."""
-    sf, documents = tiny_bundle()
+    docs, report = tiny_train_set()
     tuning, training = _params(tmp_path, "in-scheduler")
     tuning["storage"] = "dask"
-    out = run_tuning(sf, documents, tuning, training, client=dask_client)
+    out = run_tuning(docs, report, tuning, training, client=dask_client)
     assert sum(out.summary["trial_states"].values()) == 4
     assert sorted(out.summary["this_worker"]["completed"]
                   + out.summary["this_worker"]["pruned"]) == [0, 1, 2, 3]
@@ -60,11 +60,11 @@ def test_dask_storage_without_a_cluster_is_a_clear_error(tmp_path):
 
     from hilbert_pipeline.tuning.study import TuningConfigError
 
-    sf, documents = tiny_bundle()
+    docs, report = tiny_train_set()
     tuning, training = _params(tmp_path, "nowhere")
     tuning["storage"] = "dask"
     with pytest.raises(TuningConfigError, match="needs a cluster"):
-        run_tuning(sf, documents, tuning, training)
+        run_tuning(docs, report, tuning, training)
 
 
 def test_a_trial_of_a_lost_dask_worker_is_failed_and_its_slot_freed(dask_client):

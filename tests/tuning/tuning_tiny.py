@@ -38,8 +38,13 @@ def tiny_bundle(split: bool = False, seed: int = 0):
                               seed=seed, split_test_fraction=0.25 if split else None)
 
 
+def tiny_train_set(split: bool = False, seed: int = 0):
+    """``(DocumentSet, label report)`` of the training documents of :func:`tiny_bundle` (what
+    the training pipeline's ``training_documents`` / ``training_labels`` hold)."""
+    sf, documents = tiny_bundle(split=split, seed=seed)
+    return build_document_set(sf, documents, only_split="train")
+
+
 def tiny_train_docs(split: bool = False, seed: int = 0):
     """The training documents of :func:`tiny_bundle` as a DocumentSet."""
-    sf, documents = tiny_bundle(split=split, seed=seed)
-    docs, _ = build_document_set(sf, documents, only_split="train")
-    return docs
+    return tiny_train_set(split=split, seed=seed)[0]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from hilbert_pipeline.documents import build_document_set
+from hilbert_pipeline.documents import DocumentSet
 from hilbert_pipeline.training.params import resolve_training_settings
 from hilbert_pipeline.training.trainer import TrainingParams
 
@@ -127,19 +127,16 @@ class _Prepared:
     study_name: str
 
 
-def _prepare(segment_features, documents, tuning, training, label_map, min_class_size
+def _prepare(docs: DocumentSet, label_report: Mapping[str, Any], tuning, training
              ) -> _Prepared:
     ts = parse_tuning_params(tuning)
     settings = resolve_training_settings({**dict(training), "use_tuned": False,
                                           "progress": False})
     optim = {**settings.training_params, **ts.optim_overrides}
-    docs, label_report = build_document_set(segment_features, documents, label_map=label_map,
-                                            min_class_size=int(min_class_size),
-                                            only_split="train")
     fingerprint = study_fingerprint(tuning, settings.model_params, optim, docs)
     study_name = (f"{ts.study_name}-{fingerprint}" if ts.name_with_fingerprint
                   else ts.study_name)
-    return _Prepared(ts, settings, optim, docs, label_report, fingerprint, study_name)
+    return _Prepared(ts, settings, optim, docs, dict(label_report), fingerprint, study_name)
 
 
 def _open(p: _Prepared):
@@ -158,12 +155,10 @@ def _work(p: _Prepared, handle) -> WorkerResult:
                       progress=p.ts.progress)
 
 
-def tuning_worker(segment_features: Mapping[str, Any], documents: pd.DataFrame,
-                  tuning: Mapping[str, Any], training: Mapping[str, Any],
-                  label_map: Mapping[str, str] | None = None, min_class_size: int = 1
-                  ) -> WorkerResult:
+def tuning_worker(docs: DocumentSet, label_report: Mapping[str, Any],
+                  tuning: Mapping[str, Any], training: Mapping[str, Any]) -> WorkerResult:
     """One study worker (a Dask task on a cluster): trials until the study's budget is spent."""
-    p = _prepare(segment_features, documents, tuning, training, label_map, min_class_size)
+    p = _prepare(docs, label_report, tuning, training)
     return _work(p, _open(p))
 
 
@@ -198,17 +193,17 @@ def absolute_storage(url: str) -> str:
     return f"sqlite:///{path.resolve()}" + (f"?{query}" if query else "")
 
 
-def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
+def run_tuning(docs: DocumentSet, label_report: Mapping[str, Any],
                tuning: Mapping[str, Any], training: Mapping[str, Any],
-               label_map: Mapping[str, str] | None = None,
-               min_class_size: int = 1, client=None) -> TuningOutputs:
+               client=None) -> TuningOutputs:
     """Run this worker's share of the study and build the outputs from the whole study.
 
     ``training`` is the ``training:`` parameter block: its ``model`` / ``optim`` settings are the
     base every trial starts from (``use_tuned`` is ignored here -- tuning never starts from a
     previous tuning result), ``tuning.optim_overrides`` changes optimisation settings for the
-    trials only (e.g. fewer epochs). The class definition (``label_map``, ``min_class_size``) is
-    the evaluation's, as for training.
+    trials only (e.g. fewer epochs). ``docs`` and ``label_report``: the labelled training-split
+    documents, the training pipeline's ``training_documents`` / ``training_labels`` (the class
+    definition is the evaluation's, as for training).
 
     ``client`` (a ``distributed.Client``): one study worker per Dask worker instead of this
     process, all sharing the study's storage (SQLite on a file system they all see, or a
@@ -226,7 +221,7 @@ def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     elif isinstance(storage, str):
         storage = absolute_storage(storage)
     tuning = {**dict(tuning), "storage": storage}
-    p = _prepare(segment_features, documents, tuning, training, label_map, min_class_size)
+    p = _prepare(docs, label_report, tuning, training)
     ts, docs, label_report, fingerprint, study_name = (p.ts, p.docs, p.label_report,
                                                        p.fingerprint, p.study_name)
     settings, optim = p.settings, p.optim
@@ -239,10 +234,10 @@ def run_tuning(segment_features: Mapping[str, Any], documents: pd.DataFrame,
     else:
         n = max(1, len(client.scheduler_info().get("workers", {})))
         log.info("tuning on the Dask cluster: %d study workers", n)
-        shared = client.scatter([segment_features, documents], broadcast=True)
-        futures = [client.submit(tuning_worker, shared[0], shared[1],
-                                 {**tuning, "progress": False}, dict(training), label_map,
-                                 min_class_size, pure=False) for _ in range(n)]
+        shared = client.scatter(docs, broadcast=True)
+        futures = [client.submit(tuning_worker, shared, dict(label_report),
+                                 {**tuning, "progress": False}, dict(training), pure=False)
+                   for _ in range(n)]
         results = _gather_with_progress(client, futures, handle, ts)
         worker = WorkerResult(
             completed=sorted(t for r in results for t in r.completed),

@@ -17,12 +17,18 @@ def settings_pipeline() -> Pipeline:
                           outputs="training_settings", name="resolve_training_settings")])
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    return settings_pipeline() + Pipeline([
+def documents_pipeline() -> Pipeline:
+    """The one node that labels the training documents (shared with the tuning pipeline)."""
+    return Pipeline([
         Node(training_documents_node,
              inputs=["segment_features", "documents", "params:classes.label_map",
                      "params:classes.min_class_size"],
              outputs=["training_documents", "training_labels"], name="label_training_documents"),
+    ])
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return settings_pipeline() + documents_pipeline() + Pipeline([
         Node(train_model_node,
              inputs=["training_documents", "training_labels", "training_settings",
                      "params:classes.label_map", "params:classes.min_class_size",

@@ -7,15 +7,15 @@ from typing import Any
 import pandas as pd
 
 from hilbert_pipeline.cluster import cluster_client
+from hilbert_pipeline.documents import DocumentSet
 from hilbert_pipeline.tuning.run import run_tuning
 
 
-def tune_node(segment_features: dict, documents: pd.DataFrame, tuning: dict, training: dict,
-              label_map: dict | None, min_class_size: int, cluster: dict | None = None
+def tune_node(docs: DocumentSet, label_report: dict, tuning: dict, training: dict,
+              cluster: dict | None = None
               ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, str, str]:
-    """Run this worker's share of the study (or one study worker per Dask worker of the
-    ``cluster`` parameters); outputs describe the whole study."""
+    """Run this worker's share of the study on the labelled training documents (or one study
+    worker per Dask worker of the ``cluster`` parameters); outputs describe the whole study."""
     with cluster_client(cluster) as client:
-        out = run_tuning(segment_features, documents, tuning, training, label_map=label_map,
-                         min_class_size=min_class_size, client=client)
+        out = run_tuning(docs, label_report, tuning, training, client=client)
     return out.best_params, out.summary, out.trials, out.history_html, out.importance_html
