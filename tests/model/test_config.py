@@ -91,3 +91,24 @@ def test_prediction_form_of_a_config():
         cfg.replace(wide_combine="wide", wide_init="zero")
     with pytest.raises(ConfigError, match="one of"):
         cfg.replace(wide_combine="auto")  # the old default that chose a bare regression
+
+
+@pytest.mark.parametrize("wide_path,combine,name,trains,own,averages", [
+    (False, "mixture", "deep", True, False, False),
+    (False, "wide", "deep", True, False, False),
+    (True, "mixture", "mixture", True, True, True),
+    (True, "residual", "residual", True, False, False),
+    (True, "wide", "wide", False, True, False),
+])
+def test_prediction_form_is_the_one_answer_to_what_predicts(wide_path, combine, name, trains,
+                                                             own, averages):
+    from hilbert_pipeline.model import PredictionForm
+
+    cfg = tiny_config(wide_path=wide_path, wide_combine=combine)
+    form = cfg.prediction
+    assert form == PredictionForm.of(wide_path, combine) and form.name == name
+    assert cfg.prediction_form == name
+    assert form.linear_member == wide_path
+    assert (form.trains_network, form.network_on_its_own, form.averages_members) == (
+        trains, own, averages)
+    assert form.description

@@ -22,7 +22,7 @@ from hilbert_pipeline.documents import DocumentSet
 from hilbert_pipeline.evaluation.methods import METHODS, MethodError, resolve_methods, run_method
 from hilbert_pipeline.folds import iter_folds
 from hilbert_pipeline.metrics import fold_metrics
-from hilbert_pipeline.model import HilbertConfig
+from hilbert_pipeline.model import HilbertConfig, PredictionForm
 from hilbert_pipeline.training.params import route
 from hilbert_pipeline.training.trainer import torch_threads
 
@@ -68,8 +68,7 @@ def _network_shared(specs, overrides: Mapping[str, Any], model_params: Mapping[s
         cfg_over, tr_over, _ = route(overrides.get(spec.name))
         eff = {k: f.default for k, f in fields.items() if k in _WIDE_FIELDS}
         eff.update({**dict(model_params), **dict(spec.config), **cfg_over})
-        form = "mixture" if eff["wide_path"] and eff["wide_combine"] == "mixture" else (
-            "deep" if not eff["wide_path"] else "other")
+        form = PredictionForm.of(eff["wide_path"], eff["wide_combine"]).name
         network = {k: v for k, v in eff.items() if k not in _WIDE_FIELDS}
         effective[spec.name] = (form, repr(sorted(network.items())), repr(sorted(tr_over.items())))
     shared: dict[str, tuple[str, ...]] = {}

@@ -164,7 +164,7 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
         seconds = time.perf_counter() - t0
         info: dict[str, Any] = {"refit_epochs": res.refit_epochs,
                                 "form": res.config.prediction_form}
-        if res.config.prediction_form == "mixture":
+        if res.config.prediction.averages_members:
             # the mixture's network is trained exactly as without the linear member (same seed,
             # same weights): its own prediction is the network-alone method's, at no extra cost
             net = predict(res.model, test, tp.eval_batch_size, member=True)

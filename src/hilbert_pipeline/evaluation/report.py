@@ -12,6 +12,7 @@ import pandas as pd
 
 from hilbert_pipeline.evaluation.methods import METHODS, MethodError
 from hilbert_pipeline.metrics import METRICS, aggregate, confusion, per_class_metrics, row_normalise
+from hilbert_pipeline.model import PredictionForm
 
 METRIC_TITLES = {"macro_f1": "macro-F1", "balanced_accuracy": "balanced acc.",
                  "auc_ovr_macro": "macro AUC (OvR)", "weighted_f1": "weighted F1"}
@@ -122,10 +123,8 @@ def comparison_markdown(summary: Mapping[str, Any], folds_info: str,
 
 
 #: how each ``HilbertConfig.prediction_form`` reads in the reports
-FORMS = {"mixture": "the average of the trained network and its linear member (wide path)",
-         "wide": "the logistic regression (wide path) alone, no network (a user's choice)",
-         "residual": "the trained network on top of its linear member (wide path)",
-         "deep": "the trained network alone"}
+FORMS = {name: PredictionForm(name).description
+         for name in ("mixture", "wide", "residual", "deep")}
 
 
 def network_method(fold_metrics, reference: str = "hilbert") -> str | None:

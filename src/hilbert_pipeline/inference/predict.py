@@ -146,12 +146,11 @@ def _segment_weights(model, docs: DocumentSet, idx, res) -> list[np.ndarray]:
 def _baselines(model) -> dict[str, Any]:
     """Per modality the training mean of its features (the wide path's standardisation), else 0:
     relevance is measured against an average document."""
-    c = model.config
     out: dict[str, Any] = {"audio": 0.0, "text": 0.0}
-    if c.wide_path:
+    if model.config.prediction.linear_member:
         off = 0
         for m in model.pooled_modalities:
-            w = c.audio_dim if m == "audio" else c.text_dim
+            w = model.config.audio_dim if m == "audio" else model.config.text_dim
             out[m] = model.pooled_mean[off:off + w]
             off += w
     return out

@@ -5,7 +5,7 @@ See ``docs/model.md`` for the architecture and every reconstruction choice.
 """
 
 from .cka import linear_cka
-from .config import ConfigError, HilbertConfig
+from .config import ConfigError, HilbertConfig, PredictionForm
 from .layers import (
     AttentivePooling,
     CrossAttentionBlock,
@@ -27,6 +27,7 @@ from .model import HilbertModel, HilbertOutput, ModelInputError
 from .moe import MLPClassifier, MoEClassifier
 
 __all__ = [
+    "PredictionForm",
     "AttentivePooling",
     "CKALoss",
     "ClassificationLoss",

@@ -26,6 +26,55 @@ INPUT_NORMS = ("standardize", "layernorm")
 WIDE_COMBINES = ("mixture", "residual", "wide")
 
 
+@dataclass(frozen=True)
+class PredictionForm:
+    """What predicts, as one object: the trainer, the methods, inference and the reports ask it
+    instead of branching on ``wide_path`` / ``wide_combine`` themselves.
+
+    ``name``: ``"deep"`` (the trained network alone; the default), ``"mixture"`` (the average of
+    the network's and the linear member's class probabilities), ``"residual"`` (their logits
+    add up and the network trains through the sum) or ``"wide"`` (the linear member alone: no
+    network is trained, a user's choice). The linear member is the logistic regression on pooled
+    features (``wide_path``)."""
+
+    name: str
+
+    @classmethod
+    def of(cls, wide_path: bool, wide_combine: str) -> PredictionForm:
+        return cls(wide_combine if wide_path else "deep")
+
+    @property
+    def linear_member(self) -> bool:
+        """A linear member on the pooled features takes part in the prediction."""
+        return self.name != "deep"
+
+    @property
+    def trains_network(self) -> bool:
+        """The network is trained (every form but ``"wide"``)."""
+        return self.name != "wide"
+
+    @property
+    def network_on_its_own(self) -> bool:
+        """The network's loss and selection read its own logits, as if the member were absent
+        (``"mixture"``, ``"wide"``): the network alone is then also a prediction of its own."""
+        return self.name in ("mixture", "wide")
+
+    @property
+    def averages_members(self) -> bool:
+        """The prediction averages the network's and the member's probabilities."""
+        return self.name == "mixture"
+
+    @property
+    def description(self) -> str:
+        """One phrase for the reports."""
+        return {"mixture": "the average of the trained network and its linear member "
+                           "(wide path)",
+                "wide": "the logistic regression (wide path) alone, no network (a user's "
+                        "choice)",
+                "residual": "the trained network on top of its linear member (wide path)",
+                "deep": "the trained network alone"}[self.name]
+
+
 class ConfigError(UserError):
     """A HilbertConfig field has a value the model cannot be built from."""
 
@@ -169,16 +218,14 @@ class HilbertConfig:
         return self.modalities in ("both", "text")
 
     @property
-    def prediction_form(self) -> str:
-        """How the prediction is made: ``"deep"`` (the network alone, no linear member), or
-        ``wide_combine``: ``"mixture"``, ``"residual"`` or ``"wide"``."""
-        return self.wide_combine if self.wide_path else "deep"
+    def prediction(self) -> PredictionForm:
+        """What predicts (:class:`PredictionForm`)."""
+        return PredictionForm.of(self.wide_path, self.wide_combine)
 
     @property
-    def head_alone(self) -> bool:
-        """Whether the deep head's logits are its own (trained and selected as if the wide path
-        were absent): a ``"mixture"`` or ``"wide"`` combination of the wide path."""
-        return self.prediction_form in ("mixture", "wide")
+    def prediction_form(self) -> str:
+        """The name of :attr:`prediction`: ``"deep"``, ``"mixture"``, ``"residual"``, ``"wide"``."""
+        return self.prediction.name
 
     @property
     def expert_hidden_dim(self) -> int:

@@ -244,7 +244,8 @@ class HilbertLoss(nn.Module):
             total = output.logits.new_zeros(())
         else:
             # a mixture's deep member learns on its own, as if the wide path were absent
-            term = self.cls(output.head_logits if c.head_alone else output.logits, labels)
+            term = self.cls(output.head_logits if c.prediction.network_on_its_own else output.logits,
+                            labels)
             out["cls"] = term
             total = self.cls.weight * term
         tau = output.temperature

@@ -134,7 +134,7 @@ class HilbertModel(nn.Module):
                                       c.expert_hidden_dim, c.top_k, c.dropout)
         else:
             self.head = MLPClassifier(c.head_in_dim, c.n_classes, c.expert_hidden_dim, c.dropout)
-        if c.wide_path:
+        if c.prediction.linear_member:
             width = (c.audio_dim if c.uses_audio else 0) + (c.text_dim if c.uses_text else 0)
             with torch.random.fork_rng(devices=[]):  # zeroed below: the random stream of
                 self.wide = nn.Linear(width, c.n_classes)  # dropout stays that of no wide path
@@ -142,9 +142,9 @@ class HilbertModel(nn.Module):
             nn.init.zeros_(self.wide.bias)
             self.register_buffer("pooled_mean", torch.zeros(width))
             self.register_buffer("pooled_std", torch.ones(width))
-            if c.wide_init == "logreg" and not c.head_alone:  # deep logits start at
-                last_layers = list(self.head.output_layers())  # 0: the model starts as
-                if hasattr(self, "segment_head"):  # the logistic regression
+            if c.wide_init == "logreg" and not c.prediction.network_on_its_own:  # deep logits
+                last_layers = list(self.head.output_layers())  # start at 0: the model
+                if hasattr(self, "segment_head"):  # starts as the logistic regression
                     last_layers.append(self.segment_head.score)
                 for last in last_layers:
                     nn.init.zeros_(last.weight)
@@ -173,7 +173,7 @@ class HilbertModel(nn.Module):
         """Standardisation of the linear member's input: per-column mean and std of the training
         documents' pooled features (columns of :attr:`pooled_modalities`, in order). A column
         with (near) zero spread is left unscaled."""
-        if not self.config.wide_path:
+        if not self.config.prediction.linear_member:
             raise ValueError("set_pooled_stats needs wide_path=True")
         copy_standardisation(self.pooled_mean, self.pooled_std, mean, std, "pooled stats")
 
@@ -305,12 +305,13 @@ class HilbertModel(nn.Module):
             seg_logits, att["segment_scores"] = self.segment_head(paired, paired_mask)
             head_logits = head_logits + seg_logits
         logits = head_logits
-        if c.wide_path:
+        form = c.prediction
+        if form.linear_member:
             wide = self._wide_logits(feats, masks)
-            if c.prediction_form == "mixture":  # log of the members' average probability
+            if form.averages_members:  # log of the members' average probability
                 logits = torch.logaddexp(torch.log_softmax(head_logits, dim=-1),
                                          torch.log_softmax(wide, dim=-1)) - math.log(2.0)
-            elif c.prediction_form == "wide":
+            elif not form.trains_network:
                 logits = wide
             else:
                 logits = head_logits + wide

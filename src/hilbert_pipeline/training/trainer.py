@@ -340,7 +340,7 @@ def _validate(model, loss_fn, docs: DocumentSet, batch_size: int
     The probabilities are those the trained part is selected on: the deep member's own for a
     wide-path mixture (``wide_combine="mixture"``), the model's otherwise.
     """
-    member = model.config.head_alone
+    member = model.config.prediction.network_on_its_own
     probs, sums, seen = [], {}, {}
     for idx, batch, out in eval_batches(model, docs, batch_size):
         probs.append(softmax(out, head=member))
@@ -379,7 +379,7 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         refit = tp.refit and len(val_docs) > 0
     if len(train_docs) < 2:
         raise TrainingError(f"need at least 2 training documents, got {len(train_docs)}")
-    if cfg.prediction_form == "wide":  # nothing to train
+    if not cfg.prediction.trains_network:  # nothing to train
         with torch_threads(tp.num_threads):
             run = _Run(cfg, all_docs, all_docs.subset([]), tp, seed)
             run.track({"epoch": 0, "temperature": float(run.model.temperature.detach())}, 0)
@@ -392,7 +392,7 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
         # a mixture's deep member is selected on its own logits: the wide path of a run that
         # the refit replaces is never used, and its inner-CV search is skipped
         run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end, tp.epochs,
-                     fit_wide=not (refit and cfg.head_alone), monitor_docs=monitor_docs)
+                     fit_wide=not (refit and cfg.prediction.network_on_its_own), monitor_docs=monitor_docs)
         model, history, best_epoch, best_f1 = run
         refit_epochs = None
         if refit:
@@ -536,7 +536,7 @@ class _Run:
         if cfg.input_norm == "standardize":
             for m in model.proj:
                 model.set_segment_stats(m, *train_docs.segment_stats(m))
-        if cfg.wide_path:
+        if cfg.prediction.linear_member:
             _init_wide_path(model, train_docs, seed, fit_wide)
         self.model = model.to(self.device)
         counts = train_docs.class_counts()
@@ -710,7 +710,7 @@ def _train(cfg, train_docs: DocumentSet, val_docs: DocumentSet, tp: TrainingPara
                 if val_f1 is None and monitor_docs is not None and len(monitor_docs):
                     # reported to the callback only (e.g. a pruner): never a selection
                     proba = predict(run.model, monitor_docs, tp.eval_batch_size,
-                                    member=run.model.config.head_alone)
+                                    member=run.model.config.prediction.network_on_its_own)
                     on_epoch_end(epoch, macro_f1(monitor_docs.labels, proba))
                 else:
                     on_epoch_end(epoch, val_f1)

@@ -151,7 +151,7 @@ def warn_if_nothing_to_tune(base: Mapping[str, Any]) -> None:
     (``wide_combine: wide``): no network is trained, so the searched values cannot change a
     trial's score."""
     cfg = HilbertConfig.from_dict(dict(base))
-    if cfg.prediction_form == "wide":
+    if not cfg.prediction.trains_network:
         log.warning("training.model.wide_combine is 'wide': HILBERT predicts with the logistic "
                     "regression alone and the trials will score alike (the searched values of "
                     "the network do not change it). Set wide_combine: mixture (docs/tuning.md).")

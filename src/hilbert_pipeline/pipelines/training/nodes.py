@@ -85,7 +85,7 @@ def train_model_node(docs: DocumentSet, label_report: dict, settings: TrainingSe
     log.info("training done: %s; best epoch %d, inner-validation macro-F1 %s, %.1fs",
              FORMS[form], result.best_epoch, result.best_val_macro_f1, result.seconds)
     note = None
-    if form == "wide":
+    if not result.config.prediction.trains_network:
         note = ("No network trained: wide_combine='wide' predicts with the\n"
                 "logistic regression alone (docs/model.md).")
     fig = curves_figure(result.history, f"HILBERT training ({len(docs)} documents)", note)
