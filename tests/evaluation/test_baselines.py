@@ -65,3 +65,16 @@ def test_logreg_uses_the_neural_class_weights(split, monkeypatch):
                overrides={"C": 1.0})
     expect = class_weights(train.class_counts(), power).numpy()
     assert seen["cw"] == pytest.approx({k: float(w) for k, w in enumerate(expect)})
+
+
+def test_the_wide_form_reports_no_gates_or_mi_of_an_untrained_network(split):
+    """``wide_combine: wide`` trains no network: its row has no gate usage and no MI estimates
+    (they would describe random weights); the default form reports both."""
+    train, test = split
+    model = {"d": 8, "n_heads": 2, "pool_hops": 1, "n_experts": 2}
+    optim = {"epochs": 2, "batch_size": 4, "num_threads": 1}
+    wide = run_method(METHODS["hilbert"], train, test, model, optim, seed=0,
+                      overrides={"wide_path": True, "wide_combine": "wide"})
+    assert wide.gate is None and wide.mi == {} and wide.info["form"] == "wide"
+    deep = run_method(METHODS["hilbert"], train, test, model, optim, seed=0)
+    assert deep.gate is not None and set(deep.mi) == {"mi_audio", "mi_text"}

@@ -204,6 +204,11 @@ def test_relevance_decomposes_the_wide_path_exactly():
         model.set_pooled_stats(torch.randn(model.pooled_mean.shape, generator=g),
                                torch.rand(model.pooled_std.shape, generator=g) + 0.5)
     classes = predict(model, docs).argmax(axis=1)
+    # no network in this form: inference reports no gate weights of its untrained experts
+    iset = inference_set(sf, documents, docs.label_names, None)
+    pred = predict_corpus(model, iset.docs)
+    assert pred.gate.shape == (len(iset.docs), 0)
+    assert not [c for c in predictions_table(iset, pred).columns if c.startswith("gate_")]
     rel_a, rel_t = segment_relevance(model, docs, classes)
     bias = model.wide.bias.detach().numpy()
     for i in range(len(docs)):

@@ -157,10 +157,11 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
         res = fit(cfg, train, None, tp, seed)
         proba, gate = predict(res.model, test, tp.eval_batch_size, return_gate=True)
         mi = {}
-        if len(test) >= 2:
+        trained = res.config.prediction.trains_network  # "wide": no network, nothing to report
+        if len(test) >= 2 and trained:
             terms = loss_terms(res.model, test)
             mi = {k: terms[k] for k in ("mi_audio", "mi_text") if k in terms}
-        gate = gate if cfg.head == "moe" else None
+        gate = gate if cfg.head == "moe" and trained else None
         seconds = time.perf_counter() - t0
         info: dict[str, Any] = {"refit_epochs": res.refit_epochs,
                                 "form": res.config.prediction_form}

@@ -209,7 +209,9 @@ def predict_corpus(model, docs: DocumentSet, batch_size: int = 32) -> Prediction
         attention.extend(_segment_weights(model, docs, idx, res))
     proba = np.concatenate(probs).astype(np.float64)
     gate = np.concatenate(gates).astype(np.float64)
-    if getattr(model.config, "crop_segments", 0):
+    if not model.config.prediction.trains_network:  # "wide": no network, its gates mean nothing
+        gate = gate[:, :0]
+    elif getattr(model.config, "crop_segments", 0):
         # a model trained on crops predicts by averaging windows, as in the evaluation; the
         # attention and relevance still describe the whole document
         proba, gate = predict(model, docs, batch_size, return_gate=True)
