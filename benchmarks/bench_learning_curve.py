@@ -10,7 +10,8 @@ on both sides.
 For each size n (default 60, 125, 250, 500, 1000) and repeat r, the first n documents of a seeded,
 class-stratified order of the pool train every method (nested: the 125 contain the 60); all are
 scored on the same 300 test documents. Methods: ``hilbert`` (the default network) and the three
-logistic regressions on mean-pooled features. The table and the figure show the mean macro-F1
+logistic regressions on mean-pooled features; ``--methods`` may add other networks (e.g.
+``text_only``: the same network on the text alone), shown as extra columns and dashed lines. The table and the figure show the mean macro-F1
 over repeats and the network's difference from the best logistic regression *at each size*.
 
     python benchmarks/bench_learning_curve.py [--sizes 60,125,250,500,1000] [--repeats 3]
@@ -134,10 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     diff = per["hilbert"] - np.array([per.loc[(n, r), best_name[n]] for n, r in per.index])
     diff = diff.groupby(level=0).agg(["mean", "std"])
 
-    lines = ["| training documents | hilbert (network) | " + " | ".join(lr_cols)
-             + " | network − best LR (± sd over repeats) |", "|---" * (len(lr_cols) + 3) + "|"]
+    # other networks (e.g. text_only) get their own columns after hilbert's
+    extra = [m for m in methods if m not in LOGREGS and m != "hilbert"]
+    lines = ["| training documents | hilbert (network) | " + " | ".join(extra + lr_cols)
+             + " | network − best LR (± sd over repeats) |",
+             "|---" * (len(extra) + len(lr_cols) + 3) + "|"]
     for n in sizes:
-        cells = [f"{means.loc[n, 'hilbert']:.3f} ± {table['std'].loc[n, 'hilbert']:.3f}"]
+        cells = [f"{means.loc[n, m]:.3f} ± {table['std'].loc[n, m]:.3f}"
+                 for m in ["hilbert", *extra]]
         for m in lr_cols:
             cell = f"{means.loc[n, m]:.3f} ± {table['std'].loc[n, m]:.3f}"
             cells.append(f"**{cell}**" if m == best_name[n] else cell)
@@ -153,11 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for m in ["hilbert", *lr_cols]:
+    for m in ["hilbert", *extra, *lr_cols]:
         ax.errorbar(sizes, [means.loc[n, m] for n in sizes],
                     yerr=[table["std"].loc[n, m] for n in sizes], marker="o", capsize=3,
                     label="hilbert (network)" if m == "hilbert" else m,
-                    linewidth=2.2 if m == "hilbert" else 1.2)
+                    linewidth=2.2 if m == "hilbert" else 1.2,
+                    linestyle="--" if m in extra else "-")
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel("training documents")
