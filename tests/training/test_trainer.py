@@ -534,3 +534,19 @@ def test_the_shipped_training_parameters_are_the_code_defaults():
     optim = {f.name: f.default for f in dataclasses.fields(TrainingParams)}
     assert {k: v for k, v in conf["model"].items() if model[k] != v} == {}
     assert {k: v for k, v in conf["optim"].items() if optim[k] != v} == {"num_threads": 1}
+
+
+def test_max_steps_cuts_the_epochs_of_a_large_corpus(docs):
+    """``max_steps``: about that many optimiser steps at most; small corpora keep ``epochs``."""
+    p = TrainingParams(epochs=60, batch_size=4, max_steps=2500)
+    assert p.epochs_for(100) == 60  # 25 steps per epoch: 1500 steps
+    assert p.epochs_for(500) == 20 and p.epochs_for(1000) == 10
+    assert p.epochs_for(13) == 60  # 3 batches (a batch of one joins the previous)
+    assert TrainingParams(epochs=60, max_steps=None).epochs_for(10_000) == 60
+    assert TrainingParams(epochs=60, batch_size=4, max_steps=1).epochs_for(1000) == 1
+    with pytest.raises(TrainingError, match="max_steps"):
+        TrainingParams(max_steps=0)
+    # a fit runs the cut number of epochs: 18 documents in batches of 4 = 4 steps per epoch
+    res = fit(build_config(docs, MODEL), docs, None,
+              tp(val_fraction=0.0, epochs=10, max_steps=8, weight_average=0.5), seed=0)
+    assert res.history["epoch"].tolist() == [1, 2]

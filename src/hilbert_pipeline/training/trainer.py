@@ -84,6 +84,9 @@ class TrainingParams:
     alone (dual contrastive, CKA, MI; instance positives) on the training documents *without
     their labels* (and on ``fit``'s ``unlabelled_docs``), with its own AdamW; the classifier is
     untouched. 0 = none.
+    ``max_steps``: a run on many documents takes fewer epochs, so that it makes at most about
+    this many optimiser steps (:meth:`epochs_for`; the learning curve in docs/model.md: on 500
+    and 1000 documents, 60 epochs over-trained the network); None = always ``epochs``.
     """
 
     epochs: int = 60
@@ -105,9 +108,13 @@ class TrainingParams:
     select_ties: str = "last"
     weight_average: float = 0.5
     pretrain_epochs: int = 0
+    max_steps: int | None = 2500
 
     def __post_init__(self) -> None:
         errs = []
+        ms = self.max_steps
+        if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1):
+            errs.append(f"max_steps must be an integer >= 1 or null, got {ms!r}")
         if not isinstance(self.pretrain_epochs, int) or isinstance(self.pretrain_epochs, bool) \
                 or self.pretrain_epochs < 0:
             errs.append(f"pretrain_epochs must be an integer >= 0, got {self.pretrain_epochs!r}")
@@ -153,6 +160,16 @@ class TrainingParams:
         if unknown:
             raise TrainingError(f"unknown training parameters: {unknown} (known: {sorted(names)})")
         return cls(**data)
+
+    def epochs_for(self, n_docs: int) -> int:
+        """The epochs a run on ``n_docs`` training documents makes: ``epochs``, cut so that
+        the run makes about ``max_steps`` optimiser steps at most (never fewer than 1)."""
+        if self.max_steps is None or n_docs <= 0:
+            return self.epochs
+        per_epoch = math.ceil(n_docs / self.batch_size)
+        if per_epoch > 1 and n_docs % self.batch_size == 1:  # a batch of one joins the previous
+            per_epoch -= 1
+        return max(1, min(self.epochs, math.ceil(self.max_steps / per_epoch)))
 
     def replace(self, **changes: Any) -> TrainingParams:
         return TrainingParams.from_dict({**self.to_dict(), **changes})
@@ -391,7 +408,8 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
     with torch_threads(tp.num_threads):
         # a mixture's deep member is selected on its own logits: the wide path of a run that
         # the refit replaces is never used, and its inner-CV search is skipped
-        run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end, tp.epochs,
+        run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end,
+                     tp.epochs_for(len(train_docs)),
                      fit_wide=not (refit and cfg.prediction.network_on_its_own), monitor_docs=monitor_docs)
         model, history, best_epoch, best_f1 = run
         refit_epochs = None
