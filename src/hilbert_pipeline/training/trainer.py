@@ -82,8 +82,7 @@ class TrainingParams:
     2018: a flatter, less seed-dependent solution than the last state); 0 keeps the last state.
     ``pretrain_epochs``: before supervised training, this many epochs of the alignment terms
     alone (dual contrastive, CKA, MI; instance positives) on the training documents *without
-    their labels* (and on ``fit``'s ``unlabelled_docs``), with its own AdamW; the classifier is
-    untouched. 0 = none.
+    their labels*, with its own AdamW; the classifier is untouched. 0 = none.
     ``max_steps``: a run on many documents takes fewer epochs, so that it makes at most about
     this many optimiser steps (:meth:`epochs_for`; the learning curve in docs/model.md: on 500
     and 1000 documents, 60 epochs over-trained the network); None = always ``epochs``.
@@ -258,19 +257,26 @@ def _forward(model, batch):
     return model(batch["audio"], batch["text"], batch["audio_mask"], batch["text_mask"])
 
 
-def eval_batches(model, docs: DocumentSet, batch_size: int, device=None):
+def eval_batches(model, docs: DocumentSet, batch_size: int, device=None, items=None):
     """The one eval-mode loop: ``(positions, batch, output)`` per chunk of ``batch_size``
-    documents, without gradients; the model's train/eval mode is restored afterwards."""
+    documents, without gradients; the model's train/eval mode is restored afterwards.
+    ``items``: ``(document position, (start, stop))`` pairs to run instead of whole documents
+    (segment windows; positions are then indices into ``items``)."""
 
     dev = next(model.parameters()).device if device is None else resolve_device(device)
     model.to(dev)
     was_training = model.training
     model.eval()
+    n = len(docs) if items is None else len(items)
     try:
         with torch.inference_mode():
-            for i in range(0, len(docs), batch_size):
-                idx = range(i, min(i + batch_size, len(docs)))
-                batch = _to_device(collate(docs, idx), dev)
+            for i in range(0, n, batch_size):
+                idx = range(i, min(i + batch_size, n))
+                if items is None:
+                    batch = collate(docs, idx)
+                else:
+                    batch = collate(docs, [items[k][0] for k in idx], [items[k][1] for k in idx])
+                batch = _to_device(batch, dev)
                 yield idx, batch, _forward(model, batch)
     finally:
         model.train(was_training)
@@ -303,25 +309,11 @@ def _predict_crops(model, docs: DocumentSet, crop: int, batch_size: int, device,
                    member):
     """Multi-crop prediction (``crop_segments``): per document, the mean of the probabilities
     (and gate weights) of its :func:`crop_windows`."""
-
-
     items = [(i, w) for i in range(len(docs)) for w in crop_windows(docs.audio[i].shape[0], crop)]
-    dev = next(model.parameters()).device if device is None else resolve_device(device)
-    model.to(dev)
-    was_training = model.training
-    model.eval()
     probs, gates = [], []
-    try:
-        with torch.inference_mode():
-            for k in range(0, len(items), batch_size):
-                chunk = items[k:k + batch_size]
-                batch = _to_device(collate(docs, [i for i, _ in chunk], [w for _, w in chunk]),
-                                   dev)
-                out = _forward(model, batch)
-                probs.append(softmax(out, head=member))
-                gates.append(out.gate.float().cpu().numpy())
-    finally:
-        model.train(was_training)
+    for _, _, out in eval_batches(model, docs, batch_size, device, items):
+        probs.append(softmax(out, head=member))
+        gates.append(out.gate.float().cpu().numpy())
     owner = np.array([i for i, _ in items])
     p_all, g_all = np.concatenate(probs).astype(np.float64), np.concatenate(gates)
     p = np.stack([p_all[owner == i].mean(axis=0) for i in range(len(docs))])
