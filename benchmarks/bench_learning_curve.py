@@ -41,7 +41,8 @@ from bench_quality import load_params, regime_features  # noqa: E402
 import hilbert_pipeline  # noqa: E402,F401  (pins the CPU kernels before torch loads)
 from hilbert_pipeline.demo.regimes import curve_documents  # noqa: E402
 from hilbert_pipeline.documents import build_document_set  # noqa: E402
-from hilbert_pipeline.evaluation.methods import resolve_methods, run_method  # noqa: E402
+from hilbert_pipeline.evaluation.evaluate import _task as evaluation_task  # noqa: E402
+from hilbert_pipeline.evaluation.methods import resolve_methods  # noqa: E402
 from hilbert_pipeline.metrics import macro_f1  # noqa: E402
 from hilbert_pipeline.training.params import resolve_training_settings  # noqa: E402
 
@@ -67,12 +68,10 @@ def nested_order(labels: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _task(spec, train, test, mp, tp, seed):
-    from hilbert_pipeline.training.trainer import torch_threads
-
-    with torch_threads(tp.get("num_threads")):
-        t0 = time.perf_counter()
-        res = run_method(spec, train, test, mp, tp, seed)
-        return macro_f1(test.labels, res.proba), time.perf_counter() - t0
+    """One fit as the evaluation runs it (its worker task: the thread count, the method), scored
+    on the test set: ``(macro-F1, seconds of the fit)``."""
+    res = evaluation_task(spec, train, test, mp, tp, seed, None)
+    return macro_f1(test.labels, res.proba), res.seconds
 
 
 def main(argv: list[str] | None = None) -> int:
