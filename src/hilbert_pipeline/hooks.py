@@ -6,8 +6,6 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from hilbert_pipeline.checks import check_run_parameters
-
 
 class ParameterCheckHook:
     """Checks every parameter block the run's pipelines read when the run starts, before any
@@ -17,5 +15,9 @@ class ParameterCheckHook:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any
                             ) -> None:
+        # imported here, not at the top: settings.py loads this module for every `kedro` command
+        # (--help, viz, registry), and the checks import the libraries (torch: seconds)
+        from hilbert_pipeline.checks import check_run_parameters
+
         names = sorted(n[len("params:"):] for n in pipeline.inputs() if n.startswith("params:"))
         check_run_parameters({n: catalog.load(f"params:{n}") for n in names})
