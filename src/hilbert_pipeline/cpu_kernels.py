@@ -107,9 +107,10 @@ def fingerprint() -> dict:
     """What decides the numbers on this machine: versions, the CPU capability torch actually
     uses, the pinning mode and values. Written into metrics.json."""
     import numpy
+    import sklearn
     import torch
 
-    out = {
+    return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
@@ -118,11 +119,5 @@ def fingerprint() -> dict:
         "kernels": STATE.get("mode", "unknown"),
         "pinned": dict(STATE.get("values", {})),
         "cuda": torch.cuda.is_available(),
+        "scikit_learn": sklearn.__version__,
     }
-    try:
-        import sklearn
-
-        out["scikit_learn"] = sklearn.__version__
-    except ImportError:  # pragma: no cover - a dependency of the project
-        pass
-    return out
