@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from hilbert_pipeline.corpus import SegmentationConfig
+from hilbert_pipeline.corpus.speakers import SpeakerOptions
 from hilbert_pipeline.errors import UserError
 
 #: encoder fields that must agree between training and inference
@@ -29,8 +30,13 @@ class InferenceError(UserError):
 
 def training_contract(segmentation: Mapping[str, Any], label_map: Mapping[str, str] | None,
                       min_class_size: int) -> dict[str, Any]:
-    """What a checkpoint records so that inference reproduces its inputs (``extra["contract"]``)."""
-    return {"segmentation": asdict(SegmentationConfig.from_params(dict(segmentation))),
+    """What a checkpoint records so that inference reproduces its inputs (``extra["contract"]``):
+    the segmentation rules with the speaker selection (``speakers``: keep and context; the clip
+    pattern only says where names come from), the class definition."""
+    seg = asdict(SegmentationConfig.from_params(dict(segmentation)))
+    sp = SpeakerOptions.from_params(dict(segmentation).get("speakers")).as_dict()
+    seg["speakers"] = {"keep": sp["keep"], "context": sp["context"]}
+    return {"segmentation": seg,
             "label_map": {str(k): str(v) for k, v in dict(label_map or {}).items()},
             "min_class_size": int(min_class_size)}
 

@@ -91,7 +91,7 @@ def test_vtt_variants_bom_crlf_ids_tags_and_hours_optional(tmp_path, speech_corp
            "intro\r\n00:00.400 --> 00:01.500 align:start position:10%\r\n"
            "<v Roger Bingham>Hello <i>there</i>,\r\nsecond &amp; line\r\n\r\n"
            "00:00:01.600 --> 00:00:02.250\r\n<c.yellow>next</c> <00:00:01.900>cue\r\n\r\n"
-           "3\r\n0:00:02.5 --> 0:00:03.1\r\nthird\r\n")
+           "3\r\n0:00:02.500 --> 0:00:03.100\r\nthird\r\n")
     p = _with_transcript(tmp_path, speech_corpus["json"], "t.vtt", vtt)
     cues = parse_transcript(p)
     assert [(c.start, c.end, c.text) for c in cues] == [

@@ -15,6 +15,11 @@ The random draw comes from ``seed`` and the document id (``numpy.random.default_
 crc32(doc_id)])``), so it is reproducible, different seeds differ, and one document's choice does
 not change when other documents are added or removed.
 
+Speakers: rules (2) and (3) work within a run of consecutive cues of one speaker, so a segment
+never mixes two voices; the segment's ``speaker`` is that run's ("" when the format has none).
+With ``segmentation.speakers.context`` a segment's ``context`` is the other speakers' turn just
+before its first cue and its ``text`` reads ``context`` then its own words (docs/corpus.md).
+
 Clip folders: a clip is the unit of audio the user cut, and its samples live in their own file, so
 clips are never merged or split (a merged segment would need samples from several files); they are
 only capped. Each clip is one segment with ``audio_start = 0``, ``audio_end =`` its duration, and
@@ -37,7 +42,7 @@ from hilbert_pipeline.corpus.validation import Document
 
 CAP_STRATEGIES = ("contiguous", "stride")
 SEGMENT_COLUMNS = ("doc_id", "seg_idx", "start", "end", "duration", "text", "audio_path",
-                   "audio_start", "audio_end")
+                   "audio_start", "audio_end", "speaker", "context")
 DOCUMENT_COLUMNS = ("doc_id", "label", "group", "split", "n_segments", "n_segments_before_cap",
                     "duration", "audio", "transcript")
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
@@ -170,20 +175,28 @@ def cap_indices(n: int, max_segments: int | None, strategy: str, seed: int,
 
 def segment_document(doc: Document, cfg: SegmentationConfig) -> tuple[list[dict], int]:
     """Segments (rows of the ``segments`` table) of one document, and the count before the cap."""
+    contexts = doc.contexts or [""] * len(doc.cues)
     if doc.kind == "clips":
         rows, t = [], 0.0
-        for (path, dur), cue in zip(doc.clips, doc.cues, strict=True):
+        for (path, dur), cue, ctx in zip(doc.clips, doc.cues, contexts, strict=True):
             rows.append({"start": t, "end": t + dur, "text": cue.text, "audio_path": str(path),
-                         "audio_start": 0.0, "audio_end": dur})
+                         "audio_start": 0.0, "audio_end": dur, "speaker": cue.speaker or "",
+                         "context": ctx})
             t += dur
     else:
-        spans = [(float(c.start), float(c.end), c.text) for c in doc.cues]
-        spans = split_long(merge_short(spans, cfg.min_duration, cfg.max_merge_gap),
-                           cfg.max_duration)
-        # cues may end up to duration_tolerance after the audio: clamp the sample span to it
-        rows = [{"start": a, "end": b, "text": t, "audio_path": str(doc.audio),
-                 "audio_start": max(0.0, a), "audio_end": min(b, doc.duration)}
-                for a, b, t in spans]
+        rows = []
+        for speaker, run, ctx in _speaker_runs(doc.cues, contexts):
+            spans = [(float(c.start), float(c.end), c.text) for c in run]
+            spans = split_long(merge_short(spans, cfg.min_duration, cfg.max_merge_gap),
+                               cfg.max_duration)
+            # cues may end up to duration_tolerance after the audio: clamp the sample span
+            for k, (a, b, t) in enumerate(spans):
+                rows.append({"start": a, "end": b, "text": t, "audio_path": str(doc.audio),
+                             "audio_start": max(0.0, a), "audio_end": min(b, doc.duration),
+                             "speaker": speaker, "context": ctx if k == 0 else ""})
+    for r in rows:
+        if r["context"]:
+            r["text"] = f"{r['context']} {r['text']}".strip()
     n_before = len(rows)
     keep = cap_indices(n_before, cfg.max_segments, cfg.cap_strategy, cfg.seed, doc.doc_id)
     out = []
@@ -192,8 +205,22 @@ def segment_document(doc: Document, cfg: SegmentationConfig) -> tuple[list[dict]
         out.append({"doc_id": doc.doc_id, "seg_idx": i, "start": r["start"], "end": r["end"],
                     "duration": r["end"] - r["start"], "text": r["text"],
                     "audio_path": r["audio_path"], "audio_start": r["audio_start"],
-                    "audio_end": r["audio_end"]})
+                    "audio_end": r["audio_end"], "speaker": r["speaker"],
+                    "context": r["context"]})
     return out, n_before
+
+
+def _speaker_runs(cues, contexts):
+    """``(speaker, cues, context of the run's first cue)`` for each run of consecutive cues of
+    one speaker. A cue with a context (another speaker spoke just before it) starts a run."""
+    runs: list[tuple[str, list, str]] = []
+    for c, ctx in zip(cues, contexts, strict=True):
+        who = c.speaker or ""
+        if runs and runs[-1][0] == who and not ctx:
+            runs[-1][1].append(c)
+        else:
+            runs.append((who, [c], ctx))
+    return runs
 
 
 def segment_corpus(
@@ -217,7 +244,7 @@ def segment_corpus(
     segments = segments.astype({"doc_id": str, "seg_idx": "int64", "start": "float64",
                                 "end": "float64", "duration": "float64", "text": str,
                                 "audio_path": str, "audio_start": "float64",
-                                "audio_end": "float64"})
+                                "audio_end": "float64", "speaker": str, "context": str})
     docs = pd.DataFrame(doc_rows, columns=list(DOCUMENT_COLUMNS))
     docs = docs.astype({"doc_id": str, "label": object, "group": object, "split": object,
                         "n_segments": "int64", "n_segments_before_cap": "int64",
@@ -231,6 +258,8 @@ def segment_corpus(
         "segment_duration_s": _summary(dur),
         "total_segment_seconds": round(float(dur.sum()), 3),
         "n_segments_empty_text": int((segments["text"].str.len() == 0).sum()),
+        "speakers": {name: {"segments": int(len(g)), "seconds": round(float(g.sum()), 3)}
+                     for name, g in segments.groupby("speaker")["duration"]},
         "config": cfg.__dict__,
     }
     return segments, docs, stats

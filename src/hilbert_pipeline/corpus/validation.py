@@ -31,6 +31,7 @@ clip_count_mismatch      number of clips != number of transcript lines          
 clip_foreign_file        a non-audio entry inside a clip folder                         document
 label_missing            empty label while ``require_labels`` is true                   document
 split_invalid            split is not train/test                                        document
+speaker_none_kept        no cue of the speakers ``segmentation.speakers.keep`` keeps     document
 =======================  =============================================================  ========
 
 (*) ``exclude_rare_labels: true`` excludes the documents of such labels instead of failing.
@@ -38,7 +39,14 @@ split_invalid            split is not train/test                                
 Tolerances: ``duration_tolerance`` (default 0.5 s) because subtitle tools round cue ends and
 encoders pad the last frame, so a cue may end slightly after the decoded audio; segments are then
 clamped to the audio. ``overlap_tolerance`` (default 0 s) lets cues overlap by a few ms (some ASR
-exports do); larger overlaps mean duplicated speech and are errors.
+exports do); larger overlaps mean duplicated speech and are errors. Cues of *different*
+speakers may overlap (people talk over each other); only one speaker's own cues may not.
+
+Speakers (docs/corpus.md, "Speakers"): every cue has the speaker its format gives (or the one a
+clip's file name gives through ``speakers.clip_pattern``). ``speakers.keep`` keeps the cues of the
+named speakers or roles only; the report lists, per document, each speaker's cues and seconds and
+what was kept, and a document left without a cue is a ``speaker_none_kept`` problem, never a
+silent drop. ``rolling_captions`` removes the repeated lines of rolling auto-captions.
 """
 
 from __future__ import annotations
@@ -50,6 +58,13 @@ from pathlib import Path
 
 from hilbert_pipeline.audio import AUDIO_EXTENSIONS, AudioError, audio_info
 from hilbert_pipeline.corpus.manifest import SPLIT_VALUES, ManifestError, list_clips, read_manifest
+from hilbert_pipeline.corpus.speakers import (
+    SpeakerOptions,
+    clip_speakers,
+    dedupe_rolling,
+    select_speakers,
+    with_speakers,
+)
 from hilbert_pipeline.corpus.transcripts import (
     CLIP_EXTENSIONS,
     TIMED_EXTENSIONS,
@@ -104,6 +119,8 @@ class Document:
     duration: float
     cues: list[Cue]
     clips: list[tuple[Path, float]] = field(default_factory=list)
+    #: per kept cue, the turn of other speakers just before it (``speakers.context``), else ""
+    contexts: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -128,21 +145,23 @@ def check_cue_times(
     """Every timing problem of a recording's cues: order, overlap, end<=start, out of the audio."""
     probs: list[Problem] = []
     prev: Cue | None = None
+    last_of: dict[str | None, Cue] = {}  # each speaker's previous cue: overlap is per speaker
     for c in cues:
         at = {"file": file, "cue": c.index, "line": c.line}
+        same = last_of.get(c.speaker)
         if c.start < 0:
             probs.append(Problem("cue_negative", f"starts at {c.start:.3f} s (< 0)", **at))
         if c.end <= c.start + _EPS:
             probs.append(Problem("cue_end_before_start",
                                  f"end {c.end:.3f} s is not after start {c.start:.3f} s", **at))
-        if prev is not None:
-            if c.start < prev.start - _EPS:
-                probs.append(Problem("cue_order", f"starts at {c.start:.3f} s, before the previous "
-                                     f"cue ({prev.index}) starting at {prev.start:.3f} s", **at))
-            elif c.start < prev.end - overlap_tolerance - _EPS:
-                probs.append(Problem("cue_overlap", f"starts at {c.start:.3f} s, before the "
-                                     f"previous cue ({prev.index}) ends at {prev.end:.3f} s "
-                                     f"(overlap_tolerance={overlap_tolerance} s)", **at))
+        if prev is not None and c.start < prev.start - _EPS:
+            probs.append(Problem("cue_order", f"starts at {c.start:.3f} s, before the previous "
+                                 f"cue ({prev.index}) starting at {prev.start:.3f} s", **at))
+        elif same is not None and c.start < same.end - overlap_tolerance - _EPS:
+            who = f" of the same speaker {c.speaker!r}" if c.speaker else ""
+            probs.append(Problem("cue_overlap", f"starts at {c.start:.3f} s, before the "
+                                 f"previous cue{who} ({same.index}) ends at {same.end:.3f} s "
+                                 f"(overlap_tolerance={overlap_tolerance} s)", **at))
         if c.start >= duration - _EPS and c.start >= 0:
             probs.append(Problem("cue_beyond_audio", f"starts at {c.start:.3f} s, at or after the "
                                  f"end of the audio ({duration:.3f} s)", **at))
@@ -151,11 +170,14 @@ def check_cue_times(
                                  f"audio ({duration:.3f} s; tolerance {duration_tolerance} s)",
                                  **at))
         prev = c
+        last_of[c.speaker] = c
     return probs
 
 
-def _check_document(row, corpus_dir: Path, opts: dict) -> tuple[Document | None, list[Problem]]:
-    """Validate one manifest row; return the document (None if unusable) and its problems."""
+def _check_document(row, corpus_dir: Path, opts: dict, speaker_report: dict
+                    ) -> tuple[Document | None, list[Problem]]:
+    """Validate one manifest row; return the document (None if unusable) and its problems.
+    The document's speaker summary goes to ``speaker_report[doc_id]``."""
     at = {"row": row.row, "doc_id": row.doc_id or None}
     probs = _row_problems(row, opts, at)
     if not row.audio or not row.transcript:
@@ -164,9 +186,42 @@ def _check_document(row, corpus_dir: Path, opts: dict) -> tuple[Document | None,
     cues = _parse_cues(audio, transcript, probs, at)
     if not audio.exists():
         return None, probs
+    rolling = None
     if audio.is_dir():
-        return _check_clips(row, audio, transcript, cues, probs, at)
-    return _check_recording(row, audio, transcript, cues, probs, opts, at)
+        doc, probs = _check_clips(row, audio, transcript, cues, probs, at)
+    else:
+        cues, rolling = dedupe_rolling(cues, opts["rolling_captions"])
+        doc, probs = _check_recording(row, audio, transcript, cues, probs, opts, at)
+    if doc is not None:
+        doc, more, summary = _apply_speakers(doc, opts["speakers"], at)
+        if rolling and rolling["detected"]:
+            summary["rolling_captions"] = rolling
+        speaker_report[row.doc_id] = summary
+        probs.extend(more)
+    return doc, probs
+
+
+def _apply_speakers(doc: Document, sp: SpeakerOptions, at: dict
+                    ) -> tuple[Document | None, list[Problem], dict]:
+    """Speakers of clip names, the ``keep`` filter and the contexts; returns the document
+    (None when no cue is kept), the problems and the document's speaker summary."""
+    cues = doc.cues
+    if doc.kind == "clips" and sp.clip_pattern is not None:
+        cues = with_speakers(cues, clip_speakers([p for p, _ in doc.clips], sp.clip_pattern))
+    kept, contexts, summary = select_speakers(cues, sp)
+    if not kept:
+        found = ", ".join(f"{k} ({v['cues']} cues)" for k, v in summary["speakers"].items())
+        return None, [Problem(
+            "speaker_none_kept", f"no cue of the kept speakers {list(sp.keep or ())} (this "
+            f"transcript has: {found}); check segmentation.speakers.keep (names or roles), or "
+            "set exclude_invalid: true to leave this document out (it is then listed)",
+            file=str(doc.transcript), **at)], summary
+    if doc.kind == "clips":
+        keep_idx = [k for k, c in enumerate(cues) if sp.keeps(c)]
+        doc.clips = [doc.clips[k] for k in keep_idx]
+        doc.duration = float(sum(d for _, d in doc.clips))
+    doc.cues, doc.contexts = kept, contexts
+    return doc, [], summary
 
 
 def _row_problems(row, opts: dict, at: dict) -> list[Problem]:
@@ -291,8 +346,14 @@ def validate_corpus(
     overlap_tolerance: float = 0.0,
     progress: bool = False,
     default_corpus_hint: str | None = None,
+    speakers: dict | SpeakerOptions | None = None,
+    rolling_captions: str | bool = "auto",
 ) -> ValidationResult:
     """Check a corpus folder and return its valid documents and a report of every problem.
+
+    ``speakers``: the ``segmentation.speakers`` block (or :class:`SpeakerOptions`): which
+    speakers' cues make the documents. ``rolling_captions``: ``auto``/``true``/``false``,
+    de-duplication of rolling auto-captions (``corpus.speakers.dedupe_rolling``).
 
     Nothing is raised for problems in the data (see ``load_corpus``); the report says ``ok``.
     ``default_corpus_hint`` is appended to the report when the folder does not exist (e.g. how to
@@ -305,12 +366,17 @@ def validate_corpus(
             "exclude_invalid": bool(exclude_invalid),
             "exclude_rare_labels": bool(exclude_rare_labels),
             "duration_tolerance": float(duration_tolerance),
-            "overlap_tolerance": float(overlap_tolerance)}
+            "overlap_tolerance": float(overlap_tolerance),
+            "rolling_captions": rolling_captions}
+    sp = speakers if isinstance(speakers, SpeakerOptions) else SpeakerOptions.from_params(speakers)
+    dedupe_rolling([], rolling_captions)  # an invalid mode fails here, before any work
     if opts["duration_tolerance"] < 0 or opts["overlap_tolerance"] < 0:
         raise ValueError("segmentation.duration_tolerance and overlap_tolerance must be >= 0")
-    report: dict = {"corpus": str(corpus_dir), "ok": False, "options": opts, "n_rows": 0,
+    report: dict = {"corpus": str(corpus_dir), "ok": False,
+                    "options": {**opts, "speakers": sp.as_dict()}, "n_rows": 0,
                     "n_documents": 0, "n_problems": 0, "problems": [], "excluded": [],
-                    "labels": {}}
+                    "labels": {}, "speakers": {}}
+    opts["speakers"] = sp
 
     def finish(problems: list[Problem], docs: list[Document]) -> ValidationResult:
         out = []
@@ -341,7 +407,7 @@ def validate_corpus(
     docs: list[Document] = []
     bad_rows: dict[int, list[str]] = {}
     for r in tqdm(rows, desc="validating corpus", unit="doc", disable=not progress):
-        doc, probs = _check_document(r, corpus_dir, opts)
+        doc, probs = _check_document(r, corpus_dir, opts, report["speakers"])
         problems.extend(probs)
         if probs:
             bad_rows.setdefault(r.row, []).extend(str(p) for p in probs)

@@ -157,7 +157,7 @@ def test_good_corpus_runs_through_kedro(tmp_path, kedro_project, espeak):
     docs = pd.read_parquet(project / "data/03_primary/documents.parquet")
     report = json.loads((project / "data/08_reporting/corpus_validation.json").read_text())
     assert list(segs.columns) == ["doc_id", "seg_idx", "start", "end", "duration", "text",
-                                  "audio_path", "audio_start", "audio_end"]
+                                  "audio_path", "audio_start", "audio_end", "speaker", "context"]
     assert list(docs.columns) == ["doc_id", "label", "group", "split", "n_segments",
                                   "n_segments_before_cap", "duration", "audio", "transcript"]
     assert list(docs["doc_id"]) == ["g1", "g2", "g3", "g4"] == list(segs["doc_id"])

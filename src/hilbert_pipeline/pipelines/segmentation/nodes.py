@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 #: where the demo corpus is built by default (conf/base/parameters.yml ``corpus``)
 DEFAULT_DEMO_CORPUS = "data/01_raw/sotu"
 _VALIDATION_OPTIONS = ("require_labels", "min_docs_per_label", "exclude_invalid",
-                       "exclude_rare_labels", "duration_tolerance", "overlap_tolerance")
+                       "exclude_rare_labels", "duration_tolerance", "overlap_tolerance",
+                       "speakers", "rolling_captions")
 
 
 def validate_corpus_node(corpus: str, params: dict) -> ValidationResult:
@@ -43,6 +44,15 @@ def validate_corpus_node(corpus: str, params: dict) -> ValidationResult:
     rep = result.report
     logger.info("corpus %s: %d of %d documents valid, %d excluded", rep["corpus"],
                 rep["n_documents"], rep["n_rows"], len(rep["excluded"]))
+    keep = rep["options"]["speakers"]["keep"]
+    if keep != "all":
+        kept = sum(d["kept_cues"] for d in rep["speakers"].values())
+        total = sum(s["cues"] for d in rep["speakers"].values() for s in d["speakers"].values())
+        logger.info("speakers kept %s: %d of %d cues", keep, kept, total)
+    rolled = [k for k, d in rep["speakers"].items() if d.get("rolling_captions", {}).get("applied")]
+    if rolled:
+        logger.info("rolling captions de-duplicated in %d document(s): %s", len(rolled),
+                    ", ".join(rolled[:5]) + (" ..." if len(rolled) > 5 else ""))
     return result
 
 
