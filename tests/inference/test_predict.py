@@ -297,3 +297,15 @@ def test_document_embeddings_are_what_the_model_predicts_from():
     assert what.startswith("standardised pooled features")
     x = docs.pooled_features(("text",))
     np.testing.assert_allclose(z, (x - x.mean(0)) / x.std(0), atol=1e-5)
+
+
+def test_a_different_speaker_selection_is_refused():
+    """A model trained on the participant's turns is not applied to whole interviews."""
+    meta = {"audio_encoder": RESEMBLYZER, "text_encoder": MINILM}
+    participant = {**SEGMENTATION, "speakers": {"keep": ["Participant"], "context": False}}
+    extra = {"contract": training_contract(participant, None, 1)}
+    check_parameters(extra, meta, participant, None, meta, "model.pt")  # same selection: fine
+    with pytest.raises(InferenceError) as err:
+        check_parameters(extra, meta, SEGMENTATION, None, meta, "model.pt")
+    assert "segmentation.speakers: the model was trained with {'keep': ['Participant']" in \
+        str(err.value)

@@ -199,3 +199,28 @@ def test_library_report_matches_without_kedro(tmp_path, espeak):
     rep = validate_corpus(corpus).report
     assert {p["kind"] for p in rep["problems"]} == set(expected)
     shutil.rmtree(corpus)
+
+
+def test_speaker_selection_through_kedro_params(tmp_path, kedro_project, espeak):
+    """`--params segmentation.speakers.keep=[...]` keeps one speaker's turns; the validation
+    report says what each document had and kept."""
+    corpus = synthesize_corpus(tmp_path / "spk", GOOD, transcript_format="vtt", seed=2)
+    for vtt in (corpus / "transcripts").glob("*.vtt"):
+        lines = vtt.read_text().split("\n")
+        k = 0
+        for i in range(1, len(lines)):
+            if "-->" in lines[i - 1]:  # the cue's text line: odd cues are the interviewer's
+                lines[i] = f"<v {'Interviewer' if k % 2 else 'Participant'}>{lines[i]}"
+                k += 1
+        vtt.write_text("\n".join(lines))
+    project = _project(kedro_project)
+    run_kedro(project, "run", "--pipelines", "segmentation", "--params",
+              f"corpus={corpus},segmentation.speakers.keep=[participant],"
+              "segmentation.min_duration=null,segmentation.progress=false")
+    segs = pd.read_parquet(project / "data/03_primary/segments.parquet")
+    report = json.loads((project / "data/08_reporting/corpus_validation.json").read_text())
+    assert set(segs["speaker"]) == {"Participant"}
+    assert list(segs["text"][segs.doc_id == "g1"]) == ["The harbor opened at dawn."]
+    g1 = report["speakers"]["g1"]["speakers"]
+    assert g1["Interviewer"]["cues"] == 1 and g1["Interviewer"]["kept"] is False
+    assert report["options"]["speakers"]["keep"] == ["participant"]
