@@ -171,7 +171,8 @@ def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
 
 
 def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",
-                     digits: int = 4, network: str | None = None) -> dict[str, Any]:
+                     digits: int = 4, network: str | None = None,
+                     fit_seconds: float | None = None) -> dict[str, Any]:
     """The short metrics file DVC tracks: what a reader compares across experiments.
 
     ``hilbert_f1`` (the reference's mean macro-F1 over the folds), ``best`` (the best
@@ -179,7 +180,9 @@ def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",
     with its 95 % interval ``ci_lo``/``ci_hi``, and ``network_f1``: the network alone (the
     ``network`` method, see :func:`network_method`) when it is not the reference itself; every
     method and metric stays in
-    ``metrics.json``. Seven flat keys, so ``dvc metrics show`` fits a wide terminal.
+    ``metrics.json``. ``fit_seconds``: the seconds every fit of the evaluation took, summed
+    (what an experiment cost). At most eight flat keys, so ``dvc metrics show`` fits a wide
+    terminal.
     """
     out: dict[str, Any] = {}
     if reference in summary:
@@ -193,6 +196,8 @@ def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",
         out.update(best=best, best_f1=_round(summary[best]["macro_f1"]["mean"], digits),
                    diff=_round(verdict["mean_diff"], digits), ci_lo=_round(lo, digits),
                    ci_hi=_round(hi, digits))
+    if fit_seconds is not None:
+        out["fit_seconds"] = round(float(fit_seconds), 1)
     return out
 
 

@@ -66,6 +66,7 @@ def test_evaluation_outputs_and_label_handling(caplog):
     assert "hilbert is the trained network alone (no linear member)" in out["comparison_table"]
     headline = out["headline_metrics"]
     assert headline["best"] in set(METHODS) - {"hilbert", "majority"}
+    assert headline["fit_seconds"] == pytest.approx(fm["seconds"].sum(), abs=0.1)
     assert len(out["evaluation_predictions"]) == len(METHODS) * 17
     json.dumps(metrics, allow_nan=False)  # the metrics file is plain JSON
     assert "caution" not in metrics["paired"]["verdict"]

@@ -137,6 +137,8 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
     log.info("method comparison\n%s\nreports: data/08_reporting/ (metrics.json, headline.json, "
              "comparison.md, fold_metrics.csv, per_class_metrics.csv, confusion_*.png, "
              "gate_usage.csv, mi_estimates.json)", table)
-    return (summary, rp.headline_metrics(summary, main, network=network), per_class, table,
+    fit_s = float(fold_metrics["seconds"].sum()) if "seconds" in fold_metrics else None
+    return (summary, rp.headline_metrics(summary, main, network=network, fit_seconds=fit_s),
+            per_class, table,
             fig_main, fig_base,
             gates, mi_sum)
