@@ -145,6 +145,15 @@ def voice_of(raw: str) -> str | None:
     return name or None
 
 
+def _subtitle_cue(index: int, start: float, end: float, raw_lines: list[str], line: int
+                  ) -> Cue:
+    """A subtitle cue from its raw text lines: each line cleaned (empty ones dropped), the
+    text their join, the speaker the first ``<v Name>`` span's."""
+    lines = tuple(t for t in (clean_cue_text([ln]) for ln in raw_lines) if t)
+    return Cue(index, start, end, " ".join(lines), line,
+               speaker=voice_of("\n".join(raw_lines)), lines=lines)
+
+
 def parse_vtt(path: str | Path) -> list[Cue]:
     """Parse a WebVTT file by the W3C parsing rules (``corpus.webvtt``).
 
@@ -169,12 +178,8 @@ def parse_vtt(path: str | Path) -> list[Cue]:
                 "[hh:]mm:ss.ttt: two-digit minutes and seconds, '.' and three digits); a player "
                 f"drops this cue and its text {text[:40]!r}; fix the timestamps",
                 file=str(path), line=d.line))
-    cues = []
-    for k, c in enumerate(parsed.cues, 1):
-        raw_lines = c.text.split("\n") if c.text else []
-        lines = tuple(t for t in (clean_cue_text([ln]) for ln in raw_lines) if t)
-        cues.append(Cue(k, c.start, c.end, " ".join(lines), c.line, speaker=voice_of(c.text),
-                        lines=lines))
+    cues = [_subtitle_cue(k, c.start, c.end, c.text.split("\n") if c.text else [], c.line)
+            for k, c in enumerate(parsed.cues, 1)]
     if not cues and not problems:
         problems.append(Problem("transcript_empty", "no cues found", file=str(path)))
     if problems:
@@ -234,10 +239,7 @@ def parse_srt(path: str | Path) -> list[Cue]:
             # keep numbering aligned with the file: a bad cue still counts as a cue
             cues.append(Cue(cue_no, math.nan, math.nan, "", t_line))
             continue
-        body = block[timing_at + 1:]
-        body_lines = tuple(t for t in (clean_cue_text([ln]) for ln in body) if t)
-        cues.append(Cue(cue_no, start, end, " ".join(body_lines), t_line,
-                        speaker=voice_of(" ".join(body)), lines=body_lines))
+        cues.append(_subtitle_cue(cue_no, start, end, block[timing_at + 1:], t_line))
     if not cues and not problems:
         problems.append(Problem("transcript_empty", "no cues found", file=str(path)))
     if problems:
