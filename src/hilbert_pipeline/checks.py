@@ -12,6 +12,7 @@ from hilbert_pipeline.corpus.speakers import SpeakerOptions, dedupe_rolling
 from hilbert_pipeline.evaluation.methods import METHODS, resolve_methods
 from hilbert_pipeline.model import HilbertConfig
 from hilbert_pipeline.training.params import ParamsError, resolve_training_settings, route
+from hilbert_pipeline.transcribe.whisper import TranscribeOptions
 from hilbert_pipeline.utils import reject_unknown_keys
 
 #: the keys of the ``evaluation`` parameter block
@@ -57,6 +58,7 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
 
     block("training", training)
     block("evaluation", evaluation)
+    block("transcribe", lambda v: TranscribeOptions.from_params(dict(v)))
     block("segmentation", lambda v: (SegmentationConfig.from_params(dict(v)),
                                      SpeakerOptions.from_params(dict(v).get("speakers")),
                                      dedupe_rolling([], dict(v).get("rolling_captions", "auto"))))

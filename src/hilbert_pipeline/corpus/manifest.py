@@ -9,6 +9,7 @@ are allowed and ignored. ``row`` numbers are line numbers in ``manifest.csv`` (t
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,3 +121,24 @@ def list_clips(folder: Path) -> tuple[list[Path], list[str]]:
             foreign.append(p.name + ("/" if p.is_dir() else ""))
     clips.sort(key=lambda p: natural_key(p.name))
     return clips, sorted(foreign, key=natural_key)
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def transcript_name(doc_id: str, suffix: str) -> str:
+    """The file name of a document's generated transcript (``transcribe``): doc ids with path
+    characters are made safe and disambiguated by a short hash."""
+    safe = _SAFE.sub("_", doc_id).strip("._") or "doc"
+    if safe != doc_id:
+        safe = f"{safe}-{hashlib.sha1(doc_id.encode()).hexdigest()[:8]}"
+    return safe + suffix
+
+
+def generated_transcript(folder: str | Path, doc_id: str) -> Path | None:
+    """The transcript the ``transcribe`` step wrote into ``folder`` for ``doc_id``, if any."""
+    for suffix in (".vtt", ".txt"):
+        p = Path(folder) / transcript_name(doc_id, suffix)
+        if p.is_file():
+            return p.resolve()  # absolute: a relative folder is the project's, not the corpus's
+    return None

@@ -51,13 +51,20 @@ silent drop. ``rolling_captions`` removes the repeated lines of rolling auto-cap
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hilbert_pipeline.audio import AUDIO_EXTENSIONS, AudioError, audio_info
-from hilbert_pipeline.corpus.manifest import SPLIT_VALUES, ManifestError, list_clips, read_manifest
+from hilbert_pipeline.corpus.manifest import (
+    SPLIT_VALUES,
+    ManifestError,
+    generated_transcript,
+    list_clips,
+    read_manifest,
+)
 from hilbert_pipeline.corpus.speakers import (
     SpeakerOptions,
     clip_speakers,
@@ -177,8 +184,14 @@ def check_cue_times(
 def _check_document(row, corpus_dir: Path, opts: dict, speaker_report: dict
                     ) -> tuple[Document | None, list[Problem]]:
     """Validate one manifest row; return the document (None if unusable) and its problems.
-    The document's speaker summary goes to ``speaker_report[doc_id]``."""
+    The document's speaker summary goes to ``speaker_report[doc_id]``. A row without a
+    transcript uses the one the ``transcribe`` step wrote (``generated_transcripts``)."""
     at = {"row": row.row, "doc_id": row.doc_id or None}
+    generated = opts.get("generated_transcripts")
+    if not row.transcript and row.doc_id and generated:
+        found = generated_transcript(generated, row.doc_id)
+        if found is not None:
+            row = dataclasses.replace(row, transcript=str(found))
     probs = _row_problems(row, opts, at)
     if not row.audio or not row.transcript:
         return None, probs
@@ -239,8 +252,12 @@ def _row_problems(row, opts: dict, at: dict) -> list[Problem]:
     if not row.audio:
         probs.append(Problem("audio_missing", "empty audio path", file="manifest.csv", **at))
     if not row.transcript:
-        probs.append(Problem("transcript_missing", "empty transcript path", file="manifest.csv",
-                             **at))
+        hint = ("; the transcribe step wrote none for it (see data/08_reporting/"
+                "transcription.json: was its recording unreadable?)"
+                if opts.get("generated_transcripts") else
+                "; give one, or let Whisper transcribe the recording (transcribe.enabled: true)")
+        probs.append(Problem("transcript_missing", f"empty transcript path{hint}",
+                             file="manifest.csv", **at))
     return probs
 
 
@@ -348,12 +365,15 @@ def validate_corpus(
     default_corpus_hint: str | None = None,
     speakers: dict | SpeakerOptions | None = None,
     rolling_captions: str | bool = "auto",
+    generated_transcripts: str | Path | None = None,
 ) -> ValidationResult:
     """Check a corpus folder and return its valid documents and a report of every problem.
 
     ``speakers``: the ``segmentation.speakers`` block (or :class:`SpeakerOptions`): which
     speakers' cues make the documents. ``rolling_captions``: ``auto``/``true``/``false``,
     de-duplication of rolling auto-captions (``corpus.speakers.dedupe_rolling``).
+    ``generated_transcripts``: the folder where the ``transcribe`` step wrote transcripts for
+    the rows that have none (``<doc_id>.vtt`` / ``.txt``); None: such rows are problems.
 
     Nothing is raised for problems in the data (see ``load_corpus``); the report says ``ok``.
     ``default_corpus_hint`` is appended to the report when the folder does not exist (e.g. how to
@@ -367,7 +387,9 @@ def validate_corpus(
             "exclude_rare_labels": bool(exclude_rare_labels),
             "duration_tolerance": float(duration_tolerance),
             "overlap_tolerance": float(overlap_tolerance),
-            "rolling_captions": rolling_captions}
+            "rolling_captions": rolling_captions,
+            "generated_transcripts": None if generated_transcripts is None
+            else str(generated_transcripts)}
     sp = speakers if isinstance(speakers, SpeakerOptions) else SpeakerOptions.from_params(speakers)
     dedupe_rolling([], rolling_captions)  # an invalid mode fails here, before any work
     if opts["duration_tolerance"] < 0 or opts["overlap_tolerance"] < 0:

@@ -46,9 +46,10 @@ def load_model_node(inference: dict[str, Any], segmentation: dict[str, Any],
 
 
 def validate_inference_corpus_node(corpus: str, segmentation: dict[str, Any],
-                                   inference: dict[str, Any], model: Checkpoint
-                                   ) -> ValidationResult:
-    """Validate the corpus to predict: the same checks as for training, labels optional."""
+                                   inference: dict[str, Any], model: Checkpoint,
+                                   transcription: dict | None = None) -> ValidationResult:
+    """Validate the corpus to predict: the same checks (and speaker selection) as for
+    training, labels optional; rows without a transcript read the transcribe step's."""
     del model  # an input only so that a mismatched model is refused before any work
     if not corpus:
         raise ParamsError("parameter 'corpus' is empty: pass --params corpus=/path/to/corpus")
@@ -57,6 +58,10 @@ def validate_inference_corpus_node(corpus: str, segmentation: dict[str, Any],
         min_docs_per_label=0, exclude_invalid=bool(segmentation.get("exclude_invalid", False)),
         duration_tolerance=float(segmentation.get("duration_tolerance", 0.5)),
         overlap_tolerance=float(segmentation.get("overlap_tolerance", 0.0)),
+        speakers=segmentation.get("speakers"),
+        rolling_captions=segmentation.get("rolling_captions", "auto"),
+        generated_transcripts=(transcription or {}).get("output_dir")
+        if (transcription or {}).get("enabled") else None,
         progress=bool(inference.get("progress", True)))
     rep = result.report
     log.info("inference corpus %s: %d of %d documents valid, %d excluded", rep["corpus"],

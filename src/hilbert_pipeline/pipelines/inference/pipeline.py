@@ -13,7 +13,7 @@ from hilbert_pipeline.pipelines.inference.nodes import (
     predict_node,
     validate_inference_corpus_node,
 )
-from hilbert_pipeline.pipelines.segmentation.nodes import segment_corpus_node
+from hilbert_pipeline.pipelines.segmentation.nodes import segment_corpus_node, transcribe_node
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -22,9 +22,11 @@ def create_pipeline(**kwargs) -> Pipeline:
              inputs=["params:inference", "params:segmentation", "params:embedding",
                      "params:classes.label_map"],
              outputs="inference_model", name="load_inference_model"),
+        Node(transcribe_node, inputs=["params:corpus", "params:transcribe"],
+             outputs="inference_transcription_report", name="transcribe_inference_corpus"),
         Node(validate_inference_corpus_node,
              inputs=["params:corpus", "params:segmentation", "params:inference",
-                     "inference_model"],
+                     "inference_model", "inference_transcription_report"],
              outputs="inference_validated_corpus", name="validate_inference_corpus"),
         Node(segment_corpus_node, inputs=["inference_validated_corpus", "params:segmentation"],
              outputs=["inference_segments", "inference_documents", "inference_corpus_report"],

@@ -14,6 +14,7 @@ from hilbert_pipeline.corpus import (
     segment_corpus,
 )
 from hilbert_pipeline.training.params import ParamsError
+from hilbert_pipeline.transcribe import TranscribeOptions, transcribe_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,31 @@ _VALIDATION_OPTIONS = ("require_labels", "min_docs_per_label", "exclude_invalid"
                        "speakers", "rolling_captions")
 
 
-def validate_corpus_node(corpus: str, params: dict) -> ValidationResult:
+def transcribe_node(corpus: str, params: dict) -> dict:
+    """Whisper transcripts for the manifest rows that have audio and no transcript (nothing to
+    do, and no model loaded, when every row has one or ``transcribe.enabled`` is false)."""
+    if not params.get("enabled", True) or not corpus or not Path(corpus).is_dir():
+        return {"enabled": False, "output_dir": None}
+    options = TranscribeOptions.from_params(params)
+    report = transcribe_corpus(corpus, params.get("output_dir", "data/02_intermediate/"
+                                                   "transcripts"), options,
+                               progress=bool(params.get("progress", True)))
+    report["enabled"] = True
+    done, failed = report["transcribed"], report["failed"]
+    if done or failed:
+        fresh = sum(not e["cache"] for e in done.values())
+        logger.info("transcribed %d recording(s) without transcript (%d from the cache) into %s; "
+                    "real-time factor %s", len(done), len(done) - fresh, report["output_dir"],
+                    report["rtf"])
+    for doc_id, why in failed.items():
+        logger.warning("no transcript for %r: %s", doc_id, why)
+    return report
+
+
+def validate_corpus_node(corpus: str, params: dict, transcription: dict | None = None
+                         ) -> ValidationResult:
     """Validate the corpus folder ``corpus``; on problems write the report and fail the run.
+    ``transcription``: the transcribe node's report (where it wrote the transcripts).
 
     The report is written here (to ``report_path``) and not only through the catalog because a
     failed node's outputs are never saved, and the user needs the report precisely then.
@@ -38,6 +62,8 @@ def validate_corpus_node(corpus: str, params: dict) -> ValidationResult:
                 "`kedro run --pipelines demo_data` (or `make demo`), or choose your own corpus "
                 "with `kedro run --params corpus=/path/to/corpus`.")
     options = {k: params[k] for k in _VALIDATION_OPTIONS if k in params}
+    if transcription and transcription.get("enabled"):
+        options["generated_transcripts"] = transcription["output_dir"]
     result = load_corpus(corpus, report_path=params.get("report_path"),
                          progress=bool(params.get("progress", True)), default_corpus_hint=hint,
                          **options)

