@@ -9,8 +9,8 @@ timestamps cut the result into one cue per sentence.
 
 from __future__ import annotations
 
-import re
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
