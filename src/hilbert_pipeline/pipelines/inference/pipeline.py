@@ -13,7 +13,8 @@ from hilbert_pipeline.pipelines.inference.nodes import (
     predict_node,
     validate_inference_corpus_node,
 )
-from hilbert_pipeline.pipelines.segmentation.nodes import segment_corpus_node, transcribe_node
+from hilbert_pipeline.pipelines.segmentation.nodes import segment_corpus_node
+from hilbert_pipeline.pipelines.transcribe.pipeline import transcribe_node_for
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -22,8 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
              inputs=["params:inference", "params:segmentation", "params:embedding",
                      "params:classes.label_map"],
              outputs="inference_model", name="load_inference_model"),
-        Node(transcribe_node, inputs=["params:corpus", "params:transcribe"],
-             outputs="inference_transcription_report", name="transcribe_inference_corpus"),
+        transcribe_node_for("inference_transcription_report", "transcribe_inference_corpus"),
         Node(validate_inference_corpus_node,
              inputs=["params:corpus", "params:segmentation", "params:inference",
                      "inference_model", "inference_transcription_report"],

@@ -3,17 +3,13 @@ validated documents → ``segments`` / ``documents`` tables."""
 
 from kedro.pipeline import Node, Pipeline
 
-from hilbert_pipeline.pipelines.segmentation.nodes import (
-    segment_corpus_node,
-    transcribe_node,
-    validate_corpus_node,
-)
+from hilbert_pipeline.pipelines.segmentation.nodes import segment_corpus_node, validate_corpus_node
+from hilbert_pipeline.pipelines.transcribe.pipeline import transcribe_node_for
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
-        Node(transcribe_node, inputs=["params:corpus", "params:transcribe"],
-             outputs="transcription_report", name="transcribe"),
+        transcribe_node_for("transcription_report", "transcribe"),
         Node(validate_corpus_node,
              inputs=["params:corpus", "params:segmentation", "transcription_report"],
              outputs="validated_corpus", name="validate_corpus"),

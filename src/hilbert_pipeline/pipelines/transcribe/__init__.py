@@ -1,0 +1,5 @@
+"""``transcribe`` pipeline: Whisper transcripts for recordings without one."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
