@@ -52,6 +52,7 @@ print(torch.backends.cpu.get_cpu_capability(), h.hexdigest())
 def _train(**env: str) -> tuple[str, str]:
     full = {k: v for k, v in os.environ.items()
             if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA",
+                         "CT2_FORCE_CPU_ISA",
                          cpu_kernels.MODE_VARIABLE)}
     full.update(env)
     out = subprocess.run([sys.executable, "-c", TRAIN], env=full, capture_output=True, text=True,
@@ -78,7 +79,7 @@ def test_pinned_level_follows_the_cpu():
         assert PINNED == {}
     elif cpu_kernels.has_avx2():
         assert PINNED == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT",
-                          "ONEDNN_MAX_CPU_ISA": "AVX2"}
+                          "ONEDNN_MAX_CPU_ISA": "AVX2", "CT2_FORCE_CPU_ISA": "AVX2"}
     else:
         assert PINNED["ATEN_CPU_CAPABILITY"] == "default"
 

@@ -14,9 +14,12 @@ variable                 pinned value        what it decides
 ``MKL_CBWR``             ``AVX2,STRICT``     MKL's code path (conditional numerical
                                              reproducibility, strict mode)
 ``ONEDNN_MAX_CPU_ISA``   ``AVX2``            the widest ISA oneDNN's kernels use
+``CT2_FORCE_CPU_ISA``    ``AVX2``            CTranslate2's kernels (the ``whisper``
+                                             encoder and the transcribe step)
 =======================  ==================  ====================================
 
-A CPU without AVX2 gets ``default`` / ``COMPATIBLE,STRICT`` / ``SSE41`` (the same numbers as any
+A CPU without AVX2 gets ``default`` / ``COMPATIBLE,STRICT`` / ``SSE41`` / ``GENERIC`` (the same
+numbers as any
 other machine pinned to that level, not those of an AVX2 machine). Thread counts are the fourth
 part: every fit runs with ``training.optim.num_threads`` threads (1 by default), because ATen
 splits reductions by thread.
@@ -42,9 +45,10 @@ import warnings
 MODE_VARIABLE = "HILBERT_CPU_KERNELS"
 MODES = ("pinned", "native")
 
-_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2",
+         "CT2_FORCE_CPU_ISA": "AVX2"}
 _BASELINE = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE,STRICT",
-             "ONEDNN_MAX_CPU_ISA": "SSE41"}
+             "ONEDNN_MAX_CPU_ISA": "SSE41", "CT2_FORCE_CPU_ISA": "GENERIC"}
 
 #: what :func:`pin` did in this process: mode, the values set, the ambient values replaced
 STATE: dict = {}

@@ -109,3 +109,36 @@ def test_hf_speech_whisper_longer_than_30s_uses_all_audio(tiny_whisper_dir, spee
     full = enc.encode([long])[0]
     w0, w1 = windows[0][1], windows[1][1]
     np.testing.assert_allclose(full, (first_30 * w0 + tail * w1) / (w0 + w1), atol=1e-5)
+
+
+# --- whisper: the shipped tiny.en (CTranslate2), real weights -----------------------------------
+
+@pytest.fixture(scope="module")
+def whisper():
+    return get_encoder("whisper", device="cpu")
+
+
+def test_whisper_width_and_different_speech_gives_different_vectors(whisper, speech):
+    a, b = speech(SAME_TEXT, "en-us"), speech(OTHER_TEXT, "en-us")
+    v = whisper.encode([a, b, a])
+    assert whisper.dim == 384 and v.shape == (3, 384) and np.isfinite(v).all()
+    assert np.abs(v[0] - v[2]).max() == 0.0  # one segment's vector never depends on the batch
+    assert _cos(v[0], v[1]) < 0.999 and np.abs(v[0] - v[1]).max() > 1e-2
+    desc = whisper.describe()
+    assert desc["name"] == "whisper" and desc["version"].startswith("ct2:")
+
+
+def test_whisper_long_segments_use_all_audio(whisper, speech):
+    a, b = speech(SAME_TEXT, "en-us"), speech(OTHER_TEXT, "en-us+f3")
+    long = np.concatenate([a] * 5 + [b] * 5)  # longer than Whisper's 30 s window
+    assert len(long) > 30 * 16000
+    v = whisper.encode([long, np.concatenate([a] * 5)])
+    assert np.abs(v[0] - v[1]).max() > 1e-2  # the second half (other voice, other words) counts
+
+
+def test_whisper_refuses_a_folder_that_is_not_a_whisper_model(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(EncoderError, match="not a CTranslate2 Whisper folder"):
+        get_encoder("whisper", path=str(tmp_path))
+    with pytest.raises(EncoderError, match="not found|does not exist"):
+        get_encoder("whisper", path=str(tmp_path / "missing"))

