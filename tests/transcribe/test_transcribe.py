@@ -98,6 +98,10 @@ def test_a_second_run_uses_the_cache_and_loads_no_model(tmp_path, spoken):
     assert "device" not in again and again["compute_seconds"] == 0
     assert (tmp_path / "t" / "d1.vtt").read_text() == \
         Path(first["transcribed"]["d1"]["file"]).read_text()
+    # decoding is deterministic: a fresh transcription gives the same file
+    fresh = transcribe_corpus(corpus, tmp_path / "t2", OPTS)
+    assert not fresh["transcribed"]["d1"]["cache"]
+    assert (tmp_path / "t2" / "d1.vtt").read_text() == (tmp_path / "t" / "d1.vtt").read_text()
     # other options are another transcript: not served from the cache
     other = transcribe_corpus(corpus, tmp_path / "t", TranscribeOptions(beam_size=2))
     assert not any(e["cache"] for e in other["transcribed"].values())

