@@ -96,10 +96,10 @@ def real_prompts(sounds: Path, n: int) -> list[tuple[Path, str]]:
 
 
 def synthetic_prompts(n: int, folder: Path) -> list[tuple[Path, str]]:
+    import soundfile as sf
+
     from hilbert_pipeline.demo.sotu_corpus import _speakable_sentences, load_sotu_table
     from hilbert_pipeline.demo.synthesis import synthesize_sentence
-
-    import soundfile as sf
 
     table = load_sotu_table()
     rng = np.random.default_rng(0)
