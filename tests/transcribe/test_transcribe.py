@@ -180,3 +180,38 @@ def test_default_pipeline_on_a_corpus_without_any_transcript(tmp_path, espeak):
     segs = pd.read_parquet(project / "data/03_primary/segments.parquet")
     assert segs["doc_id"].nunique() == 12 and (segs["text"].str.len() > 0).mean() > 0.9
     assert (project / "data/08_reporting/metrics.json").is_file()
+
+
+def test_diarization_separates_two_voices_taking_turns(tmp_path, espeak):
+    """A synthetic interview: two espeak voices alternate; the transcript names them apart."""
+    turns = [("A", "How have you been sleeping lately?"),
+             ("B", "Not well, I wake up every night around three."),
+             ("A", "What goes through your mind when that happens?"),
+             ("B", "Mostly my work and the money we owe."),
+             ("A", "Do you talk to anyone about it?"),
+             ("B", "Sometimes my sister calls on Sundays."),
+             ("A", "How is your appetite these days?"),
+             ("B", "I skip breakfast most mornings now.")]
+    style = {"A": {"voice": "en-us", "pitch": 75}, "B": {"voice": "en-gb+m3", "pitch": 25}}
+    full = synthesize_corpus(tmp_path / "full", [{
+        "doc_id": "int", "label": "a", "sentences": [t for _, t in turns],
+        "styles": [style[w] for w, _ in turns]}], seed=3)
+    truth = pd.read_json(full / "transcripts" / "int.json")["segments"]
+    corpus = _without_transcripts(full, tmp_path / "c")
+    for opts in (TranscribeOptions(diarize=True), TranscribeOptions(diarize=True, n_speakers=2)):
+        out = tmp_path / f"t{opts.n_speakers}"
+        transcribe_corpus(corpus, out, opts)
+        cues = parse_transcript(out / "int.vtt")
+        pairs = []
+        for c in cues:  # the true speaker of the turn the cue falls in
+            mid = (c.start + c.end) / 2
+            k = min(range(len(truth)), key=lambda i: abs(
+                (truth[i]["start"] + truth[i]["end"]) / 2 - mid))
+            pairs.append((turns[k][0], c.speaker))
+        assert {s for _, s in pairs} == {"SPEAKER_1", "SPEAKER_2"}, pairs
+        agree = sum((w == "A") == (s == "SPEAKER_1") for w, s in pairs) / len(pairs)
+        assert agree >= 0.9, pairs
+    # the speaker filter keeps one voice
+    res = validate_corpus(corpus, min_docs_per_label=1, require_labels=False,
+                          generated_transcripts=out, speakers={"keep": ["SPEAKER_2"]})
+    assert res.ok and {c.speaker for c in res.documents[0].cues} == {"SPEAKER_2"}

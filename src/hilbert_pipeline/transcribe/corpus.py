@@ -32,6 +32,7 @@ from hilbert_pipeline.transcribe.whisper import (
     TranscribeError,
     TranscribeOptions,
     WhisperTranscriber,
+    diarize,
 )
 from hilbert_pipeline.utils import atomic_path
 
@@ -42,9 +43,13 @@ def _clock(t: float) -> str:
     return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
-def vtt_text(cues: list[tuple[float, float, str]], note: str) -> str:
-    """A WebVTT file of ``cues`` with a NOTE saying where it came from."""
-    body = "".join(f"{_clock(a)} --> {_clock(b)}\n{t}\n\n" for a, b, t in cues)
+def vtt_text(cues: list[tuple[float, float, str]], note: str,
+             speakers: list[str] | None = None) -> str:
+    """A WebVTT file of ``cues`` (with ``<v Speaker>`` spans when ``speakers`` are given) and a
+    NOTE saying where it came from."""
+    names = speakers or [None] * len(cues)
+    body = "".join(f"{_clock(a)} --> {_clock(b)}\n" + (f"<v {s}>{t}</v>" if s else t) + "\n\n"
+                   for (a, b, t), s in zip(cues, names, strict=True))
     return f"WEBVTT\n\nNOTE {note}\n\n{body}"
 
 
@@ -138,8 +143,12 @@ def _transcribe(model: WhisperTranscriber, audio: Path, clips: list[Path]
     if not audio.is_dir():
         x, _ = load_audio(audio, SAMPLE_RATE)
         cues = model.transcribe(x)
-        note = f"transcribed by hilbert_pipeline (Whisper) from {audio.name}"
-        return vtt_text(cues, note), len(cues), len(x) / SAMPLE_RATE, time.perf_counter() - t0
+        o = model.options
+        speakers = diarize(x, cues, o.n_speakers) if o.diarize else None
+        note = (f"transcribed by hilbert_pipeline (Whisper) from {audio.name}"
+                + ("; speakers by voice clustering (approximate)" if speakers else ""))
+        return (vtt_text(cues, note, speakers), len(cues), len(x) / SAMPLE_RATE,
+                time.perf_counter() - t0)
     lines, seconds = [], 0.0
     for c in clips:
         x, _ = load_audio(c, SAMPLE_RATE)

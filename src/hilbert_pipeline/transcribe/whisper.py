@@ -46,7 +46,8 @@ class TranscribeOptions:
     (speech probability), ``min_silence_ms`` (a shorter pause does not split speech) and
     ``speech_pad_ms``. ``device``: auto (CUDA when available), cpu or cuda; ``compute_type``:
     auto (int8 on CPU, float16 on CUDA) or any CTranslate2 type; ``cpu_threads``: threads of
-    one model (0: CTranslate2's default)."""
+    one model (0: CTranslate2's default). ``diarize``: name each cue's speaker (:func:`diarize`;
+    written as WebVTT ``<v>`` spans), ``n_speakers`` their number (None: estimated)."""
 
     model_path: str | None = None
     language: str | None = "en"
@@ -58,6 +59,8 @@ class TranscribeOptions:
     device: str = "auto"
     compute_type: str = "auto"
     cpu_threads: int = 1
+    diarize: bool = False
+    n_speakers: int | None = None
 
     @classmethod
     def from_params(cls, params: dict | None) -> TranscribeOptions:
@@ -72,6 +75,9 @@ class TranscribeOptions:
         if not 0.0 < float(opts.vad_threshold) < 1.0:
             raise TranscribeError(f"transcribe.vad_threshold must be in (0, 1), got "
                                   f"{opts.vad_threshold}")
+        if opts.n_speakers is not None and int(opts.n_speakers) < 1:
+            raise TranscribeError(f"transcribe.n_speakers must be >= 1 or null, got "
+                                  f"{opts.n_speakers}")
         if opts.device not in ("auto", "cpu", "cuda"):
             raise TranscribeError(f"transcribe.device must be auto, cpu or cuda, got "
                                   f"{opts.device!r}")
@@ -164,3 +170,51 @@ class WhisperTranscriber:
 
 def _cue(words) -> tuple[float, float, str]:
     return float(words[0].start), float(words[-1].end), "".join(w.word for w in words).strip()
+
+
+def diarize(samples: np.ndarray, cues: list[tuple[float, float, str]],
+            n_speakers: int | None = None, max_speakers: int = 6
+            ) -> list[str]:
+    """A speaker name for every cue (``SPEAKER_1``, ``SPEAKER_2``, ... in order of first
+    appearance): each cue's voice embedded with resemblyzer (the project's voice encoder),
+    then agglomerative clustering of the cosine distances (average linkage). ``n_speakers``:
+    the number of speakers when known; None: estimated as the number in 1..``max_speakers``
+    with the best silhouette score, or 1 when no split has a silhouette above 0.1.
+    Approximate (a cue is one sentence; overlapping speech is not separated)."""
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import silhouette_score
+
+    from hilbert_pipeline.encoders import get_encoder
+
+    if not cues:
+        return []
+    enc = get_encoder("resemblyzer", device="cpu")
+    wavs = [samples[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)] for a, b, _ in cues]
+    ok = [i for i, w in enumerate(wavs) if enc.usable(w) is None]
+    labels = np.full(len(cues), -1)
+    if len(ok) >= 2:
+        vec = enc.encode([wavs[i] for i in ok])
+        vec /= np.linalg.norm(vec, axis=1, keepdims=True) + 1e-9
+
+        def fit(k: int) -> np.ndarray:
+            return AgglomerativeClustering(n_clusters=k, metric="cosine",
+                                           linkage="average").fit_predict(vec)
+
+        if n_speakers is not None:
+            found = fit(min(int(n_speakers), len(ok)))
+        else:
+            best, found = 0.1, np.zeros(len(ok), int)
+            for k in range(2, min(max_speakers, len(ok) - 1) + 1):
+                lab = fit(k)
+                score = silhouette_score(vec, lab, metric="cosine")
+                if score > best:
+                    best, found = score, lab
+        labels[ok] = found
+    for i in range(len(cues)):  # a cue too short to embed takes its predecessor's speaker
+        if labels[i] < 0:
+            labels[i] = labels[i - 1] if i > 0 and labels[i - 1] >= 0 else \
+                next((x for x in labels if x >= 0), 0)
+    order: dict[int, str] = {}
+    for lab in labels:
+        order.setdefault(int(lab), f"SPEAKER_{len(order) + 1}")
+    return [order[int(lab)] for lab in labels]
