@@ -160,9 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="BLOCK.FIELD=VALUE",
                     help="override training.model / training.optim, e.g. model.lambda_dual=0.1")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--audio-encoder", default=None,
+                    help="audio encoder name (default: embedding.audio_encoder of the parameters)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     params = load_params()
+    if args.audio_encoder:
+        params["embedding"]["audio_encoder"] = {"name": args.audio_encoder, "options": {}}
     ev_params = params["evaluation"]
     n_splits = args.folds or int(ev_params["n_splits"])
     n_repeats = args.repeats or int(ev_params["n_repeats"])
@@ -174,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         methods.insert(0, "hilbert")
     regimes = [r.strip() for r in args.regimes.split(",") if r.strip()]
     work = Path(args.work_dir)
-    print(f"protocol: {n_repeats} x {n_splits}-fold, seed {seed}; overrides: {args.set or 'none'}")
+    print(f"protocol: {n_repeats} x {n_splits}-fold, seed {seed}; overrides: {args.set or 'none'}; "
+          f"encoders: {params['embedding']['audio_encoder']['name']} + "
+          f"{params['embedding']['text_encoder']['name']}")
     gaps, results, interaction = {}, {}, None
     net_gaps: dict[str, float] = {}
     pairing_gain = long_gain = None
