@@ -93,3 +93,23 @@ def resolve_device(device: str = "auto") -> "torch.device":  # noqa: F821
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Use ``n`` torch intra-op threads inside the block (None: leave as is).
+
+    Changes only when needed: resizing the thread pool on every call is slow on a busy CPU.
+    """
+
+    import torch
+
+    before = torch.get_num_threads()
+    change = n is not None and n != before
+    if change:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(before)

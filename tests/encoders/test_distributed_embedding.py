@@ -145,3 +145,15 @@ def test_embedding_through_an_fsspec_url_cache(segments, tmp_path):
         assert not Path(f"/hilbert-embed-{os.getpid()}").exists()
     finally:
         fsspec.filesystem("memory").rm(f"/hilbert-embed-{os.getpid()}", recursive=True)
+
+
+def test_whisper_features_on_the_cluster_equal_in_process(segments, dask_client, tmp_path):
+    """CTranslate2's int8 kernels depend on the OpenMP thread count; the encoder fixes it."""
+    whisper = ("whisper", {"device": "cpu"})
+    rows = segments.iloc[:6]
+    local, _ = embed_segments(rows, shared_encoder(*whisper[:1], **whisper[1]), None,
+                              tmp_path / "local", progress=False)
+    remote, _ = embed_segments_on_cluster(dask_client, rows, whisper, None, tmp_path / "remote",
+                                          progress=False)
+    np.testing.assert_allclose(local["audio"], remote["audio"], atol=1e-5)
+    assert local["meta"] == remote["meta"]

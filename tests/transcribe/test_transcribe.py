@@ -215,3 +215,16 @@ def test_diarization_separates_two_voices_taking_turns(tmp_path, espeak):
     res = validate_corpus(corpus, min_docs_per_label=1, require_labels=False,
                           generated_transcripts=out, speakers={"keep": ["SPEAKER_2"]})
     assert res.ok and {c.speaker for c in res.documents[0].cues} == {"SPEAKER_2"}
+
+
+def test_transcription_on_a_dask_cluster_equals_in_process(tmp_path, spoken, dask_client):
+    corpus = _without_transcripts(spoken, tmp_path / "c")
+    (corpus / "audio" / "broken.wav").write_bytes(b"not audio")
+    with (corpus / "manifest.csv").open("a") as f:
+        f.write("broken,a,audio/broken.wav,\n")
+    transcribe_corpus(corpus, tmp_path / "here", OPTS)
+    there = transcribe_corpus(corpus, tmp_path / "there", OPTS, client=dask_client)
+    assert set(there["transcribed"]) == {"d1", "d2"} and list(there["failed"]) == ["broken"]
+    for d in ("d1", "d2"):
+        assert (tmp_path / "there" / f"{d}.vtt").read_text() == \
+            (tmp_path / "here" / f"{d}.vtt").read_text()

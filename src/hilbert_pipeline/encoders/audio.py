@@ -358,15 +358,17 @@ class WhisperEncoder(_AudioEncoder):
     segment longer than 30 s is cut into 30 s windows whose states are pooled together. The
     vector is the mean of the states over the segment's frames.
 
-    Options: ``path`` (None: the shipped tiny.en), ``compute_type`` (``int8`` default: what the
-    shipped model is stored in; ``float32`` for full precision), ``min_seconds``, ``version``.
+    Options: ``path`` (None: the shipped tiny.en), ``compute_type`` (``float32`` default;
+    ``int8`` is 1.4x faster on CPU, but its dynamically quantised activations depend on the
+    process's OpenMP threads: 0.02 apart between this process and a Dask worker, measured,
+    against 2e-6 in float32), ``min_seconds``, ``version``.
     """
 
     name = "whisper"
     sample_rate = 16000
     key_excluded_options = ("path",)
 
-    def __init__(self, path: str | None = None, compute_type: str = "int8",
+    def __init__(self, path: str | None = None, compute_type: str = "float32",
                  min_seconds: float = 0.3, version: str | None = None, device: str = "auto",
                  batch_size: int = 16) -> None:
         if path is None:

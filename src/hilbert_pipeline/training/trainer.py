@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -48,7 +47,7 @@ from hilbert_pipeline.metrics import macro_f1
 from hilbert_pipeline.model import HilbertConfig, HilbertLoss, HilbertModel
 from hilbert_pipeline.model.losses import mi_estimates
 from hilbert_pipeline.training.logreg import fit_logreg
-from hilbert_pipeline.utils import resolve_device, seed_everything
+from hilbert_pipeline.utils import resolve_device, seed_everything, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -415,24 +414,6 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
                      val_doc_ids=list(val_docs.doc_ids), label_names=list(all_docs.label_names),
                      training_params=tp, seconds=time.perf_counter() - t0,
                      refit_epochs=refit_epochs)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Use ``n`` torch intra-op threads inside the block (None: leave as is).
-
-    Changes only when needed: resizing the thread pool on every call is slow on a busy CPU.
-    """
-
-    before = torch.get_num_threads()
-    change = n is not None and n != before
-    if change:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if change:
-            torch.set_num_threads(before)
 
 
 def _param_groups(model) -> list[dict[str, Any]]:

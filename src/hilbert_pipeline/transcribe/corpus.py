@@ -12,6 +12,7 @@ costs nothing. A recording that cannot be read or transcribed is reported and th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from hilbert_pipeline.transcribe.whisper import (
     WhisperTranscriber,
     diarize,
 )
-from hilbert_pipeline.utils import atomic_path
+from hilbert_pipeline.utils import atomic_path, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +64,16 @@ def _hash_files(paths: list[Path]) -> str:
 
 
 def transcribe_corpus(corpus: str | Path, output_dir: str | Path, options: TranscribeOptions,
-                      cache_dir: str | Path | None = None, progress: bool = False) -> dict:
+                      cache_dir: str | Path | None = None, progress: bool = False,
+                      client=None) -> dict:
     """Transcribe every recording of ``corpus`` whose manifest row has no transcript.
 
-    Returns a JSON-able report: ``transcribed`` (doc_id → file, cues, seconds of audio, from
-    cache or not), ``failed`` (doc_id → reason), ``given`` (how many rows had a transcript),
-    the options and the real-time factor of the fresh transcriptions. The model is loaded only
-    when something needs transcribing."""
+    Returns a JSON-able report: ``transcribed`` (doc_id → file, cues, from cache or not),
+    ``failed`` (doc_id → reason), ``given`` (how many rows had a transcript), the options, the
+    seconds of audio and of compute and their ratio (real-time factor). The model is loaded only
+    when something needs transcribing. ``client``: a ``distributed.Client``; the recordings to
+    transcribe are then spread over its workers (each loads the model once), and the results
+    are written here, exactly as in one process."""
     from tqdm.auto import tqdm
 
     corpus = Path(corpus).expanduser().resolve()
@@ -89,8 +93,8 @@ def transcribe_corpus(corpus: str | Path, output_dir: str | Path, options: Trans
     identity = options.identity()
     report["options"] = identity
     key_base = json.dumps(identity, sort_keys=True)
-    model: WhisperTranscriber | None = None
-    for r in tqdm(todo, desc="transcribing", unit="doc", disable=not progress):
+    jobs: list[dict] = []
+    for r in todo:  # what each document needs (hashing here: the cache decides what to compute)
         audio = Path(r.audio).expanduser()
         audio = (audio if audio.is_absolute() else corpus / audio).resolve()
         try:
@@ -102,38 +106,86 @@ def transcribe_corpus(corpus: str | Path, output_dir: str | Path, options: Trans
                     raise AudioError(f"{c}: audio file not found")
             suffix = ".txt" if audio.is_dir() else ".vtt"
             key = hashlib.sha1((key_base + _hash_files(clips)).encode()).hexdigest()
-            cached = cache / f"{key}{suffix}"
-            target = out / transcript_name(r.doc_id, suffix)
-            entry = {"file": str(target), "cache": cached.is_file()}
-            if not cached.is_file():
-                if model is None:
-                    model = WhisperTranscriber(options)
-                    report["device"] = model.device
-                text, entry["cues"], seconds, compute = _transcribe(model, audio, clips)
-                report["audio_seconds"] += seconds
-                report["compute_seconds"] += compute
-                cache.mkdir(parents=True, exist_ok=True)
-                with atomic_path(cached) as tmp:
-                    tmp.write_text(text, encoding="utf-8")
-            out.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target) as tmp:
-                shutil.copyfile(cached, tmp)
-            report["transcribed"][r.doc_id] = entry
-        except TranscribeError:
-            raise  # the model or the options: every recording would fail the same way
-        except AudioError as exc:
-            report["failed"][r.doc_id] = str(exc)
-            logger.warning("transcription of %r (manifest row %d) failed: %s", r.doc_id, r.row,
-                           exc)
-        except Exception as exc:  # one bad recording must not stop the others
-            report["failed"][r.doc_id] = f"{type(exc).__name__}: {exc}"
-            logger.warning("transcription of %r (manifest row %d) failed: %s", r.doc_id, r.row,
-                           exc)
+        except (AudioError, OSError) as exc:
+            _fail(report, r, exc)
+            continue
+        jobs.append({"row": r, "audio": audio, "clips": clips, "cached": cache / f"{key}{suffix}",
+                     "target": out / transcript_name(r.doc_id, suffix)})
+    fresh = [j for j in jobs if not j["cached"].is_file()]
+    bar = tqdm(total=len(fresh), desc="transcribing", unit="doc", disable=not progress)
+    for job, result in _run(fresh, options, client):
+        bar.update(1)
+        if isinstance(result, TranscribeError):
+            raise result  # the model or the options: every recording would fail the same way
+        if isinstance(result, Exception):
+            _fail(report, job["row"], result)
+            continue
+        text, job["cues"], seconds, compute, device = result
+        report["device"] = device
+        report["audio_seconds"] += seconds
+        report["compute_seconds"] += compute
+        with atomic_path(job["cached"]) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        job["fresh"] = True
+    bar.close()
+    for job in jobs:
+        if not job["cached"].is_file():
+            continue  # failed above
+        with atomic_path(job["target"]) as tmp:
+            shutil.copyfile(job["cached"], tmp)
+        entry = {"file": str(job["target"]), "cache": not job.get("fresh", False)}
+        if "cues" in job:
+            entry["cues"] = job["cues"]
+        report["transcribed"][job["row"].doc_id] = entry
     if report["audio_seconds"] > 0:
         report["rtf"] = round(report["compute_seconds"] / report["audio_seconds"], 4)
     report["audio_seconds"] = round(report["audio_seconds"], 3)
     report["compute_seconds"] = round(report["compute_seconds"], 3)
     return report
+
+
+def _fail(report: dict, row, exc: BaseException) -> None:
+    reason = str(exc) if isinstance(exc, AudioError) else f"{type(exc).__name__}: {exc}"
+    report["failed"][row.doc_id] = reason
+    logger.warning("transcription of %r (manifest row %d) failed: %s", row.doc_id, row.row,
+                   reason)
+
+
+def _run(jobs: list[dict], options: TranscribeOptions, client):
+    """``(job, result or exception)`` for every job: here, in order, or on the Dask workers as
+    they finish."""
+    if client is None:
+        for job in jobs:
+            yield job, _compute(job["audio"], job["clips"], options)
+        return
+    from distributed import as_completed
+
+    futures = {client.submit(_compute, j["audio"], j["clips"], options, pure=False): j
+               for j in jobs}
+    for fut in as_completed(futures):
+        yield futures[fut], fut.result()
+
+
+@functools.lru_cache(maxsize=2)
+def _model(options: TranscribeOptions) -> WhisperTranscriber:
+    """One loaded model per process and options (Dask workers keep theirs between tasks)."""
+    return WhisperTranscriber(options)
+
+
+def _compute(audio: Path, clips: list[Path], options: TranscribeOptions):
+    """(file text, cues or lines, seconds of audio, seconds of compute, device), or the
+    exception that stopped it (returned, so that one bad recording never stops the rest)."""
+    try:
+        model = _model(options)
+        # fixed thread counts, whatever the process: CTranslate2's int8 kernels give other
+        # numbers with another OpenMP thread count (measured: 0.009 on the encoder states), so
+        # the same transcript in this process and on a Dask worker
+        from threadpoolctl import threadpool_limits
+
+        with torch_threads(1), threadpool_limits(max(1, int(options.cpu_threads))):
+            return (*_transcribe(model, audio, clips), model.device)
+    except Exception as exc:  # noqa: BLE001 - reported per document by the caller
+        return exc
 
 
 def _transcribe(model: WhisperTranscriber, audio: Path, clips: list[Path]

@@ -9,8 +9,8 @@ from hilbert_pipeline.pipelines.transcribe.nodes import transcribe_node
 
 def transcribe_node_for(report: str, name: str) -> Node:
     """The transcribe node writing its report to the dataset ``report``."""
-    return Node(transcribe_node, inputs=["params:corpus", "params:transcribe"], outputs=report,
-                name=name)
+    return Node(transcribe_node, inputs=["params:corpus", "params:transcribe", "params:cluster"],
+                outputs=report, name=name)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
