@@ -228,3 +228,35 @@ def test_transcription_on_a_dask_cluster_equals_in_process(tmp_path, spoken, das
     for d in ("d1", "d2"):
         assert (tmp_path / "there" / f"{d}.vtt").read_text() == \
             (tmp_path / "here" / f"{d}.vtt").read_text()
+
+
+def test_a_transformers_whisper_folder_works_through_the_same_interface(tmp_path, spoken):
+    """A (tiny, random) transformers Whisper folder is converted once to CTranslate2 and used
+    like the shipped model; its words are noise, the interface is what is tested."""
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    from hilbert_pipeline.transcribe import shipped_model_dir
+
+    folder = tmp_path / "tiny-whisper"
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=51864, d_model=16, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2,
+                           encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80,
+                           max_source_positions=1500, max_target_positions=448,
+                           pad_token_id=50256, bos_token_id=50257, eos_token_id=50256,
+                           decoder_start_token_id=50257)
+    WhisperForConditionalGeneration(config).eval().save_pretrained(folder)
+    WhisperFeatureExtractor().save_pretrained(folder)
+    shutil.copy(shipped_model_dir() / "tokenizer.json", folder / "tokenizer.json")
+    opts = TranscribeOptions(model_path=str(folder), converted_dir=str(tmp_path / "ct2"))
+    converted = opts.model_dir()
+    assert (converted / "model.bin").is_file() and converted.parent == tmp_path / "ct2"
+    assert opts.model_dir() == converted  # converted once
+    corpus = _without_transcripts(spoken, tmp_path / "c")
+    rep = transcribe_corpus(corpus, tmp_path / "t", opts)
+    assert set(rep["transcribed"]) | set(rep["failed"]) == {"d1", "d2"}
+    assert rep["options"]["model"] != OPTS.identity()["model"]  # another model, another cache key
+    (folder / "tokenizer.json").unlink()
+    with pytest.raises(TranscribeError, match="tokenizer.json"):
+        TranscribeOptions(model_path=str(folder), converted_dir=str(tmp_path / "x")).model_dir()

@@ -61,6 +61,7 @@ class TranscribeOptions:
     cpu_threads: int = 1
     diarize: bool = False
     n_speakers: int | None = None
+    converted_dir: str = "data/06_models/whisper-ct2"
 
     @classmethod
     def from_params(cls, params: dict | None) -> TranscribeOptions:
@@ -84,27 +85,73 @@ class TranscribeOptions:
         return opts
 
     def model_dir(self) -> Path:
+        """The CTranslate2 folder to load: the shipped tiny.en, ``model_path`` itself, or, for a
+        transformers Whisper folder, its conversion (made once into ``converted_dir``)."""
         if self.model_path is None:
             return shipped_model_dir()
         path = Path(self.model_path).expanduser()
-        if not (path / "model.bin").is_file() or not (path / "config.json").is_file():
-            raise TranscribeError(
-                f"transcribe.model_path {path} is not a CTranslate2 Whisper folder (it needs "
-                "model.bin and config.json; convert a Hugging Face Whisper model with "
-                "`ct2-transformers-converter --model <folder> --output_dir <folder>-ct2`)")
-        return path
+        if (path / "model.bin").is_file() and (path / "config.json").is_file():
+            return path
+        if _is_transformers_whisper(path):
+            return convert_transformers_whisper(path, Path(self.converted_dir))
+        raise TranscribeError(
+            f"transcribe.model_path {path} is not a CTranslate2 Whisper folder (model.bin + "
+            "config.json) nor a transformers Whisper folder (config.json with model_type "
+            "whisper, weights, tokenizer.json)")
 
     def identity(self) -> dict[str, Any]:
         """What decides a transcript (the cache key): the options that change the words and
         the model by its files (its config and the size of its weights), not where it lies."""
         d = asdict(self)
-        for k in ("device", "compute_type", "cpu_threads", "model_path"):
+        for k in ("device", "compute_type", "cpu_threads", "model_path", "converted_dir"):
             d.pop(k)
         folder = self.model_dir()
         h = hashlib.sha1((folder / "config.json").read_bytes())
         h.update(str((folder / "model.bin").stat().st_size).encode())
         d["model"] = h.hexdigest()[:16]
         return d
+
+
+def _is_transformers_whisper(path: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((path / "config.json").read_text()).get("model_type") == "whisper"
+    except (OSError, ValueError):
+        return False
+
+
+def convert_transformers_whisper(path: Path, converted_dir: Path) -> Path:
+    """A transformers Whisper folder converted to CTranslate2 (float32 weights; the compute type
+    is applied when loading), once per folder content, into ``converted_dir/<fingerprint>``.
+    The tokenizer must be in the folder (``tokenizer.json``): nothing is downloaded."""
+    import shutil
+    import tempfile
+
+    import ctranslate2.converters
+
+    from hilbert_pipeline.encoders.base import dir_fingerprint
+
+    if not (path / "tokenizer.json").is_file():
+        raise TranscribeError(f"transcribe.model_path {path}: a transformers Whisper folder needs "
+                              "its tokenizer.json (save it with the model: "
+                              "WhisperTokenizerFast.save_pretrained)")
+    target = converted_dir / f"{path.name}-{dir_fingerprint(path, ('*.json', '*.txt'))}"
+    if (target / "model.bin").is_file():
+        return target
+    converted_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=converted_dir))
+    try:
+        extra = [f for f in ("tokenizer.json", "preprocessor_config.json") if (path / f).is_file()]
+        ctranslate2.converters.TransformersConverter(str(path), copy_files=extra).convert(
+            str(tmp / "model"), force=True)
+        (tmp / "model").rename(target)  # whole or not at all
+    except Exception as exc:
+        raise TranscribeError(f"cannot convert the transformers Whisper folder {path}: "
+                              f"{exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 class WhisperTranscriber:
