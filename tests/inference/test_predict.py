@@ -309,3 +309,16 @@ def test_a_different_speaker_selection_is_refused():
         check_parameters(extra, meta, SEGMENTATION, None, meta, "model.pt")
     assert "segmentation.speakers: the model was trained with {'keep': ['Participant']" in \
         str(err.value)
+
+
+def test_a_model_trained_with_whisper_refuses_resemblyzer():
+    from hilbert_pipeline.encoders import get_encoder
+
+    whisper = get_encoder("whisper", device="cpu").describe()
+    trained = {"audio_encoder": whisper, "text_encoder": MINILM}
+    check_parameters(_extra(), trained, SEGMENTATION, None, trained, "model.pt")
+    with pytest.raises(InferenceError) as err:
+        check_parameters(_extra(), trained, SEGMENTATION, None,
+                         {"audio_encoder": RESEMBLYZER, "text_encoder": MINILM}, "model.pt")
+    assert "the model was trained with whisper" in str(err.value)
+    assert "now give resemblyzer" in str(err.value)
