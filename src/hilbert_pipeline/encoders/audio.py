@@ -23,6 +23,7 @@ from hilbert_pipeline.encoders.base import (
     file_digest,
     local_model_dir,
     pool_groups,
+    shipped_whisper_dir,
 )
 
 
@@ -372,9 +373,7 @@ class WhisperEncoder(_AudioEncoder):
                  min_seconds: float = 0.3, version: str | None = None, device: str = "auto",
                  batch_size: int = 16) -> None:
         if path is None:
-            from hilbert_pipeline.transcribe.whisper import shipped_model_dir
-
-            self.path = shipped_model_dir()
+            self.path = shipped_whisper_dir()
         else:
             self.path = local_model_dir(path, self.name)
         if not (self.path / "model.bin").is_file() or not (self.path / "config.json").is_file():

