@@ -98,6 +98,16 @@ class TranscriptError(UserError):
         super().__init__(f"{path}: {len(problems)} problem(s) in transcript\n{lines}")
 
 
+def _finish(path: Path, cues: list[Cue], problems: list[Problem], empty: str) -> list[Cue]:
+    """The cues, or one ``TranscriptError`` listing every problem (``empty`` when there are
+    neither cues nor problems)."""
+    if not cues and not problems:
+        problems.append(Problem("transcript_empty", empty, file=str(path)))
+    if problems:
+        raise TranscriptError(path, problems)
+    return cues
+
+
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     try:
@@ -180,11 +190,7 @@ def parse_vtt(path: str | Path) -> list[Cue]:
                 file=str(path), line=d.line))
     cues = [_subtitle_cue(k, c.start, c.end, c.text.split("\n") if c.text else [], c.line)
             for k, c in enumerate(parsed.cues, 1)]
-    if not cues and not problems:
-        problems.append(Problem("transcript_empty", "no cues found", file=str(path)))
-    if problems:
-        raise TranscriptError(path, problems)
-    return cues
+    return _finish(path, cues, problems, "no cues found")
 
 
 def parse_srt(path: str | Path) -> list[Cue]:
@@ -240,11 +246,7 @@ def parse_srt(path: str | Path) -> list[Cue]:
             cues.append(Cue(cue_no, math.nan, math.nan, "", t_line))
             continue
         cues.append(_subtitle_cue(cue_no, start, end, block[timing_at + 1:], t_line))
-    if not cues and not problems:
-        problems.append(Problem("transcript_empty", "no cues found", file=str(path)))
-    if problems:
-        raise TranscriptError(path, problems)
-    return cues
+    return _finish(path, cues, problems, "no cues found")
 
 
 def parse_json(path: str | Path) -> list[Cue]:
@@ -375,11 +377,7 @@ def parse_table(path: str | Path) -> list[Cue]:
         speaker = " ".join(speaker.split()) if speaker else None
         cues.append(Cue(cue_no, start, end, text, ln, speaker=speaker or None,
                         lines=(text,) if text else ()))
-    if not cues and not problems:
-        problems.append(Problem("transcript_empty", "no lines", file=str(path)))
-    if problems:
-        raise TranscriptError(path, problems)
-    return cues
+    return _finish(path, cues, problems, "no lines")
 
 
 _BULLET = re.compile(r"[\x15\u00b7](\d+)_(\d+)[\x15\u00b7]")
@@ -457,11 +455,7 @@ def parse_chat(path: str | Path) -> list[Cue]:
         text = clean_chat(body)
         cues.append(Cue(cue_no, start, end, text, ln, speaker=code, role=roles.get(code),
                         lines=(text,) if text else ()))
-    if not cues and not problems:
-        problems.append(Problem("transcript_empty", "no utterance tier (*CODE:)", file=str(path)))
-    if problems:
-        raise TranscriptError(path, problems)
-    return cues
+    return _finish(path, cues, problems, "no utterance tier (*CODE:)")
 
 
 def parse_lines(path: str | Path) -> list[Cue]:
