@@ -71,7 +71,7 @@ def test_two_experiment_sweep_ends_in_one_table(tmp_path, espeak):
     md = (project / "data/08_reporting/experiments.md").read_text()
     exps = table[table["kind"] == "experiment"].set_index("experiment")
     assert set(exps.index) == {"dual-0.05", "dual-0.3"}
-    col = "parameters_training.training.model.lambda_dual"
+    col = "training.model.lambda_dual"
     assert sorted(exps[col]) == [0.05, 0.3]
     assert (exps["status"] == "done").all() and exps["hilbert_f1"].notna().all()
     assert exps["network_f1"].notna().all() and exps["fit_seconds"].gt(0).all()
@@ -99,7 +99,7 @@ def test_table_from_dvc_json_marks_the_best_and_keeps_unfinished_runs():
     table = experiments_table(shown)
     assert list(table["experiment"]) == ["hi", "workspace", "main", "lo", "later"]
     assert list(table["top"]) == [True, False, False, False, False]
-    assert table.attrs["changed_params"] == ["parameters_training.training.model.lambda_dual"]
+    assert table.attrs["changed_params"] == ["training.model.lambda_dual"]
     assert table.set_index("experiment").loc["later", "status"] == "queued"
     assert (table["network_f1"].dropna() == table["hilbert_f1"].dropna()).all()
     md = experiments_markdown(table)

@@ -44,21 +44,32 @@ def dvc_executable() -> str:
 
 
 def dvc_experiments(repo: str | Path = ".") -> list[dict]:
-    """``dvc exp show --json`` of the repository at ``repo`` (all branches' experiments)."""
+    """The entries of ``dvc exp show --json`` for the workspace, ``HEAD`` and every branch, each
+    baseline once: ``--all-branches`` alone leaves out a detached ``HEAD`` (where an interrupted
+    ``dvc exp run`` leaves the repository), and the current commit's experiments with it."""
     repo = Path(repo)
     if not (repo / ".dvc").is_dir():
         raise ExperimentsError(f"{repo.resolve()} is not a DVC repository (no .dvc folder): "
                                "experiments need `git init` and `dvc init` in the project "
                                "(docs/reproducibility.md)")
-    proc = subprocess.run([dvc_executable(), "exp", "show", "--json", "--all-branches"],
-                          cwd=repo, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise ExperimentsError(f"`dvc exp show --json` failed in {repo.resolve()}: "
-                               f"{(proc.stderr or proc.stdout).strip()[-800:]}")
-    try:
-        return json.loads(proc.stdout or "[]")
-    except json.JSONDecodeError as exc:
-        raise ExperimentsError(f"`dvc exp show --json` printed no JSON: {exc}") from exc
+    entries: list[dict] = []
+    seen: set[str] = set()
+    for extra in ([], ["--all-branches"]):
+        proc = subprocess.run([dvc_executable(), "exp", "show", "--json", *extra], cwd=repo,
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise ExperimentsError(f"`dvc exp show --json` failed in {repo.resolve()}: "
+                                   f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+        try:
+            shown = json.loads(proc.stdout or "[]")
+        except json.JSONDecodeError as exc:
+            raise ExperimentsError(f"`dvc exp show --json` printed no JSON: {exc}") from exc
+        for entry in shown:
+            rev = str(entry.get("rev"))
+            if rev not in seen:
+                seen.add(rev)
+                entries.append(entry)
+    return entries
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -72,11 +83,15 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 def _row(name: str, kind: str, data: Mapping[str, Any], status: str,
          metrics_file: str) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    for file, block in (data.get("params") or {}).items():
-        _flatten(Path(file).name.removesuffix(".yml").removesuffix(".yaml"),
-                 (block or {}).get("data") or {}, params)
+    for block in (data.get("params") or {}).values():
+        # each Kedro parameter file owns its top-level keys: the key path alone is unambiguous
+        _flatten("", (block or {}).get("data") or {}, params)
     head = ((data.get("metrics") or {}).get(metrics_file) or {}).get("data") or {}
-    row: dict[str, Any] = {"experiment": name, "kind": kind, "rev": (data.get("rev") or "")[:7],
+    if status not in ("done", "success"):
+        head = {}  # a queued or running experiment shows the workspace's files, not its own
+    rev = "" if kind == "workspace" or data.get("rev") == "workspace" else \
+        (data.get("rev") or "")[:7]
+    row: dict[str, Any] = {"experiment": name, "kind": kind, "rev": rev,
                            "timestamp": data.get("timestamp"),
                            "status": status if head else (status if status != "done"
                                                           else "no metrics")}
@@ -101,8 +116,10 @@ def experiments_table(exp_show: Sequence[Mapping[str, Any]],
         if entry.get("rev") == "workspace":
             rows.append(_row("workspace", "workspace", data, "done", metrics_file))
             continue
-        rows.append(_row(entry.get("name") or (entry.get("rev") or "")[:7], "baseline", data,
-                         "done", metrics_file))
+        if entry.get("experiments") or not any(r["kind"] == "baseline" for r in rows):
+            # a commit is listed when it is the current one (the first) or has experiments
+            rows.append(_row(entry.get("name") or (entry.get("rev") or "")[:7], "baseline",
+                             data, "done", metrics_file))
         for exp in entry.get("experiments") or []:
             state = (exp.get("executor") or {}).get("state") or "done"
             status = {"success": "done"}.get(state, state)
@@ -129,10 +146,12 @@ def experiments_table(exp_show: Sequence[Mapping[str, Any]],
     return table
 
 
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and pd.isna(x))
+
+
 def _num(x: Any, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and pd.isna(x)):
-        return "–"
-    return f"{float(x):.{digits}f}"
+    return "–" if _missing(x) else f"{float(x):.{digits}f}"
 
 
 def experiments_markdown(table: pd.DataFrame) -> str:
@@ -153,7 +172,8 @@ def experiments_markdown(table: pd.DataFrame) -> str:
             f"{float(r['diff']):+.3f} [{float(r['ci_lo']):+.3f}, {float(r['ci_hi']):+.3f}]"
         cells = ["★" if r["top"] else "", f"{r['experiment']} ({r['rev']})"
                  if r["rev"] else str(r["experiment"]),
-                 *[str(r[k]) for k in changed], _num(r["hilbert_f1"]), _num(r["network_f1"]),
+                 *["–" if _missing(r[k]) else str(r[k]) for k in changed],
+                 _num(r["hilbert_f1"]), _num(r["network_f1"]),
                  best, diff, _num(r["fit_seconds"], 0), str(r["status"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
