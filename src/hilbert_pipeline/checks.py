@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hilbert_pipeline.corpus.segmentation import SegmentationConfig
-from hilbert_pipeline.corpus.speakers import SpeakerOptions, dedupe_rolling
+from hilbert_pipeline.corpus.speakers import SpeakerOptions, check_rolling_mode
 from hilbert_pipeline.evaluation.methods import METHODS, resolve_methods
 from hilbert_pipeline.model import HilbertConfig
 from hilbert_pipeline.training.params import ParamsError, resolve_training_settings, route
@@ -61,4 +61,4 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
     block("transcribe", lambda v: TranscribeOptions.from_params(dict(v)))
     block("segmentation", lambda v: (SegmentationConfig.from_params(dict(v)),
                                      SpeakerOptions.from_params(dict(v).get("speakers")),
-                                     dedupe_rolling([], dict(v).get("rolling_captions", "auto"))))
+                                     check_rolling_mode(dict(v).get("rolling_captions", "auto"))))

@@ -141,6 +141,14 @@ def select_speakers(cues: Sequence[Cue], opts: SpeakerOptions
     return kept, contexts, summary
 
 
+def check_rolling_mode(mode: str | bool) -> str | bool:
+    """``segmentation.rolling_captions`` itself: auto, true or false."""
+    if mode not in ROLLING_MODES:
+        raise SpeakerOptionsError(f"segmentation.rolling_captions must be auto, true or false, "
+                                  f"got {mode!r}")
+    return mode
+
+
 def dedupe_rolling(cues: Sequence[Cue], mode: str | bool = "auto") -> tuple[list[Cue], dict]:
     """Remove the repeated lines of rolling captions.
 
@@ -151,9 +159,7 @@ def dedupe_rolling(cues: Sequence[Cue], mode: str | bool = "auto") -> tuple[list
     never, ``"auto"`` when at least ``ROLLING_MIN_SHARE`` of the cues (and at least 2) open with
     the previous cue's last line. Returns the cues and ``{"detected", "applied",
     "cues_removed", "lines_removed"}``."""
-    if mode not in ROLLING_MODES:
-        raise SpeakerOptionsError(f"segmentation.rolling_captions must be auto, true or false, "
-                                  f"got {mode!r}")
+    check_rolling_mode(mode)
     timed = [c for c in cues if c.lines]
     repeats = sum(1 for a, b in zip(timed[:-1], timed[1:], strict=True) if b.lines[0] == a.lines[-1])
     detected = repeats >= 2 and repeats >= ROLLING_MIN_SHARE * max(1, len(timed) - 1)

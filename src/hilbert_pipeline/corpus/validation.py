@@ -67,6 +67,7 @@ from hilbert_pipeline.corpus.manifest import (
 )
 from hilbert_pipeline.corpus.speakers import (
     SpeakerOptions,
+    check_rolling_mode,
     clip_speakers,
     dedupe_rolling,
     select_speakers,
@@ -391,7 +392,7 @@ def validate_corpus(
             "generated_transcripts": None if generated_transcripts is None
             else str(generated_transcripts)}
     sp = speakers if isinstance(speakers, SpeakerOptions) else SpeakerOptions.from_params(speakers)
-    dedupe_rolling([], rolling_captions)  # an invalid mode fails here, before any work
+    check_rolling_mode(rolling_captions)  # an invalid mode fails here, before any work
     if opts["duration_tolerance"] < 0 or opts["overlap_tolerance"] < 0:
         raise ValueError("segmentation.duration_tolerance and overlap_tolerance must be >= 0")
     report: dict = {"corpus": str(corpus_dir), "ok": False,

@@ -81,34 +81,31 @@ def parse_timestamp(s: str, pos: int) -> tuple[float, int] | None:
             q += 1
         return s[p:q], q
 
+    def field(p: int, sep: str, width: int) -> tuple[int | None, int]:
+        """``sep`` then exactly ``width`` digits at ``p``: (value or None, new position)."""
+        if p >= n or s[p] != sep:
+            return None, p
+        d, q = digits(p + 1)
+        return (int(d) if len(d) == width else None), q
+
     if pos >= n or not ("0" <= s[pos] <= "9"):
         return None
     d1, pos = digits(pos)
     v1 = int(d1)
     hours = len(d1) != 2 or v1 > 59
-    if pos >= n or s[pos] != ":":
+    v2, pos = field(pos, ":", 2)
+    if v2 is None:
         return None
-    d2, pos = digits(pos + 1)
-    if len(d2) != 2:
-        return None
-    v2 = int(d2)
     if hours or (pos < n and s[pos] == ":"):
-        if pos >= n or s[pos] != ":":
+        v3, pos = field(pos, ":", 2)
+        if v3 is None:
             return None
-        d3, pos = digits(pos + 1)
-        if len(d3) != 2:
-            return None
-        v3 = int(d3)
     else:
         v1, v2, v3 = 0, v1, v2
-    if pos >= n or s[pos] != ".":
+    millis, pos = field(pos, ".", 3)
+    if millis is None or v2 > 59 or v3 > 59:
         return None
-    d4, pos = digits(pos + 1)
-    if len(d4) != 3:
-        return None
-    if v2 > 59 or v3 > 59:
-        return None
-    return v1 * 3600 + v2 * 60 + v3 + int(d4) / 1000.0, pos
+    return v1 * 3600 + v2 * 60 + v3 + millis / 1000.0, pos
 
 
 def parse_timing_line(line: str) -> tuple[float, float, str] | None:
