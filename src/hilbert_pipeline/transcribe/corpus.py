@@ -28,6 +28,7 @@ from hilbert_pipeline.corpus.manifest import (
     read_manifest,
     transcript_name,
 )
+from hilbert_pipeline.encoders.base import file_digest
 from hilbert_pipeline.transcribe.whisper import (
     SAMPLE_RATE,
     TranscribeError,
@@ -52,15 +53,6 @@ def vtt_text(cues: list[tuple[float, float, str]], note: str,
     body = "".join(f"{_clock(a)} --> {_clock(b)}\n" + (f"<v {s}>{t}</v>" if s else t) + "\n\n"
                    for (a, b, t), s in zip(cues, names, strict=True))
     return f"WEBVTT\n\nNOTE {note}\n\n{body}"
-
-
-def _hash_files(paths: list[Path]) -> str:
-    h = hashlib.sha1()
-    for p in paths:
-        with open(p, "rb") as f:
-            for block in iter(lambda f=f: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
 
 
 def transcribe_corpus(corpus: str | Path, output_dir: str | Path, options: TranscribeOptions,
@@ -105,7 +97,8 @@ def transcribe_corpus(corpus: str | Path, output_dir: str | Path, options: Trans
                 if not c.is_file():
                     raise AudioError(f"{c}: audio file not found")
             suffix = ".txt" if audio.is_dir() else ".vtt"
-            key = hashlib.sha1((key_base + _hash_files(clips)).encode()).hexdigest()
+            content = "".join(file_digest(c) for c in clips)
+            key = hashlib.sha1((key_base + content).encode()).hexdigest()
         except (AudioError, OSError) as exc:
             _fail(report, r, exc)
             continue
