@@ -45,7 +45,8 @@ SEGMENT_COLUMNS = ("doc_id", "seg_idx", "start", "end", "duration", "text", "aud
                    "audio_start", "audio_end", "speaker", "context")
 DOCUMENT_COLUMNS = ("doc_id", "label", "group", "split", "n_segments", "n_segments_before_cap",
                     "duration", "audio", "transcript")
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
+#: a word that ends a sentence (closing quotes and brackets allowed after the mark)
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def split_text(text: str, n: int) -> list[str]:
     for k in range(1, n):
         target = k * width
         cands = range(prev, len(words) + 1)
-        sentence = [j for j in cands if 0 < j < len(words) and _SENTENCE_END.search(words[j - 1])
+        sentence = [j for j in cands if 0 < j < len(words) and SENTENCE_END.search(words[j - 1])
                     and abs(pos[j] - target) <= width / 4]
         pool = sentence or list(cands)
         j = min(pool, key=lambda j: (abs(pos[j] - target), j))

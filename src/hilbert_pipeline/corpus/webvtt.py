@@ -108,6 +108,15 @@ def parse_timestamp(s: str, pos: int) -> tuple[float, int] | None:
     return v1 * 3600 + v2 * 60 + v3 + millis / 1000.0, pos
 
 
+def format_timestamp(t: float, millis_sep: str = ".") -> str:
+    """Seconds as ``hh:mm:ss.ttt`` (``millis_sep=","`` gives SubRip's form)."""
+    ms = int(round(t * 1000))
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    sec, ms = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{sec:02d}{millis_sep}{ms:03d}"
+
+
 def parse_timing_line(line: str) -> tuple[float, float, str] | None:
     """Cue timings and settings: (start, end, settings) or None when the line is not valid."""
     pos, n = 0, len(line)

@@ -39,6 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from hilbert_pipeline.audio import resample
+from hilbert_pipeline.corpus.webvtt import format_timestamp
 from hilbert_pipeline.errors import UserError
 from hilbert_pipeline.utils import atomic_path, write_json
 
@@ -143,26 +144,18 @@ def _stable_seed(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))])
 
 
-def _fmt_clock(t: float, millis_sep: str) -> str:
-    ms = int(round(t * 1000))
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{millis_sep}{ms:03d}"
-
-
 def _transcript_text(cues: list[tuple[float, float, str]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"segments": [
             {"start": round(a, 3), "end": round(b, 3), "text": t} for a, b, t in cues]}, indent=1)
     if fmt == "vtt":
         blocks = ["WEBVTT"] + [
-            f"{i}\n{_fmt_clock(a, '.')} --> {_fmt_clock(b, '.')}\n{t}"
+            f"{i}\n{format_timestamp(a, '.')} --> {format_timestamp(b, '.')}\n{t}"
             for i, (a, b, t) in enumerate(cues, 1)]
         return "\n\n".join(blocks) + "\n"
     if fmt == "srt":
         return "\n\n".join(
-            f"{i}\n{_fmt_clock(a, ',')} --> {_fmt_clock(b, ',')}\n{t}"
+            f"{i}\n{format_timestamp(a, ',')} --> {format_timestamp(b, ',')}\n{t}"
             for i, (a, b, t) in enumerate(cues, 1)) + "\n"
     if fmt == "tsv":
         return "".join(f"{a:.3f}\t{b:.3f}\t{t}\n" for a, b, t in cues)

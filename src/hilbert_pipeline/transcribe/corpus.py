@@ -28,6 +28,7 @@ from hilbert_pipeline.corpus.manifest import (
     read_manifest,
     transcript_name,
 )
+from hilbert_pipeline.corpus.webvtt import format_timestamp
 from hilbert_pipeline.encoders.base import file_digest
 from hilbert_pipeline.transcribe.whisper import (
     SAMPLE_RATE,
@@ -40,17 +41,12 @@ from hilbert_pipeline.utils import atomic_path, torch_threads
 
 logger = logging.getLogger(__name__)
 
-def _clock(t: float) -> str:
-    ms = int(round(t * 1000))
-    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
-
-
 def vtt_text(cues: list[tuple[float, float, str]], note: str,
              speakers: list[str] | None = None) -> str:
     """A WebVTT file of ``cues`` (with ``<v Speaker>`` spans when ``speakers`` are given) and a
     NOTE saying where it came from."""
     names = speakers or [None] * len(cues)
-    body = "".join(f"{_clock(a)} --> {_clock(b)}\n" + (f"<v {s}>{t}</v>" if s else t) + "\n\n"
+    body = "".join(f"{format_timestamp(a)} --> {format_timestamp(b)}\n" + (f"<v {s}>{t}</v>" if s else t) + "\n\n"
                    for (a, b, t), s in zip(cues, names, strict=True))
     return f"WEBVTT\n\nNOTE {note}\n\n{body}"
 

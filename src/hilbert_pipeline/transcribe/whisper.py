@@ -11,19 +11,18 @@ no sampled fallback), so the same recording and options always give the same tra
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hilbert_pipeline.corpus.segmentation import SENTENCE_END
 from hilbert_pipeline.encoders.base import dir_fingerprint
 from hilbert_pipeline.encoders.base import shipped_whisper_dir as shipped_model_dir
 from hilbert_pipeline.errors import UserError
 
 SAMPLE_RATE = 16000
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 
 class TranscribeError(UserError):
@@ -190,7 +189,7 @@ class WhisperTranscriber:
             cur: list = []
             for w in words:
                 cur.append(w)
-                if _SENTENCE_END.search(w.word.strip()):
+                if SENTENCE_END.search(w.word.strip()):
                     cues.append(_cue(cur))
                     cur = []
             if cur:
