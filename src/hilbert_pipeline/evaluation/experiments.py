@@ -93,8 +93,7 @@ def _row(name: str, kind: str, data: Mapping[str, Any], status: str,
         (data.get("rev") or "")[:7]
     row: dict[str, Any] = {"experiment": name, "kind": kind, "rev": rev,
                            "timestamp": data.get("timestamp"),
-                           "status": status if head else (status if status != "done"
-                                                          else "no metrics")}
+                           "status": "no metrics" if status == "done" and not head else status}
     for key in METRIC_COLUMNS:
         row[key] = head.get(key)
     if head and row["network_f1"] is None:
