@@ -154,8 +154,8 @@ def test_default_schedule_trains_every_epoch_and_keeps_the_averaged_weights(docs
 
     trainer._Run.accumulate = spy
     try:
-        res = fit(cfg, docs, None, TrainingParams(epochs=6, batch_size=4, weight_average=0.5),
-                  seed=0)
+        res = fit(cfg, docs, None, TrainingParams(epochs=6, batch_size=4, weight_average=0.5,
+                                                  member_folds=0), seed=0)
     finally:
         trainer._Run.accumulate = original
     assert res.history["epoch"].tolist() == list(range(1, 7)) and res.refit_epochs is None
@@ -550,3 +550,98 @@ def test_max_steps_cuts_the_epochs_of_a_large_corpus(docs):
     res = fit(build_config(docs, MODEL), docs, None,
               tp(val_fraction=0.0, epochs=10, max_steps=8, weight_average=0.5), seed=0)
     assert res.history["epoch"].tolist() == [1, 2]
+
+
+# ------------------------------------------------------------------ unimodal members
+MEMBER_OPTIM = {"epochs": 3, "batch_size": 4, "lr": 5e-3, "val_fraction": 0.0,
+                "weight_average": 0.5, "member_folds": 2}
+
+
+def test_no_members_rows_come_from_hilberts_fused_network(docs):
+    """hilbert's fused network trains exactly as the no_members network: one fit serves both
+    rows, and they equal the rows of a no_members evaluated on its own; hilbert's own rows
+    (the members' average) differ from them, and the fold metrics record the weights."""
+    folds = make_folds(docs, 3, 1, seed=0)
+    both = ev.run_evaluation(docs, folds, ["hilbert", "no_members"], MODEL, MEMBER_OPTIM,
+                             seed=0)
+    alone = ev.run_evaluation(docs, folds, ["no_members"], MODEL, MEMBER_OPTIM, seed=0)
+    fm = both.fold_metrics
+    assert fm["method"].tolist() == ["hilbert", "no_members"] * 3
+    p = both.predictions
+    cols = [c for c in p.columns if c.startswith("p_")]
+    np.testing.assert_allclose(p.loc[p.method == "no_members", cols].to_numpy(),
+                               alone.predictions[cols].to_numpy(), atol=1e-6)
+    h = fm[fm.method == "hilbert"]
+    w = h[["weight_fused", "weight_text", "weight_audio"]].to_numpy()
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    assert (w[:, 0] >= 0.5).all()
+    if (w[:, 0] < 1).any():  # some fold mixed a member in: its predictions differ
+        assert not np.allclose(p.loc[p.method == "hilbert", cols].to_numpy(),
+                               p.loc[p.method == "no_members", cols].to_numpy())
+
+
+def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
+    """The weights are those of the grid whose average has the lowest log-loss on predictions of
+    documents that the predicting network never trained on: recomputed here by hand."""
+    from hilbert_pipeline.folds import stratified_splitter
+    from hilbert_pipeline.model import MEMBERS
+    from hilbert_pipeline.training.trainer import member_grid, member_probabilities
+
+    cfg = build_config(docs, MODEL)
+    optim = TrainingParams(**MEMBER_OPTIM)
+    res = fit(cfg, docs, None, optim, seed=3)
+    chosen = res.members
+    assert chosen["folds"] == 2 and chosen["reason"] is None
+    weights = tuple(chosen["weights"][m] for m in MEMBERS)
+    assert weights in member_grid(0.25, 0.5)
+    np.testing.assert_allclose(res.model.member_weights.numpy(), weights)
+    oof = {m: np.zeros((len(docs), docs.n_classes)) for m in MEMBERS}
+    for a, b in stratified_splitter(2, None, 3).split(np.zeros(len(docs)), docs.labels):
+        part = fit(cfg, docs.subset(a), None, optim.replace(member_folds=0), seed=3).model
+        for m, p in member_probabilities(part, docs.subset(b)).items():
+            oof[m][b] = p
+
+    def log_loss(p):
+        return -np.mean(np.log(p[np.arange(len(docs)), docs.labels]))
+
+    for m in MEMBERS:
+        assert chosen["log_loss"][m] == pytest.approx(log_loss(oof[m]), rel=1e-6)
+    scores = {w: log_loss(sum(x * oof[m] for x, m in zip(w, MEMBERS))) for w in
+              member_grid(0.25, 0.5)}
+    assert chosen["log_loss"]["chosen"] == pytest.approx(min(scores.values()), rel=1e-6)
+    assert scores[weights] == pytest.approx(min(scores.values()), rel=1e-6)
+    # the prediction is the weighted average of the members' own probabilities
+    own = member_probabilities(res.model, docs)
+    np.testing.assert_allclose(predict(res.model, docs),
+                               sum(x * own[m] for x, m in zip(weights, MEMBERS)), atol=1e-5)
+
+
+def test_a_modality_that_identifies_documents_is_read_through_the_other_member():
+    """Text carries the label; every document has its own constant random 'voice' (audio that
+    identifies the document and says nothing about the class). The fused network can memorise
+    its training labels from the voice; the out-of-fold evidence moves weight to the text member
+    and none to the audio member."""
+    feats, documents = synthetic_features([14, 14, 14], n_segments=(3, 5), signal=0.6, seed=5)
+    rng = np.random.default_rng(11)
+    voices = {d: rng.normal(size=feats["audio"].shape[1]) * 3 for d in documents.doc_id}
+    audio = np.stack([voices[d] for d in feats["index"]["doc_id"]])
+    audio = audio + 0.01 * rng.normal(size=audio.shape)
+    docs, _ = build_document_set({**feats, "audio": audio.astype(np.float32)}, documents)
+    res = fit(build_config(docs, MODEL), docs, None,
+              TrainingParams(**{**MEMBER_OPTIM, "epochs": 20, "member_folds": 3}), seed=0)
+    w = res.members["weights"]
+    assert w["text"] > 0 and w["audio"] == 0, res.members
+    assert res.members["log_loss"]["text"] < res.members["log_loss"]["audio"]
+
+
+def test_member_choice_falls_back_to_the_fused_network_when_documents_are_too_few(docs):
+    few = docs.subset(range(5))  # 5 documents cannot make 3 folds of 2 or more
+    res = fit(build_config(docs, MODEL), few, None,
+              TrainingParams(**{**MEMBER_OPTIM, "member_folds": 3}), seed=0)
+    assert res.members["weights"] == {"fused": 1.0, "text": 0.0, "audio": 0.0}
+    assert "too few documents" in res.members["reason"]
+    np.testing.assert_allclose(res.model.member_weights.numpy(), [1.0, 0.0, 0.0])
+    with pytest.raises(TrainingError, match="member_folds"):
+        TrainingParams(member_folds=1)
+    with pytest.raises(TrainingError, match="member_step"):
+        TrainingParams(member_step=0.3)

@@ -48,17 +48,25 @@ def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_pa
         return run_method(spec, train, test, model_params, training_params, seed, overrides)
 
 
-#: the fields that say whether and how a linear member joins the network
+#: the fields that say whether and how a linear member joins the network, and whether the network
+#: has unimodal members
 _WIDE_FIELDS = ("wide_path", "wide_init", "wide_trainable", "wide_combine")
+_VARIANT_FIELDS = (*_WIDE_FIELDS, "unimodal_members")
 
 
-def _network_shared(specs, overrides: Mapping[str, Any], model_params: Mapping[str, Any]
-                    ) -> dict[str, tuple[str, ...]]:
-    """``{mixture method: (network-alone methods, ...)}``: a neural method whose prediction is
-    a ``mixture`` trains its network exactly as a method that differs from it only by having no
-    linear member (same seed, same weights: a tested property), so that method's row is the
-    mixture's own network prediction and one fit serves both (e.g. ``with_wide`` and the default
-    ``hilbert``, or a mixture ``hilbert`` and ``no_wide``). Empty when no such pair is listed."""
+def shared_fits(specs, overrides: Mapping[str, Any], model_params: Mapping[str, Any]
+                ) -> dict[str, tuple[tuple[str, str], ...]]:
+    """``{fitted method: ((derived method, view), ...)}``: methods whose predictions another
+    method's fit already makes, so that one fit serves them (``MethodResult.info["views"]``).
+
+    - view ``"network"``: a ``mixture`` trains its network exactly as a method that differs
+      from it only by having no linear member (e.g. ``with_wide`` and the default
+      ``hilbert``);
+    - view ``"fused"``: a network with unimodal members trains its fused network exactly as a
+      method that differs from it only by having none and no linear member (e.g. ``hilbert``
+      and ``no_members``; or ``with_wide`` and ``no_members``).
+
+    Both are tested properties (same seed, same weights). Empty when no such pair is listed."""
 
     fields = HilbertConfig.__dataclass_fields__
     effective = {}
@@ -66,21 +74,39 @@ def _network_shared(specs, overrides: Mapping[str, Any], model_params: Mapping[s
         if spec.kind != "neural":
             continue
         cfg_over, tr_over, _ = route(overrides.get(spec.name))
-        eff = {k: f.default for k, f in fields.items() if k in _WIDE_FIELDS}
+        eff = {k: f.default for k, f in fields.items() if k in _VARIANT_FIELDS or k ==
+               "modalities"}
         eff.update({**dict(model_params), **dict(spec.config), **cfg_over})
         form = PredictionForm.of(eff["wide_path"], eff["wide_combine"]).name
-        network = {k: v for k, v in eff.items() if k not in _WIDE_FIELDS}
-        effective[spec.name] = (form, repr(sorted(network.items())), repr(sorted(tr_over.items())))
-    shared: dict[str, tuple[str, ...]] = {}
+        members = (bool(eff["unimodal_members"]) and eff["modalities"] == "both"
+                   and form in ("deep", "mixture"))
+        network = {k: v for k, v in eff.items() if k not in _VARIANT_FIELDS}
+        effective[spec.name] = (form, members, repr(sorted(network.items())),
+                                repr(sorted(tr_over.items())))
+
+    def view(source, target) -> str | None:
+        (f1, m1, n1, t1), (f2, m2, n2, t2) = source, target
+        if (n1, t1) != (n2, t2) or f2 != "deep":
+            return None
+        if f1 == "mixture" and m1 == m2:
+            return "network"
+        if f1 in ("mixture", "deep") and m1 and not m2:
+            return "fused"
+        return None
+
+    shared: dict[str, tuple[tuple[str, str], ...]] = {}
     taken: set[str] = set()
-    for name, (form, net, tr) in effective.items():
-        if form != "mixture":
+    # the richest fits first (a mixture with members serves the most views)
+    order = sorted(effective, key=lambda n: (effective[n][0] != "mixture", not effective[n][1]))
+    for name in order:
+        if name in taken:
             continue
-        derived = tuple(other for other, (f2, n2, t2) in effective.items()
-                        if f2 == "deep" and (n2, t2) == (net, tr) and other not in taken)
+        derived = tuple((other, v) for other in effective if other != name and other not in taken
+                        and other not in shared
+                        and (v := view(effective[name], effective[other])) is not None)
         if derived:
             shared[name] = derived
-            taken.update(derived)
+            taken.update(o for o, _ in derived)
     return shared
 
 
@@ -103,8 +129,8 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
     if stray:
         raise MethodError(f"method_overrides for unknown methods {stray}")
     fold_list = list(iter_folds(folds, docs))
-    shared = _network_shared(specs, overrides, model_params)
-    derived = {name for names in shared.values() for name in names}
+    shared = shared_fits(specs, overrides, model_params)
+    derived = {name for views in shared.values() for name, _ in views}
     tasks = [(spec, f) for f in fold_list for spec in specs if spec.name not in derived]
     bar = None
     if progress:
@@ -123,7 +149,9 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
                             "best_epoch": res.best_epoch,
                             "refit_epochs": res.info.get("refit_epochs"),
                             "form": res.info.get("form"),
-                            "logreg_C": res.info.get("C"), "seconds": res.seconds})
+                            "logreg_C": res.info.get("C"), "seconds": res.seconds,
+                            **{f"weight_{k}": v
+                               for k, v in (res.info.get("members") or {}).items()}})
         pred = pd.DataFrame({"method": name, "repeat": r, "fold": f,
                              "doc_id": test.doc_ids,
                              "y_true": [names[k] for k in test.labels],
@@ -162,8 +190,8 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
         for (spec, (r, f, _, _)), (_, train, test, *_rest), res in zip(tasks, calls, results,
                                                                         strict=True):
             f1 = record(spec.name, r, f, train, test, res)
-            for name in shared.get(spec.name, ()):
-                record(name, r, f, train, test, res.info["network"])
+            for name, view in shared.get(spec.name, ()):
+                record(name, r, f, train, test, res.info["views"][view])
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(method=spec.name, fold=f"{r}.{f}", macro_f1=f"{f1:.3f}")

@@ -32,6 +32,9 @@ with_wide          ablation    ``wide_path=True, wide_combine="mixture"``: the n
                                probabilities averaged with its linear member's
 no_fusion          ablation    ``segment_fusion=False, segment_head=False``
 no_segment_head    ablation    ``segment_head=False`` (the fusion tokens stay in the pool)
+no_members         ablation    ``unimodal_members=False``: the fused network alone, without
+                               its text and audio members (hilbert's own fused member: one
+                               fit serves both)
 =================  ==========  ========================================================
 """
 
@@ -51,7 +54,13 @@ from hilbert_pipeline.evaluation.segment_baselines import BilinearProjection, fi
 from hilbert_pipeline.model import HilbertConfig
 from hilbert_pipeline.training.logreg import C_GRID, fit_logreg, full_proba
 from hilbert_pipeline.training.params import build_config, route
-from hilbert_pipeline.training.trainer import TrainingParams, fit, loss_terms, predict
+from hilbert_pipeline.training.trainer import (
+    TrainingParams,
+    fit,
+    loss_terms,
+    member_probabilities,
+    predict,
+)
 
 __all__ = ["C_GRID", "METHODS", "ROLES", "MethodError", "MethodResult", "MethodSpec",
            "fit_logreg", "resolve_methods", "run_method"]
@@ -107,6 +116,9 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
                {"segment_fusion": False, "segment_head": False}),
     MethodSpec("no_segment_head", "neural", "ablation",
                "without the multiple-instance segment head", {"segment_head": False}),
+    MethodSpec("no_members", "neural", "ablation",
+               "the fused network alone, without its text and audio members",
+               {"unimodal_members": False}),
     MethodSpec("bilinear_logreg", "bilinear", "baseline",
                "pooled means + mean outer product of low-rank audio/text segment projections, "
                "logistic regression (C by inner CV)", options={"rank": 8}),
@@ -164,13 +176,23 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
         gate = gate if cfg.head == "moe" and trained else None
         seconds = time.perf_counter() - t0
         info: dict[str, Any] = {"refit_epochs": res.refit_epochs,
-                                "form": res.config.prediction_form}
+                                "form": res.config.prediction_form, "views": {}}
+        if res.members is not None:
+            info["members"] = res.members["weights"]
+
+        def view(p: np.ndarray) -> MethodResult:
+            return MethodResult(p, gate, mi, res.best_epoch, seconds,
+                                {"refit_epochs": res.refit_epochs, "form": "deep"})
+
+        # one fit, more predictions (evaluate.shared_fits): a mixture's network is trained
+        # exactly as without the linear member, and the fused network exactly as without its
+        # members (same seed, same weights: tested properties)
         if res.config.prediction.averages_members:
-            # the mixture's network is trained exactly as without the linear member (same seed,
-            # same weights): its own prediction is the network-alone method's, at no extra cost
-            net = predict(res.model, test, tp.eval_batch_size, member=True)
-            info["network"] = MethodResult(net, gate, mi, res.best_epoch, seconds,
-                                           {"refit_epochs": res.refit_epochs, "form": "deep"})
+            info["views"]["network"] = view(predict(res.model, test, tp.eval_batch_size,
+                                                    member=True))
+        if res.config.has_members:
+            info["views"]["fused"] = view(member_probabilities(res.model, test,
+                                                               tp.eval_batch_size)["fused"])
         return MethodResult(proba, gate, mi, res.best_epoch, seconds, info)
     if cfg_over or tr_over:
         raise MethodError(f"method {spec.name} has no model/training parameters; got "

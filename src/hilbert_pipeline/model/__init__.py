@@ -23,10 +23,11 @@ from .losses import (
     info_nce,
     mi_estimates,
 )
-from .model import HilbertModel, HilbertOutput, ModelInputError
+from .model import MEMBERS, HilbertModel, HilbertOutput, ModelInputError
 from .moe import MLPClassifier, MoEClassifier
 
 __all__ = [
+    "MEMBERS",
     "PredictionForm",
     "AttentivePooling",
     "CKALoss",

@@ -131,6 +131,17 @@ class HilbertConfig:
         user's choice, never the default: it is a logistic regression, not HILBERT).
         ``n_experts`` (K), ``top_k`` (None = dense softmax gate), ``expert_hidden``
         (None -> 2*d).
+        ``unimodal_members`` (two modalities only): the network holds, beside the fused
+        network, a text member and an audio member (each that modality's projection, pooling
+        and head, as the ``text_only``/``audio_only`` baselines), trained on their own
+        classification loss in the same run with their own parameters, so that the fused
+        network trains exactly as without them. The network's prediction averages the three
+        members' class probabilities with the weights in the model's ``member_weights`` buffer
+        (fused, text, audio), which the trainer chooses from inner cross-validation predictions
+        of all three (``TrainingParams.member_folds``; docs/model.md "Members"). A modality
+        whose signal is spurious on the training documents (a voice that identifies each
+        document) is then read through the other member instead of being memorised. Not in the
+        ``"residual"`` and ``"wide"`` forms (below).
     Modalities / alignment
         ``modalities``: ``"both"`` (HILBERT) or ``"audio"`` / ``"text"`` (unimodal baselines
         with the same projection, pooling and head). ``alignment``: ``"joint"`` (reciprocal dual
@@ -204,6 +215,7 @@ class HilbertConfig:
     label_smoothing: float = 0.2
     class_weight_power: float = 0.5
     crop_segments: int = 0
+    unimodal_members: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -226,6 +238,20 @@ class HilbertConfig:
     def prediction_form(self) -> str:
         """The name of :attr:`prediction`: ``"deep"``, ``"mixture"``, ``"residual"``, ``"wide"``."""
         return self.prediction.name
+
+    @property
+    def has_members(self) -> bool:
+        """The network holds unimodal members beside the fused network (``unimodal_members``
+        on a two-modality model whose network predicts: not in the ``"residual"`` form, whose
+        network trains through the sum with the linear member, nor the ``"wide"`` form, which
+        has no trained network)."""
+        return (self.unimodal_members and self.modalities == "both"
+                and self.prediction_form in ("deep", "mixture"))
+
+    def member_config(self, modality: str) -> HilbertConfig:
+        """The config of the ``modality`` member: the same fields on that modality alone, no
+        linear member and no members of its own."""
+        return self.replace(modalities=modality, unimodal_members=False, wide_path=False)
 
     @property
     def expert_hidden_dim(self) -> int:
@@ -286,7 +312,7 @@ class HilbertConfig:
         need_choice("wide_combine", WIDE_COMBINES)
         for name in ("position_encoding", "learn_temperature", "cka_unbiased",
                      "joint_stop_gradient", "wide_path", "wide_trainable",
-                     "segment_fusion", "segment_head"):
+                     "segment_fusion", "segment_head", "unimodal_members"):
             need_bool(name)
         for name, used in (("audio_dim", self.uses_audio), ("text_dim", self.uses_text)):
             need_int(name, 1 if used else 0)

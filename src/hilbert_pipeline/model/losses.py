@@ -215,8 +215,13 @@ class HilbertLoss(nn.Module):
     - ``contrastive_positives="label"``: the dual term treats same-class documents as positives;
     - ``labels=None`` (unsupervised pretraining): no ``cls`` and no ``lb`` (the head is not
       trained), and the dual term takes instance positives whatever ``contrastive_positives``;
-    - ``wide_combine="mixture"`` (or ``"wide"``): ``cls`` is computed on the deep head's
-      own logits (``head_logits``), so the deep member learns as if the wide path were absent.
+    - ``wide_combine="mixture"`` (or ``"wide"``): ``cls`` is computed on the fused network's
+      own logits (``fused_logits``), so the network learns as if the wide path were absent;
+    - ``unimodal_members``: ``cls`` is the fused network's term (on ``fused_logits``) and each
+      member adds its own terms, computed by a unimodal loss of its own config and named
+      ``text_cls``, ``text_lb``, ``audio_cls``, ``audio_lb``; every term enters ``total`` with
+      weight 1 (the members have their own parameters, so each member's gradient is that of
+      training it alone). The members are not trained without labels.
     """
 
     def __init__(self, config: HilbertConfig,
@@ -235,6 +240,9 @@ class HilbertLoss(nn.Module):
         self.cka = CKALoss(c.lambda_cka if joint else 0.0, c.cka_unbiased)
         self.mi = MIBalanceLoss(c.lambda_mi if joint else 0.0)
         self.lb_weight = c.lambda_lb if c.head == "moe" else 0.0
+        self.members = nn.ModuleDict(
+            {m: HilbertLoss(c.member_config(m), class_counts) for m in ("text", "audio")}
+            if c.has_members else {})
 
     def forward(self, output: HilbertOutput, labels: torch.Tensor | None,
                 aux_scale: float = 1.0) -> dict[str, torch.Tensor]:
@@ -243,9 +251,10 @@ class HilbertLoss(nn.Module):
         if labels is None:  # unsupervised (pretraining): the alignment terms alone
             total = output.logits.new_zeros(())
         else:
-            # a mixture's deep member learns on its own, as if the wide path were absent
-            term = self.cls(output.head_logits if c.prediction.network_on_its_own else output.logits,
-                            labels)
+            # the fused network learns on its own logits (as if the wide path and the members
+            # were absent), except in the residual form, which trains through the sum
+            fused = output.fused_logits if output.fused_logits is not None else output.head_logits
+            term = self.cls(output.logits if c.prediction_form == "residual" else fused, labels)
             out["cls"] = term
             total = self.cls.weight * term
         tau = output.temperature
@@ -283,6 +292,11 @@ class HilbertLoss(nn.Module):
         if self.lb_weight > 0 and labels is not None:
             out["lb"] = output.lb_loss
             total = total + self.lb_weight * output.lb_loss
+        if labels is not None:
+            for m, loss in self.members.items():
+                terms = loss(output.members[m], labels)
+                out.update({f"{m}_{k}": v for k, v in terms.items() if k != "total"})
+                total = total + terms["total"]
         out["total"] = total
         return out
 

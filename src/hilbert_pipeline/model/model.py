@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -35,7 +36,12 @@ class HilbertOutput:
     (B, r, 2N) over the concatenated [C_a ; C_t] axis); ``lb_loss``: scalar load-balancing term;
     ``head_logits`` (B, C): the deep head's own logits, before the wide path is combined with
     them (a ``"mixture"`` trains and early-stops on them); equal to ``logits`` without a wide
-    path. ``feat_audio``/``feat_text``: masked mean of the raw segment features (B, d_a)/(B, d_t),
+    path. ``fused_logits`` (B, C): the fused network's own logits (what its classification loss
+    reads); ``members``: with ``unimodal_members``, each unimodal member's own output
+    (``"audio"``, ``"text"``), whose ``head_logits`` its own classification loss reads; the
+    network's ``head_logits`` are then the log of the members' weighted average probability
+    (:attr:`HilbertModel.member_weights`), and equal ``fused_logits`` without members.
+    ``feat_audio``/``feat_text``: masked mean of the raw segment features (B, d_a)/(B, d_t),
     zeros
     for a document without that modality; ``has_audio``/``has_text``: (B,) bool, whether the
     document has at least one real segment of the modality (losses use them to leave documents
@@ -56,6 +62,12 @@ class HilbertOutput:
     temperature: torch.Tensor | None = None
     head_logits: torch.Tensor | None = None
     attention: dict[str, torch.Tensor] = field(default_factory=dict)
+    fused_logits: torch.Tensor | None = None
+    members: dict[str, HilbertOutput] = field(default_factory=dict)
+
+
+#: the members of a network with ``unimodal_members``, in the order of ``member_weights``
+MEMBERS = ("fused", "text", "audio")
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -149,6 +161,13 @@ class HilbertModel(nn.Module):
                 for last in last_layers:
                     nn.init.zeros_(last.weight)
                     nn.init.zeros_(last.bias)
+        if c.has_members:
+            # own random stream: the fused network starts (and trains) as without its members
+            with torch.random.fork_rng(devices=[]):
+                self.members = nn.ModuleDict({m: HilbertModel(c.member_config(m))
+                                              for m in MEMBERS[1:]})
+            # (fused, text, audio); the trainer sets them from inner cross-validation
+            self.register_buffer("member_weights", torch.tensor([1.0, 0.0, 0.0]))
 
     @property
     def temperature(self) -> torch.Tensor:
@@ -164,10 +183,25 @@ class HilbertModel(nn.Module):
 
     def set_segment_stats(self, modality: str, mean, std) -> None:
         """Standardisation of one modality's segment features (``input_norm="standardize"``):
-        per-column mean and std over the training documents' real segments."""
+        per-column mean and std over the training documents' real segments (also the member of
+        that modality, with ``unimodal_members``)."""
         if modality not in self.proj:
             raise ValueError(f"this model has no {modality!r} branch (has {list(self.proj)})")
         self.proj[modality].set_stats(mean, std)
+        if hasattr(self, "members") and modality in self.members:
+            self.members[modality].set_segment_stats(modality, mean, std)
+
+    def set_member_weights(self, weights) -> None:
+        """The weights (fused, text, audio) of the members' average: non-negative, summing
+        to 1."""
+        if not hasattr(self, "members"):
+            raise ValueError("set_member_weights needs a model with unimodal_members")
+        w = torch.as_tensor(weights, dtype=self.member_weights.dtype).flatten()
+        if w.numel() != len(MEMBERS) or not torch.isfinite(w).all() or (w < 0).any() \
+                or abs(float(w.sum()) - 1.0) > 1e-6:
+            raise ValueError(f"member weights must be {len(MEMBERS)} non-negative numbers "
+                             f"summing to 1 (fused, text, audio), got {w.tolist()}")
+        self.member_weights.copy_(w)
 
     def set_pooled_stats(self, mean, std) -> None:
         """Standardisation of the linear member's input: per-column mean and std of the training
@@ -271,6 +305,15 @@ class HilbertModel(nn.Module):
         """Run the model on a padded batch: features (B, N, d_m), bool masks (B, N)."""
         self._check_inputs(audio, text, audio_mask, text_mask)
         c = self.config
+        members: dict[str, HilbertOutput] = {}
+        if hasattr(self, "members"):
+            # the members see the inputs as they are (no ModDrop) and draw their dropout from a
+            # stream of their own, so that the fused network trains as without them
+            dev = [audio.device] if audio.is_cuda else []
+            fork = torch.random.fork_rng(devices=dev) if self.training else contextlib.nullcontext()
+            with fork:
+                members = {m: self.members[m](audio, text, audio_mask, text_mask)
+                           for m in MEMBERS[1:]}
         if self.training and c.modalities == "both" and c.modality_dropout > 0:
             audio_mask, text_mask = self._drop_modalities(audio_mask, text_mask)
         att: dict[str, torch.Tensor] = {}
@@ -304,6 +347,12 @@ class HilbertModel(nn.Module):
         if c.modalities == "both" and c.segment_fusion and c.segment_head:
             seg_logits, att["segment_scores"] = self.segment_head(paired, paired_mask)
             head_logits = head_logits + seg_logits
+        fused_logits = head_logits
+        if members:  # log of the members' weighted average probability
+            logp = torch.stack([torch.log_softmax(x, dim=-1) for x in
+                                (fused_logits, *(members[m].head_logits for m in MEMBERS[1:]))])
+            w = self.member_weights.to(logp.dtype)[:, None, None]
+            head_logits = torch.logsumexp(logp + torch.log(w), dim=0)
         logits = head_logits
         form = c.prediction
         if form.linear_member:
@@ -321,5 +370,5 @@ class HilbertModel(nn.Module):
             feat_audio=_masked_mean(audio, audio_mask) if c.uses_audio else None,
             feat_text=_masked_mean(text, text_mask) if c.uses_text else None,
             has_audio=has.get("audio"), has_text=has.get("text"), temperature=self.temperature,
-            head_logits=head_logits, attention=att,
+            head_logits=head_logits, attention=att, fused_logits=fused_logits, members=members,
         )

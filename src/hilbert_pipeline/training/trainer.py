@@ -44,7 +44,7 @@ from hilbert_pipeline.documents import DocumentSet, collate, crop_windows
 from hilbert_pipeline.errors import UserError
 from hilbert_pipeline.folds import stratified_splitter
 from hilbert_pipeline.metrics import macro_f1
-from hilbert_pipeline.model import HilbertConfig, HilbertLoss, HilbertModel
+from hilbert_pipeline.model import MEMBERS, HilbertConfig, HilbertLoss, HilbertModel
 from hilbert_pipeline.model.losses import mi_estimates
 from hilbert_pipeline.training.logreg import fit_logreg
 from hilbert_pipeline.utils import resolve_device, seed_everything, torch_threads
@@ -85,6 +85,13 @@ class TrainingParams:
     ``max_steps``: a run on many documents takes fewer epochs, so that it makes at most about
     this many optimiser steps (:meth:`epochs_for`; the learning curve in docs/model.md: on 500
     and 1000 documents, 60 epochs over-trained the network); None = always ``epochs``.
+    ``member_folds``: for a network with unimodal members (``HilbertConfig.unimodal_members``),
+    the folds of the inner cross-validation on the training documents whose out-of-fold
+    predictions of every member (the fused network, the text member and the audio member)
+    choose the weights of their average (:func:`choose_member_weights`); 0 = no choice, the
+    fused network alone predicts. ``member_floor``: the least weight of the fused network
+    (0.5: it always carries at least half of the prediction); ``member_step``: the grid step of
+    the weights.
     """
 
     epochs: int = 60
@@ -107,9 +114,24 @@ class TrainingParams:
     weight_average: float = 0.5
     pretrain_epochs: int = 0
     max_steps: int | None = 2500
+    member_folds: int = 3
+    member_floor: float = 0.5
+    member_step: float = 0.25
 
     def __post_init__(self) -> None:
         errs = []
+        mf = self.member_folds
+        if not isinstance(mf, int) or isinstance(mf, bool) or mf < 0 or mf == 1:
+            errs.append(f"member_folds must be 0 (no choice) or an integer >= 2, got {mf!r}")
+        for name, lo_open in (("member_floor", False), ("member_step", True)):
+            v = getattr(self, name)
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) \
+                and (0 < v if lo_open else 0 <= v) and v <= 1
+            if not ok:
+                errs.append(f"{name} must be in {'(0' if lo_open else '[0'}, 1], got {v!r}")
+        if not errs and abs(round(1 / self.member_step) * self.member_step - 1) > 1e-9:
+            errs.append(f"member_step must divide 1 (0.5, 0.25, 0.2, ...), got "
+                        f"{self.member_step!r}")
         ms = self.max_steps
         if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1):
             errs.append(f"max_steps must be an integer >= 1 or null, got {ms!r}")
@@ -190,6 +212,7 @@ class FitResult:
     training_params: TrainingParams
     seconds: float
     refit_epochs: int | None = None  # epochs of the refit on every training document (None: none)
+    members: dict[str, Any] | None = None  # the member weights' choice (choose_member_weights)
 
 
 def inner_split(docs: DocumentSet, val_fraction: float, seed: int
@@ -408,12 +431,93 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
             refit_epochs = best_epoch
             model, _, _, _ = _train(cfg, all_docs, all_docs.subset([]), tp, seed, None,
                                     refit_epochs, desc="refit")
+        fitted_on = all_docs if refit else train_docs
+        members = None
+        if cfg.has_members:
+            members = choose_member_weights(cfg, fitted_on, tp, seed)
+            model.set_member_weights([members["weights"][m] for m in MEMBERS])
     return FitResult(model=model, config=cfg, history=history, best_epoch=best_epoch,
                      best_val_macro_f1=best_f1,
-                     train_doc_ids=list((all_docs if refit else train_docs).doc_ids),
+                     train_doc_ids=list(fitted_on.doc_ids),
                      val_doc_ids=list(val_docs.doc_ids), label_names=list(all_docs.label_names),
                      training_params=tp, seconds=time.perf_counter() - t0,
-                     refit_epochs=refit_epochs)
+                     refit_epochs=refit_epochs, members=members)
+
+
+def member_grid(step: float, floor: float) -> list[tuple[float, ...]]:
+    """Every weight vector (fused, text, audio) on the simplex in steps of ``step`` whose fused
+    weight is at least ``floor``, the fused network alone first."""
+    n = round(1 / step)
+    grid = [(i / n, j / n, (n - i - j) / n) for i in range(n, -1, -1) for j in range(n - i, -1, -1)]
+    return [w for w in grid if w[0] >= floor - 1e-9]
+
+
+def _log_loss(labels: np.ndarray, proba: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(labels)), labels], 1e-12, 1.0))))
+
+
+def member_probabilities(model, docs: DocumentSet, batch_size: int = 64,
+                         device: str | None = None) -> dict[str, np.ndarray]:
+    """Each member's own class probabilities ``{"fused", "text", "audio": (D, C)}`` (the
+    model's member weights are restored afterwards)."""
+    saved = model.member_weights.clone()
+    out = {}
+    try:
+        for i, m in enumerate(MEMBERS):
+            model.set_member_weights(np.eye(len(MEMBERS))[i])
+            out[m] = predict(model, docs, batch_size, device, member=True)
+    finally:
+        model.member_weights.copy_(saved)
+    return out
+
+
+def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingParams,
+                          seed: int) -> dict[str, Any]:
+    """The weights (fused, text, audio) of a network's members, chosen from evidence about
+    every member: a ``tp.member_folds``-fold stratified (grouped) cross-validation on ``docs``
+    trains the whole network (its linear member left out) on each training part with the same
+    settings and seed, predicts the held-out part with every member, and the weights of
+    :func:`member_grid` whose average has the lowest out-of-fold log-loss win (a tie goes to
+    the larger fused weight). The fused network alone (1, 0, 0) when ``member_folds`` is 0 or
+    the documents are too few for the folds (fewer than 2 per fold, or a class smaller than
+    2). Returns ``{"weights": {member: w}, "folds": k, "log_loss": {member: out-of-fold
+    log-loss, ..., "chosen": ...}, "reason": why nothing was chosen or None}``."""
+    alone = {"weights": dict(zip(MEMBERS, (1.0, 0.0, 0.0), strict=True)), "folds": 0,
+             "log_loss": {}, "reason": None}
+    k = tp.member_folds
+    counts = docs.class_counts()
+    present = counts[counts > 0]
+    if k == 0:
+        return {**alone, "reason": "member_folds is 0"}
+    if len(docs) < 2 * k or present.min() < 2 or (present >= k).sum() == 0:
+        return {**alone, "reason": f"too few documents ({len(docs)}, smallest class "
+                                   f"{int(present.min())}) for {k} member folds"}
+    inner_cfg = cfg.replace(wide_path=False)
+    itp = tp.replace(val_fraction=0.0)
+    n = len(docs)
+    oof = {m: np.zeros((n, docs.n_classes)) for m in MEMBERS}
+    splitter = stratified_splitter(k, docs.groups, seed)
+    with warnings.catch_warnings():  # a class smaller than k: sklearn warns, the split holds
+        warnings.filterwarnings("ignore", message="The least populated class",
+                                category=UserWarning)
+        splits = list(splitter.split(np.zeros(n), docs.labels, docs.groups))
+    for i, (a, b) in enumerate(splits, start=1):
+        if len(a) < 2 or len(b) == 0:
+            return {**alone, "reason": f"member fold {i} has {len(a)} training documents"}
+        part = docs.subset(a)
+        model, *_ = _train(inner_cfg, part, part.subset([]), itp, seed, None,
+                           itp.epochs_for(len(part)), desc=f"members {i}/{k}")
+        for m, p in member_probabilities(model, docs.subset(b), tp.eval_batch_size).items():
+            oof[m][b] = p
+    losses = {m: _log_loss(docs.labels, oof[m]) for m in MEMBERS}
+    best = None
+    for w in member_grid(tp.member_step, tp.member_floor):
+        mix = sum(wi * oof[m] for wi, m in zip(w, MEMBERS, strict=True))
+        score = _log_loss(docs.labels, mix)
+        if best is None or score < best[0] - 1e-12:
+            best = (score, w)
+    return {"weights": dict(zip(MEMBERS, best[1], strict=True)), "folds": k,
+            "log_loss": {**losses, "chosen": best[0]}, "reason": None}
 
 
 def _param_groups(model) -> list[dict[str, Any]]:
@@ -534,6 +638,11 @@ class _Run:
         self.loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32)
                                    ).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # gradients clipped per member: the fused network's steps do not depend on its members
+        members = getattr(self.model, "members", {})
+        own = {id(p) for mm in members.values() for p in mm.parameters()}
+        self.clip_groups = [[p for p in self.params if id(p) not in own]] + [
+            [p for p in mm.parameters() if p.requires_grad] for mm in members.values()]
         # foreach: one fused update over all parameters; the default single-tensor loop on CPU
         # costs more than the model's forward pass at the small widths used here
         self.opt = torch.optim.AdamW(_param_groups(self.model), lr=tp.lr,
@@ -586,7 +695,8 @@ class _Run:
             self.opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             if self.tp.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.params, self.tp.grad_clip)
+                for group in self.clip_groups:
+                    torch.nn.utils.clip_grad_norm_(group, self.tp.grad_clip)
             self.opt.step()
             terms = _with_diagnostics(terms, output)
             for k, v in terms.items():
