@@ -61,3 +61,16 @@ def test_the_network_alone_stands_beside_the_final_scores():
     assert network_method(pd.DataFrame({"method": ["text_logreg"], "form": [None]})) is None
     assert network_sentence({"hilbert": _m(0.6)}, None) is None
     assert "network_f1" not in headline_metrics({"hilbert": _m(0.6)})
+
+
+def test_members_sentence_gives_the_mean_weights_and_how_often_each_member_took_part():
+    from hilbert_pipeline.evaluation.report import members_sentence
+
+    fm = pd.DataFrame({"method": ["hilbert", "hilbert", "text_logreg"],
+                       "weight_fused": [1.0, 0.5, None], "weight_text": [0.0, 0.5, None],
+                       "weight_audio": [0.0, 0.0, None]})
+    s = members_sentence(fm)
+    assert "fused 0.75 (in 2 of 2 folds)" in s and "text 0.25 (in 1 of 2 folds)" in s
+    assert "audio 0.00 (in 0 of 2 folds)" in s
+    assert members_sentence(fm, "text_logreg") is None
+    assert members_sentence(fm.drop(columns="weight_text")) is None

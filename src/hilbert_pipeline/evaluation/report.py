@@ -170,6 +170,22 @@ def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
     return (f"Form of {method}'s prediction (docs/model.md): " + "; ".join(parts) + ".")
 
 
+def members_sentence(fold_metrics, method: str = "hilbert") -> str | None:
+    """One sentence: the mean weights of ``method``'s members (fused network, text member,
+    audio member) over the folds and how often each member took part; None when the method has
+    no members."""
+    cols = [f"weight_{m}" for m in ("fused", "text", "audio")]
+    if not set(cols) <= set(fold_metrics.columns):
+        return None
+    w = fold_metrics.loc[fold_metrics["method"] == method, cols].dropna()
+    if w.empty:
+        return None
+    parts = [f"{c.removeprefix('weight_')} {w[c].mean():.2f} (in {int((w[c] > 0).sum())} of "
+             f"{len(w)} folds)" for c in cols]
+    return (f"Member weights of {method} (mean over folds; chosen by inner cross-validation, "
+            f"docs/model.md \"Members\"): " + ", ".join(parts) + ".")
+
+
 def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",
                      digits: int = 4, network: str | None = None,
                      fit_seconds: float | None = None) -> dict[str, Any]:

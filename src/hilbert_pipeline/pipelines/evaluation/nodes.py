@@ -111,6 +111,7 @@ def report_node(predictions: pd.DataFrame, fold_metrics: pd.DataFrame, gate_usag
     main = "hilbert" if "hilbert" in summary else next(iter(summary))
     network = rp.network_method(fold_metrics, main)
     for sentence in (rp.form_sentence(fold_metrics, main),
+                     rp.members_sentence(fold_metrics, main),
                      rp.network_sentence(summary, network, main)):
         if sentence:
             info = f"{info}\n\n{sentence}"

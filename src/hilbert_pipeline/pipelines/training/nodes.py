@@ -58,7 +58,7 @@ def train_model_node(docs: DocumentSet, label_report: dict, settings: TrainingSe
         training_params=result.training_params.to_dict(),
         extra={"seed": settings.seed, "best_epoch": result.best_epoch,
                "best_val_macro_f1": result.best_val_macro_f1,
-               "refit_epochs": result.refit_epochs,
+               "refit_epochs": result.refit_epochs, "members": result.members,
                "train_doc_ids": result.train_doc_ids, "val_doc_ids": result.val_doc_ids,
                "params_source": settings.source,
                "contract": training_contract(segmentation or {}, label_map,
@@ -72,6 +72,7 @@ def train_model_node(docs: DocumentSet, label_report: dict, settings: TrainingSe
         "classes": label_report["class_counts"],
         "excluded": label_report["excluded"],
         "form": form,
+        "members": result.members,
         "best_epoch": result.best_epoch,
         "epochs_run": int(result.history["epoch"].max()),
         "best_val_macro_f1": result.best_val_macro_f1,
@@ -84,6 +85,9 @@ def train_model_node(docs: DocumentSet, label_report: dict, settings: TrainingSe
     }
     log.info("training done: %s; best epoch %d, inner-validation macro-F1 %s, %.1fs",
              FORMS[form], result.best_epoch, result.best_val_macro_f1, result.seconds)
+    if result.members is not None:
+        log.info("member weights (from %s-fold inner cross-validation): %s",
+                 result.members["folds"], result.members["weights"])
     note = None
     if not result.config.prediction.trains_network:
         note = ("No network trained: wide_combine='wide' predicts with the\n"
