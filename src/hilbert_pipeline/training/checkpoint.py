@@ -25,7 +25,8 @@ from hilbert_pipeline.utils import atomic_path, resolve_device
 
 FORMAT = "hilbert-checkpoint"
 #: 2: the model holds the learned InfoNCE temperature (``log_temperature`` in the state dict)
-VERSION = 3
+#: 4: the network holds unimodal members and their weights (``members.*``, ``member_weights``)
+VERSION = 4
 KEYS = ("config", "state_dict", "label_names", "encoder_meta", "training_params", "extra")
 
 
