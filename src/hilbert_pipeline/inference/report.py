@@ -99,6 +99,11 @@ def inference_html(predictions: pd.DataFrame, explanations: pd.DataFrame,
     if info.get("form"):
         out.append(f"<p>The model's prediction is {_e(info['form'])} (chosen when it was "
                    "trained; docs/model.md, wide path).</p>")
+    if info.get("members"):
+        w = ", ".join(f"{_e(m)} {float(v):.2f}" for m, v in info["members"].items())
+        out.append(f"<p>It averages the fused network and its unimodal members with the weights "
+                   f"{w} (chosen on held-out predictions when it was trained; docs/model.md, "
+                   f"unimodal members).</p>")
     out.append(_metrics_html(metrics))
     out.append(_table_html(predictions))
     for _, row in predictions.iterrows():

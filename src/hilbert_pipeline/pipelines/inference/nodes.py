@@ -91,12 +91,18 @@ def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFr
     metrics = external_metrics(iset, pred, seen)
     metrics["model_path"] = path
     metrics["model_form"] = model.model.config.prediction_form
+    if model.model.config.has_members:
+        from hilbert_pipeline.model import MEMBERS
+
+        metrics["member_weights"] = dict(zip(MEMBERS, model.model.member_weights.tolist(),
+                                             strict=True))
     metrics["corpus"] = str(Path(corpus).resolve())
     report = inference_html(table, explanations, segments,
                             segment_timeline(iset, pred, segments), metrics,
                             {"model_path": path, "corpus": metrics["corpus"],
                              "label_names": model.label_names,
-                             "form": FORMS[metrics["model_form"]]})
+                             "form": FORMS[metrics["model_form"]],
+                             "members": metrics.get("member_weights")})
     m = metrics.get("metrics")
     log.info("inference: %d document(s) predicted%s", len(iset.docs),
              (f"; macro-F1 {m['macro_f1']:.3f} on {metrics['n_scored']} labelled documents"
