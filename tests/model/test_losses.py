@@ -321,3 +321,24 @@ def test_label_smoothing_spreads_the_target_as_documented():
     torch.testing.assert_close(plain, F.cross_entropy(logits, labels))
     with pytest.raises(ValueError, match="label_smoothing"):
         ClassificationLoss(1.0, 3, label_smoothing=1.0)
+
+
+def test_members_add_their_own_terms_and_the_fused_terms_are_unchanged():
+    """With members the loss has the fused network's terms, exactly as without members, plus
+    each member's ``<m>_cls``/``<m>_lb``; ``total`` adds them all with weight 1; without labels
+    the members are not trained."""
+    cfg = tiny_config(unimodal_members=True)
+    torch.manual_seed(0)
+    model = HilbertModel(cfg).eval()
+    audio, text, am, tm = make_batch()
+    labels = torch.tensor([0, 1, 2, 0])
+    out = model(audio, text, am, tm)
+    terms = HilbertLoss(cfg)(out, labels)
+    assert {"text_cls", "text_lb", "audio_cls", "audio_lb"} <= set(terms)
+    plain = HilbertLoss(cfg.replace(unimodal_members=False))(out, labels)
+    for k, v in plain.items():
+        if k != "total":
+            torch.testing.assert_close(terms[k], v)
+    member = sum(terms[f"{m}_cls"] + cfg.lambda_lb * terms[f"{m}_lb"] for m in ("text", "audio"))
+    torch.testing.assert_close(terms["total"], plain["total"] + member)
+    assert not any(k.startswith(("text_", "audio_")) for k in HilbertLoss(cfg)(out, None))

@@ -370,3 +370,57 @@ def test_segment_head_is_a_soft_maximum_over_real_segments():
     assert torch.allclose(logits[0, 0], torch.log((torch.exp(torch.tensor(10.0)) + 4) / 5))
     assert torch.allclose(logits[1], torch.zeros(2), atol=1e-6)
     assert logits[0, 0] > 8.0  # a mean would give 2.0: one segment in five is not diluted
+
+
+# ------------------------------------------------------------------ unimodal members
+def test_members_read_their_own_modality_and_the_network_averages_them():
+    """The text member's logits move with the text and never with the audio (and the reverse);
+    the network's probabilities are the members' average with the model's weights."""
+    torch.manual_seed(0)
+    model = HilbertModel(tiny_config(unimodal_members=True)).eval()
+    audio, text, am, tm = make_batch()
+    out = model(audio, text, am, tm)
+    assert set(out.members) == {"text", "audio"}
+    torch.testing.assert_close(torch.softmax(out.head_logits, -1),
+                               torch.softmax(out.fused_logits, -1))  # weights (1, 0, 0)
+    other = model(audio + torch.randn_like(audio), text, am, tm)
+    torch.testing.assert_close(other.members["text"].head_logits, out.members["text"].head_logits)
+    assert not torch.allclose(other.members["audio"].head_logits,
+                              out.members["audio"].head_logits)
+    other = model(audio, text + torch.randn_like(text), am, tm)
+    torch.testing.assert_close(other.members["audio"].head_logits,
+                               out.members["audio"].head_logits)
+    assert not torch.allclose(other.members["text"].head_logits, out.members["text"].head_logits)
+    model.set_member_weights([0.5, 0.25, 0.25])
+    out = model(audio, text, am, tm)
+    p = (0.5 * torch.softmax(out.fused_logits, -1)
+         + 0.25 * torch.softmax(out.members["text"].head_logits, -1)
+         + 0.25 * torch.softmax(out.members["audio"].head_logits, -1))
+    torch.testing.assert_close(torch.softmax(out.logits, -1), p)
+    for bad in ([0.5, 0.5], [0.6, 0.6, -0.2], [0.5, 0.2, 0.2]):
+        with pytest.raises(ValueError, match="member weights"):
+            model.set_member_weights(bad)
+
+
+def test_members_leave_the_fused_network_as_it_would_be_without_them():
+    """Same seed: the fused network of a model with members starts with the same weights and,
+    in training mode, draws the same dropout as the model without members."""
+    torch.manual_seed(3)
+    plain = HilbertModel(tiny_config())
+    torch.manual_seed(3)
+    with_members = HilbertModel(tiny_config(unimodal_members=True))
+    state = with_members.state_dict()
+    for k, v in plain.state_dict().items():
+        torch.testing.assert_close(state[k], v)
+    audio, text, am, tm = make_batch()
+    plain.train()
+    with_members.train()
+    torch.manual_seed(5)
+    a = plain(audio, text, am, tm).logits
+    torch.manual_seed(5)
+    b = with_members(audio, text, am, tm).fused_logits
+    torch.testing.assert_close(a, b)
+    assert not hasattr(HilbertModel(tiny_config(unimodal_members=True, modalities="text")),
+                       "members")
+    assert not hasattr(HilbertModel(tiny_config(unimodal_members=True, wide_path=True,
+                                                wide_combine="residual")), "members")
