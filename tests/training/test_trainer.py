@@ -606,14 +606,14 @@ def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
 
     for m in MEMBERS:
         assert chosen["log_loss"][m] == pytest.approx(log_loss(oof[m]), rel=1e-6)
-    scores = {w: log_loss(sum(x * oof[m] for x, m in zip(w, MEMBERS))) for w in
+    scores = {w: log_loss(sum(x * oof[m] for x, m in zip(w, MEMBERS, strict=True))) for w in
               member_grid(0.25, 0.5)}
     assert chosen["log_loss"]["chosen"] == pytest.approx(min(scores.values()), rel=1e-6)
     assert scores[weights] == pytest.approx(min(scores.values()), rel=1e-6)
     # the prediction is the weighted average of the members' own probabilities
     own = member_probabilities(res.model, docs)
-    np.testing.assert_allclose(predict(res.model, docs),
-                               sum(x * own[m] for x, m in zip(weights, MEMBERS)), atol=1e-5)
+    mix = sum(x * own[m] for x, m in zip(weights, MEMBERS, strict=True))
+    np.testing.assert_allclose(predict(res.model, docs), mix, atol=1e-5)
 
 
 def test_a_modality_that_identifies_documents_is_read_through_the_other_member():
