@@ -553,6 +553,7 @@ def test_max_steps_cuts_the_epochs_of_a_large_corpus(docs):
 
 
 # ------------------------------------------------------------------ unimodal members
+MEMBER_MODEL = {**MODEL, "unimodal_members": True}
 MEMBER_OPTIM = {"epochs": 3, "batch_size": 4, "lr": 5e-3, "val_fraction": 0.0,
                 "weight_average": 0.5, "member_folds": 2}
 
@@ -562,9 +563,9 @@ def test_no_members_rows_come_from_hilberts_fused_network(docs):
     rows, and they equal the rows of a no_members evaluated on its own; hilbert's own rows
     (the members' average) differ from them, and the fold metrics record the weights."""
     folds = make_folds(docs, 3, 1, seed=0)
-    both = ev.run_evaluation(docs, folds, ["hilbert", "no_members"], MODEL, MEMBER_OPTIM,
-                             seed=0)
-    alone = ev.run_evaluation(docs, folds, ["no_members"], MODEL, MEMBER_OPTIM, seed=0)
+    both = ev.run_evaluation(docs, folds, ["hilbert", "no_members"], MEMBER_MODEL,
+                             MEMBER_OPTIM, seed=0)
+    alone = ev.run_evaluation(docs, folds, ["no_members"], MEMBER_MODEL, MEMBER_OPTIM, seed=0)
     fm = both.fold_metrics
     assert fm["method"].tolist() == ["hilbert", "no_members"] * 3
     p = both.predictions
@@ -578,6 +579,12 @@ def test_no_members_rows_come_from_hilberts_fused_network(docs):
     if (w[:, 0] < 1).any():  # some fold mixed a member in: its predictions differ
         assert not np.allclose(p.loc[p.method == "hilbert", cols].to_numpy(),
                                p.loc[p.method == "no_members", cols].to_numpy())
+    # the default (members off): the with_members ablation's fit serves hilbert's rows
+    default = ev.run_evaluation(docs, folds, ["hilbert", "with_members"], MODEL, MEMBER_OPTIM,
+                                seed=0)
+    d = default.predictions
+    np.testing.assert_allclose(d.loc[d.method == "hilbert", cols].to_numpy(),
+                               alone.predictions[cols].to_numpy(), atol=1e-6)
 
 
 def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
@@ -587,7 +594,7 @@ def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
     from hilbert_pipeline.model import MEMBERS
     from hilbert_pipeline.training.trainer import member_grid, member_probabilities
 
-    cfg = build_config(docs, MODEL)
+    cfg = build_config(docs, MEMBER_MODEL)
     optim = TrainingParams(**MEMBER_OPTIM)
     res = fit(cfg, docs, None, optim, seed=3)
     chosen = res.members
@@ -627,7 +634,7 @@ def test_a_modality_that_identifies_documents_is_read_through_the_other_member()
     audio = np.stack([voices[d] for d in feats["index"]["doc_id"]])
     audio = audio + 0.01 * rng.normal(size=audio.shape)
     docs, _ = build_document_set({**feats, "audio": audio.astype(np.float32)}, documents)
-    res = fit(build_config(docs, MODEL), docs, None,
+    res = fit(build_config(docs, MEMBER_MODEL), docs, None,
               TrainingParams(**{**MEMBER_OPTIM, "epochs": 20, "member_folds": 3}), seed=0)
     w = res.members["weights"]
     assert w["text"] > 0 and w["audio"] == 0, res.members
@@ -636,7 +643,7 @@ def test_a_modality_that_identifies_documents_is_read_through_the_other_member()
 
 def test_member_choice_falls_back_to_the_fused_network_when_documents_are_too_few(docs):
     few = docs.subset(range(5))  # 5 documents cannot make 3 folds of 2 or more
-    res = fit(build_config(docs, MODEL), few, None,
+    res = fit(build_config(docs, MEMBER_MODEL), few, None,
               TrainingParams(**{**MEMBER_OPTIM, "member_folds": 3}), seed=0)
     assert res.members["weights"] == {"fused": 1.0, "text": 0.0, "audio": 0.0}
     assert "too few documents" in res.members["reason"]

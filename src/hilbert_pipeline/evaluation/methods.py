@@ -33,8 +33,11 @@ with_wide          ablation    ``wide_path=True, wide_combine="mixture"``: the n
 no_fusion          ablation    ``segment_fusion=False, segment_head=False``
 no_segment_head    ablation    ``segment_head=False`` (the fusion tokens stay in the pool)
 no_members         ablation    ``unimodal_members=False``: the fused network alone, without
-                               its text and audio members (hilbert's own fused member: one
-                               fit serves both)
+                               its text and audio members (when hilbert has them: its own
+                               fused member, one fit serves both)
+with_members       ablation    ``unimodal_members=True``: the fused network averaged with its
+                               text and audio members, weights by inner CV (its fit also
+                               serves the default hilbert, the fused network alone)
 =================  ==========  ========================================================
 """
 
@@ -119,6 +122,9 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
     MethodSpec("no_members", "neural", "ablation",
                "the fused network alone, without its text and audio members",
                {"unimodal_members": False}),
+    MethodSpec("with_members", "neural", "ablation",
+               "the fused network averaged with its text and audio members (weights by inner "
+               "cross-validation)", {"unimodal_members": True}),
     MethodSpec("bilinear_logreg", "bilinear", "baseline",
                "pooled means + mean outer product of low-rank audio/text segment projections, "
                "logistic regression (C by inner CV)", options={"rank": 8}),

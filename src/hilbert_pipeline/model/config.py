@@ -131,7 +131,8 @@ class HilbertConfig:
         user's choice, never the default: it is a logistic regression, not HILBERT).
         ``n_experts`` (K), ``top_k`` (None = dense softmax gate), ``expert_hidden``
         (None -> 2*d).
-        ``unimodal_members`` (two modalities only): the network holds, beside the fused
+        ``unimodal_members`` (two modalities only; off by default, docs/model.md item 6 has the
+        measurements): the network holds, beside the fused
         network, a text member and an audio member (each that modality's projection, pooling
         and head, as the ``text_only``/``audio_only`` baselines), trained on their own
         classification loss in the same run with their own parameters, so that the fused
@@ -215,7 +216,7 @@ class HilbertConfig:
     label_smoothing: float = 0.2
     class_weight_power: float = 0.5
     crop_segments: int = 0
-    unimodal_members: bool = True
+    unimodal_members: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
