@@ -23,6 +23,7 @@ from hilbert_pipeline.evaluation.methods import METHODS, MethodError, resolve_me
 from hilbert_pipeline.folds import iter_folds
 from hilbert_pipeline.metrics import fold_metrics
 from hilbert_pipeline.model import HilbertConfig, PredictionForm
+from hilbert_pipeline.model.config import members_apply
 from hilbert_pipeline.training.params import route
 from hilbert_pipeline.training.trainer import torch_threads
 
@@ -78,8 +79,7 @@ def shared_fits(specs, overrides: Mapping[str, Any], model_params: Mapping[str, 
                "modalities"}
         eff.update({**dict(model_params), **dict(spec.config), **cfg_over})
         form = PredictionForm.of(eff["wide_path"], eff["wide_combine"]).name
-        members = (bool(eff["unimodal_members"]) and eff["modalities"] == "both"
-                   and form in ("deep", "mixture"))
+        members = members_apply(eff["unimodal_members"], eff["modalities"], form)
         network = {k: v for k, v in eff.items() if k not in _VARIANT_FIELDS}
         effective[spec.name] = (form, members, repr(sorted(network.items())),
                                 repr(sorted(tr_over.items())))

@@ -75,6 +75,13 @@ class PredictionForm:
                 "deep": "the trained network alone"}[self.name]
 
 
+def members_apply(unimodal_members: bool, modalities: str, form: str) -> bool:
+    """Whether ``unimodal_members`` gives a network members: two modalities, and a form whose
+    network predicts (``"deep"``, ``"mixture"``). The one rule, for configs and for raw
+    parameter dicts (``evaluate.shared_fits``)."""
+    return bool(unimodal_members) and modalities == "both" and form in ("deep", "mixture")
+
+
 class ConfigError(UserError):
     """A HilbertConfig field has a value the model cannot be built from."""
 
@@ -246,8 +253,7 @@ class HilbertConfig:
         on a two-modality model whose network predicts: not in the ``"residual"`` form, whose
         network trains through the sum with the linear member, nor the ``"wide"`` form, which
         has no trained network)."""
-        return (self.unimodal_members and self.modalities == "both"
-                and self.prediction_form in ("deep", "mixture"))
+        return members_apply(self.unimodal_members, self.modalities, self.prediction_form)
 
     def member_config(self, modality: str) -> HilbertConfig:
         """The config of the ``modality`` member: the same fields on that modality alone, no
