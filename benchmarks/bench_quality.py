@@ -196,13 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         for m, x in sorted(means.items(), key=lambda kv: -kv[1]):
             sd = summary[m]["macro_f1"]["std"]
             print(f"  {m:<14} macro-F1 {x:.3f} ± {sd:.3f}")
-        gaps[regime] = v.get("mean_diff")
-        print(f"  hilbert - best alternative ({v['best_alternative']}): {v['mean_diff']:+.3f} "
-              f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]")
+        if "mean_diff" in v:
+            gaps[regime] = v["mean_diff"]
+            print(f"  hilbert - best alternative ({v['best_alternative']}): "
+                  f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]")
         print(f"  {v['sentence']}")
         net = rp.network_method(res["fold_metrics"], "hilbert")
-        if net is not None:
-            best_lr = max(means[m] for m in LOGREGS if m in means)
+        lr_means = [means[m] for m in LOGREGS if m in means]
+        best_lr = max(lr_means) if lr_means else None
+        if net is not None and best_lr is not None:
             print(f"  network alone ({net}) {means[net]:.3f}: "
                   f"{means[net] - best_lr:+.3f} vs the best logistic regression")
             if regime in POOLED_REGIMES:
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {m}: paired vs crossed accuracy {acc:.3f} (chance 0.5)")
             pairing_gain = means["hilbert"] - means.get("concat_logreg", float("nan"))
         if regime == "long":
-            long_gain = means["hilbert"] - max(means[m] for m in LOGREGS if m in means)
+            long_gain = None if best_lr is None else means["hilbert"] - best_lr
         if regime == "both":
             uni = [means[m] for m in UNIMODAL if m in means]
             if uni:
@@ -225,13 +227,13 @@ def main(argv: list[str] | None = None) -> int:
                            "paired": res["paired"]}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))
-    worst = min(gaps, key=lambda r: gaps[r])
+    worst = min(gaps, key=lambda r: gaps[r]) if gaps else None
 
     def fmt(x: float | None) -> str:
         return "nan" if x is None else f"{x:.3f}"
 
     net_worst = min(net_gaps, key=lambda r: net_gaps[r]) if net_gaps else None
-    print(f"\nquality: worst_gap={gaps[worst]:.3f} regime={worst} "
+    print(f"\nquality: worst_gap={fmt(gaps.get(worst))} regime={worst} "
           f"interaction_gain={fmt(interaction)} pairing_gain={fmt(pairing_gain)} "
           f"long_gain={fmt(long_gain)} "
           f"network_worst_gap={fmt(net_gaps.get(net_worst) if net_worst else None)} "
