@@ -14,6 +14,7 @@ from hilbert_pipeline.evaluation import evaluate as ev
 from hilbert_pipeline.evaluation import report as rp
 from hilbert_pipeline.evaluation.methods import MethodError, resolve_methods
 from hilbert_pipeline.folds import make_folds
+from hilbert_pipeline.metrics import macro_f1
 from hilbert_pipeline.training.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -588,8 +589,9 @@ def test_no_members_rows_come_from_hilberts_fused_network(docs):
 
 
 def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
-    """The weights are those of the grid whose average has the lowest log-loss on predictions of
-    documents that the predicting network never trained on: recomputed here by hand."""
+    """The weights are those of the grid (members admitted by their out-of-fold macro-F1) whose
+    average has the lowest log-loss on predictions of documents that the predicting network
+    never trained on: recomputed here by hand."""
     from hilbert_pipeline.folds import stratified_splitter
     from hilbert_pipeline.model import MEMBERS
     from hilbert_pipeline.training.trainer import member_grid, member_probabilities
@@ -613,14 +615,48 @@ def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
 
     for m in MEMBERS:
         assert chosen["log_loss"][m] == pytest.approx(log_loss(oof[m]), rel=1e-6)
+        assert chosen["macro_f1"][m] == pytest.approx(macro_f1(docs.labels, oof[m]))
+    # a member takes weight only if its own out-of-fold macro-F1 reaches the fused network's
+    admitted = [m for m in MEMBERS[1:]
+                if macro_f1(docs.labels, oof[m]) >= macro_f1(docs.labels, oof["fused"])]
+    assert chosen["admitted"] == sorted(admitted)
+    grid = [w for w in member_grid(0.25, 0.5)
+            if all(x == 0 or m in admitted for x, m in zip(w[1:], MEMBERS[1:], strict=True))]
     scores = {w: log_loss(sum(x * oof[m] for x, m in zip(w, MEMBERS, strict=True))) for w in
-              member_grid(0.25, 0.5)}
+              grid}
     assert chosen["log_loss"]["chosen"] == pytest.approx(min(scores.values()), rel=1e-6)
     assert scores[weights] == pytest.approx(min(scores.values()), rel=1e-6)
     # the prediction is the weighted average of the members' own probabilities
     own = member_probabilities(res.model, docs)
     mix = sum(x * own[m] for x, m in zip(weights, MEMBERS, strict=True))
     np.testing.assert_allclose(predict(res.model, docs), mix, atol=1e-5)
+
+
+def test_a_member_below_the_fused_networks_macro_f1_gets_no_weight_however_it_hedges():
+    """Out of fold the fused network is right on 5 of 6 documents but confidently wrong on the
+    sixth; the text member is right on 4 (macro-F1 below the fused network's) with moderate
+    probabilities. Mixing it in lowers the log-loss, yet it is not admitted: the fused network
+    keeps all the weight. Raise the text member's macro-F1 to the fused network's and it does
+    take weight."""
+    from hilbert_pipeline.training.trainer import weights_from_oof
+
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    fused = np.array([[.9, .1]] * 3 + [[.1, .9]] * 2 + [[.99, .01]])
+    text = np.array([[.6, .4]] * 2 + [[.4, .6]] + [[.4, .6]] * 2 + [[.6, .4]])
+    audio = np.full((6, 2), .5)
+    oof = {"fused": fused, "text": text, "audio": audio}
+
+    def log_loss(p):
+        return -np.mean(np.log(p[np.arange(6), labels]))
+
+    assert log_loss(.5 * fused + .5 * text) < log_loss(fused)  # hedging pays in log-loss
+    chosen = weights_from_oof(labels, oof, 0.25, 0.5)
+    assert chosen["admitted"] == [] and chosen["weights"]["fused"] == 1.0, chosen
+    better = {**oof, "text": np.array([[.6, .4]] * 3 + [[.4, .6]] * 2 + [[.6, .4]])}
+    assert macro_f1(labels, better["text"]) >= macro_f1(labels, fused)
+    chosen = weights_from_oof(labels, better, 0.25, 0.5)
+    assert chosen["admitted"] == ["text"] and chosen["weights"]["text"] > 0, chosen
+    assert chosen["weights"]["audio"] == 0.0
 
 
 def test_a_modality_that_identifies_documents_is_read_through_the_other_member():

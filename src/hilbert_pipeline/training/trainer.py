@@ -476,14 +476,19 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
     """The weights (fused, text, audio) of a network's members, chosen from evidence about
     every member: a ``tp.member_folds``-fold stratified (grouped) cross-validation on ``docs``
     trains the whole network (its linear member left out) on each training part with the same
-    settings and seed, predicts the held-out part with every member, and the weights of
-    :func:`member_grid` whose average has the lowest out-of-fold log-loss win (a tie goes to
-    the larger fused weight). The fused network alone (1, 0, 0) when ``member_folds`` is 0 or
-    the documents are too few for the folds (fewer than 2 per fold, or a class smaller than
-    2). Returns ``{"weights": {member: w}, "folds": k, "log_loss": {member: out-of-fold
-    log-loss, ..., "chosen": ...}, "reason": why nothing was chosen or None}``."""
+    settings and seed, and predicts the held-out part with every member. A unimodal member is
+    *admitted* when its own out-of-fold macro-F1 is at least the fused network's; among the
+    weights of :func:`member_grid` that give weight to admitted members only, the one whose
+    average has the lowest out-of-fold log-loss wins (a tie goes to the larger fused weight).
+    The gate keeps the inner folds' bias from costing the fused network: trained on a part of
+    the documents it is weaker than on all of them, more so than a unimodal member, and the
+    log-loss of a mixture rewards any hedging. The fused network alone (1, 0, 0) when
+    ``member_folds`` is 0 or the documents are too few for the folds (fewer than 2 per fold,
+    or a class smaller than 2). Returns ``{"weights": {member: w}, "folds": k, "log_loss":
+    {member: out-of-fold log-loss, ..., "chosen": ...}, "macro_f1": {member: out-of-fold
+    macro-F1}, "admitted": [members], "reason": why nothing was chosen or None}``."""
     alone = {"weights": dict(zip(MEMBERS, (1.0, 0.0, 0.0), strict=True)), "folds": 0,
-             "log_loss": {}, "reason": None}
+             "log_loss": {}, "macro_f1": {}, "admitted": [], "reason": None}
     k = tp.member_folds
     counts = docs.class_counts()
     present = counts[counts > 0]
@@ -509,15 +514,32 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
                            itp.epochs_for(len(part)), desc=f"members {i}/{k}")
         for m, p in member_probabilities(model, docs.subset(b), tp.eval_batch_size).items():
             oof[m][b] = p
-    losses = {m: _log_loss(docs.labels, oof[m]) for m in MEMBERS}
+    return {**weights_from_oof(docs.labels, oof, tp.member_step, tp.member_floor), "folds": k,
+            "reason": None}
+
+
+def weights_from_oof(labels: np.ndarray, oof: dict[str, np.ndarray], step: float,
+                     floor: float) -> dict[str, Any]:
+    """The members' weights from their out-of-fold probabilities ``oof`` ({member: (D, C)}):
+    the rule of :func:`choose_member_weights` (a unimodal member is admitted when its macro-F1
+    is at least the fused network's; the lowest log-loss over the grid weights that give
+    weight to admitted members only; a tie to the larger fused weight)."""
+    losses = {m: _log_loss(labels, oof[m]) for m in MEMBERS}
+    f1 = {m: macro_f1(labels, oof[m]) for m in MEMBERS}
+    # a member may take weight only where, out of fold, it alone scores at least the fused
+    # network's macro-F1: the held-out documents then say that the other modality adds nothing
+    admitted = {m for m in MEMBERS[1:] if f1[m] >= f1[MEMBERS[0]]}
     best = None
-    for w in member_grid(tp.member_step, tp.member_floor):
+    for w in member_grid(step, floor):
+        if any(wi > 0 and m not in admitted for wi, m in zip(w[1:], MEMBERS[1:], strict=True)):
+            continue
         mix = sum(wi * oof[m] for wi, m in zip(w, MEMBERS, strict=True))
-        score = _log_loss(docs.labels, mix)
+        score = _log_loss(labels, mix)
         if best is None or score < best[0] - 1e-12:
             best = (score, w)
-    return {"weights": dict(zip(MEMBERS, best[1], strict=True)), "folds": k,
-            "log_loss": {**losses, "chosen": best[0]}, "reason": None}
+    return {"weights": dict(zip(MEMBERS, best[1], strict=True)),
+            "log_loss": {**losses, "chosen": best[0]}, "macro_f1": f1,
+            "admitted": sorted(admitted)}
 
 
 def _param_groups(model) -> list[dict[str, Any]]:
