@@ -594,7 +594,7 @@ def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
     never trained on: recomputed here by hand."""
     from hilbert_pipeline.folds import stratified_splitter
     from hilbert_pipeline.model import MEMBERS
-    from hilbert_pipeline.training.trainer import member_grid, member_probabilities
+    from hilbert_pipeline.training.trainer import _train, member_grid, member_probabilities
 
     cfg = build_config(docs, MEMBER_MODEL)
     optim = TrainingParams(**MEMBER_OPTIM)
@@ -606,7 +606,8 @@ def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
     np.testing.assert_allclose(res.model.member_weights.numpy(), weights)
     oof = {m: np.zeros((len(docs), docs.n_classes)) for m in MEMBERS}
     for a, b in stratified_splitter(2, None, 3).split(np.zeros(len(docs)), docs.labels):
-        part = fit(cfg, docs.subset(a), None, optim.replace(member_folds=0), seed=3).model
+        sub = docs.subset(a)  # the whole network, members trained, on the other fold only
+        part = _train(cfg, sub, sub.subset([]), optim, 3, None, optim.epochs_for(len(sub)))[0]
         for m, p in member_probabilities(part, docs.subset(b)).items():
             oof[m][b] = p
 
@@ -674,6 +675,7 @@ def test_a_modality_that_identifies_documents_is_read_through_the_other_member()
               TrainingParams(**{**MEMBER_OPTIM, "epochs": 20, "member_folds": 3}), seed=0)
     w = res.members["weights"]
     assert w["text"] > 0 and w["audio"] == 0, res.members
+    assert res.members["trained"] is True and "train_text_cls" in res.history.columns
     assert res.members["log_loss"]["text"] < res.members["log_loss"]["audio"]
 
 
@@ -684,6 +686,12 @@ def test_member_choice_falls_back_to_the_fused_network_when_documents_are_too_fe
     assert res.members["weights"] == {"fused": 1.0, "text": 0.0, "audio": 0.0}
     assert "too few documents" in res.members["reason"]
     np.testing.assert_allclose(res.model.member_weights.numpy(), [1.0, 0.0, 0.0])
+    # members without weight are not trained; the prediction is the fused network's own
+    assert res.members["trained"] is False
+    assert "train_text_cls" not in res.history.columns
+    alone = fit(build_config(docs, {**MEMBER_MODEL, "unimodal_members": False}), few, None,
+                TrainingParams(**{**MEMBER_OPTIM, "member_folds": 3}), seed=0)
+    np.testing.assert_allclose(predict(res.model, docs), predict(alone.model, docs), atol=1e-6)
     with pytest.raises(TrainingError, match="member_folds"):
         TrainingParams(member_folds=1)
     with pytest.raises(TrainingError, match="member_step"):

@@ -420,28 +420,47 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
                          val_doc_ids=[], label_names=list(all_docs.label_names),
                          training_params=tp, seconds=time.perf_counter() - t0)
     with torch_threads(tp.num_threads):
+        fitted_on = all_docs if refit else train_docs
+        members = choose_member_weights(cfg, fitted_on, tp, seed) if cfg.has_members else None
+        # unimodal members that took no weight are not trained: the fused network trains
+        # exactly as without them, so the prediction is the same and their cost is saved
+        train_cfg = cfg
+        if members is not None and not any(members["weights"][m] for m in MEMBERS[1:]):
+            train_cfg = cfg.replace(unimodal_members=False)
         # a mixture's deep member is selected on its own logits: the wide path of a run that
         # the refit replaces is never used, and its inner-CV search is skipped
-        run = _train(cfg, train_docs, val_docs, tp, seed, on_epoch_end,
+        run = _train(train_cfg, train_docs, val_docs, tp, seed, on_epoch_end,
                      tp.epochs_for(len(train_docs)),
                      fit_wide=not (refit and cfg.prediction.network_on_its_own), monitor_docs=monitor_docs)
         model, history, best_epoch, best_f1 = run
         refit_epochs = None
         if refit:
             refit_epochs = best_epoch
-            model, _, _, _ = _train(cfg, all_docs, all_docs.subset([]), tp, seed, None,
+            model, _, _, _ = _train(train_cfg, all_docs, all_docs.subset([]), tp, seed, None,
                                     refit_epochs, desc="refit")
-        fitted_on = all_docs if refit else train_docs
-        members = None
-        if cfg.has_members:
-            members = choose_member_weights(cfg, fitted_on, tp, seed)
+        if members is not None:
+            if train_cfg is not cfg:
+                model = _with_members(cfg, model)
             model.set_member_weights([members["weights"][m] for m in MEMBERS])
+            members = {**members, "trained": train_cfg is cfg}
     return FitResult(model=model, config=cfg, history=history, best_epoch=best_epoch,
                      best_val_macro_f1=best_f1,
                      train_doc_ids=list(fitted_on.doc_ids),
                      val_doc_ids=list(val_docs.doc_ids), label_names=list(all_docs.label_names),
                      training_params=tp, seconds=time.perf_counter() - t0,
                      refit_epochs=refit_epochs, members=members)
+
+
+def _with_members(cfg: HilbertConfig, fused: HilbertModel) -> HilbertModel:
+    """A network with members (``cfg``) holding the trained fused network ``fused``; its
+    unimodal members stay as initialised (they are given weight 0)."""
+    model = HilbertModel(cfg)
+    missing, unexpected = model.load_state_dict(fused.state_dict(), strict=False)
+    if unexpected or any(not (k.startswith("members.") or k == "member_weights")
+                         for k in missing):
+        raise TrainingError(f"cannot add members to the fused network: missing {missing}, "
+                            f"unexpected {unexpected}")
+    return model.to(next(fused.parameters()).device).train(fused.training)
 
 
 def member_grid(step: float, floor: float) -> list[tuple[float, ...]]:
