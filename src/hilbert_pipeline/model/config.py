@@ -223,7 +223,7 @@ class HilbertConfig:
     label_smoothing: float = 0.2
     class_weight_power: float = 0.5
     crop_segments: int = 0
-    unimodal_members: bool = True
+    unimodal_members: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

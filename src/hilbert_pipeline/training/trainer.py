@@ -114,7 +114,7 @@ class TrainingParams:
     weight_average: float = 0.5
     pretrain_epochs: int = 0
     max_steps: int | None = 2500
-    member_folds: int = 2
+    member_folds: int = 3
     member_floor: float = 0.5
     member_step: float = 0.25
 
