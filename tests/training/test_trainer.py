@@ -580,8 +580,9 @@ def test_no_members_rows_come_from_hilberts_fused_network(docs):
     if (w[:, 0] < 1).any():  # some fold mixed a member in: its predictions differ
         assert not np.allclose(p.loc[p.method == "hilbert", cols].to_numpy(),
                                p.loc[p.method == "no_members", cols].to_numpy())
-    # the default (members off): the with_members ablation's fit serves hilbert's rows
-    default = ev.run_evaluation(docs, folds, ["hilbert", "with_members"], MODEL, MEMBER_OPTIM,
+    # members off: the with_members ablation's fit serves hilbert's rows
+    off = {**MODEL, "unimodal_members": False}
+    default = ev.run_evaluation(docs, folds, ["hilbert", "with_members"], off, MEMBER_OPTIM,
                                 seed=0)
     d = default.predictions
     np.testing.assert_allclose(d.loc[d.method == "hilbert", cols].to_numpy(),
@@ -696,3 +697,27 @@ def test_member_choice_falls_back_to_the_fused_network_when_documents_are_too_fe
         TrainingParams(member_folds=1)
     with pytest.raises(TrainingError, match="member_step"):
         TrainingParams(member_step=0.3)
+
+
+def test_no_inner_cv_above_member_max_docs_the_fused_network_predicts(docs):
+    """More training documents than ``member_max_docs``: no inner cross-validation, the fused
+    network alone, trained exactly as without members; at the limit the choice runs."""
+    optim = {**MEMBER_OPTIM, "member_folds": 2}
+    over = fit(build_config(docs, MEMBER_MODEL), docs, None,
+               TrainingParams(**optim, member_max_docs=len(docs) - 1), seed=0)
+    assert over.members["weights"] == {"fused": 1.0, "text": 0.0, "audio": 0.0}
+    assert over.members["folds"] == 0 and over.members["log_loss"] == {}
+    assert f"{len(docs)} training documents, more than member_max_docs" in \
+        over.members["reason"]
+    assert over.members["trained"] is False
+    alone = fit(build_config(docs, {**MEMBER_MODEL, "unimodal_members": False}), docs, None,
+                TrainingParams(**optim), seed=0)
+    np.testing.assert_allclose(predict(over.model, docs), predict(alone.model, docs), atol=1e-6)
+    at = fit(build_config(docs, MEMBER_MODEL), docs, None,
+             TrainingParams(**optim, member_max_docs=len(docs)), seed=0)
+    assert at.members["reason"] is None and at.members["folds"] == 2
+    assert set(at.members["macro_f1"]) == {"fused", "text", "audio"}
+    for bad in (1, 2.5, True, "100"):
+        with pytest.raises(TrainingError, match="member_max_docs"):
+            TrainingParams(member_max_docs=bad)
+    assert TrainingParams(member_max_docs=None).member_max_docs is None

@@ -36,8 +36,8 @@ no_members         ablation    ``unimodal_members=False``: the fused network alo
                                its text and audio members (when hilbert has them: its own
                                fused member, one fit serves both)
 with_members       ablation    ``unimodal_members=True``: the fused network averaged with its
-                               text and audio members, weights by inner CV (its fit also
-                               serves the default hilbert, the fused network alone)
+                               text and audio members, weights by inner CV (the default
+                               hilbert; an ablation when hilbert is set to have no members)
 =================  ==========  ========================================================
 """
 

@@ -138,7 +138,7 @@ class HilbertConfig:
         user's choice, never the default: it is a logistic regression, not HILBERT).
         ``n_experts`` (K), ``top_k`` (None = dense softmax gate), ``expert_hidden``
         (None -> 2*d).
-        ``unimodal_members`` (two modalities only; off by default, docs/model.md item 6 has the
+        ``unimodal_members`` (two modalities only; on by default, docs/model.md item 6 has the
         measurements): the network holds, beside the fused
         network, a text member and an audio member (each that modality's projection, pooling
         and head, as the ``text_only``/``audio_only`` baselines), trained on their own
@@ -146,7 +146,8 @@ class HilbertConfig:
         network trains exactly as without them. The network's prediction averages the three
         members' class probabilities with the weights in the model's ``member_weights`` buffer
         (fused, text, audio), which the trainer chooses from inner cross-validation predictions
-        of all three (``TrainingParams.member_folds``; docs/model.md "Members"). A modality
+        of all three (``TrainingParams.member_folds``; docs/model.md item 6); until then the
+        weights are (1, 0, 0), the fused network alone. A modality
         whose signal is spurious on the training documents (a voice that identifies each
         document) is then read through the other member instead of being memorised. Not in the
         ``"residual"`` and ``"wide"`` forms (below).
@@ -223,7 +224,7 @@ class HilbertConfig:
     label_smoothing: float = 0.2
     class_weight_power: float = 0.5
     crop_segments: int = 0
-    unimodal_members: bool = False
+    unimodal_members: bool = True
 
     def __post_init__(self) -> None:
         self.validate()

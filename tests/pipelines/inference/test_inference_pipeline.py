@@ -138,9 +138,14 @@ def test_unseen_documents_are_predicted_flagged_and_explained(trained):
     form = ck.model.config.prediction_form
     assert m["model_form"] == form == "deep"
     assert f"The model's prediction is {FORMS[form]}" in html
-    # the default network has no unimodal members: no member weights are reported
-    assert not ck.model.config.has_members and "member_weights" not in m
-    assert "unimodal members" not in html
+    # the default network has unimodal members: their weights are reported
+    assert ck.model.config.has_members
+    w = m["member_weights"]
+    assert set(w) == {"fused", "text", "audio"} and sum(w.values()) == pytest.approx(1.0)
+    assert w["fused"] >= 0.5 and "unimodal members" in html
+    alone = w["text"] == w["audio"] == 0
+    assert ("The fused network predicts alone" in html) == alone
+    assert ("It averages the fused network and its unimodal members" in html) == (not alone)
 
 
 def test_training_documents_get_the_in_process_predictions(trained):
