@@ -100,7 +100,10 @@ def inference_html(predictions: pd.DataFrame, explanations: pd.DataFrame,
         out.append(f"<p>The model's prediction is {_e(info['form'])} (chosen when it was "
                    "trained; docs/model.md, wide path).</p>")
     members = info.get("members")
-    if members and not any(float(v) for m, v in members.items() if m != "fused"):
+    if members and info.get("member_reason"):
+        out.append(f"<p>The fused network predicts alone: its unimodal members took no weight "
+                   f"({_e(info['member_reason'])}; docs/model.md, unimodal members).</p>")
+    elif members and not any(float(v) for m, v in members.items() if m != "fused"):
         out.append("<p>The fused network predicts alone: its unimodal members took no weight "
                    "(on held-out predictions when it was trained, neither reached the fused "
                    "network's macro-F1; docs/model.md, unimodal members).</p>")

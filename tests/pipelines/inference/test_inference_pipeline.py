@@ -145,6 +145,7 @@ def test_unseen_documents_are_predicted_flagged_and_explained(trained):
     assert w["fused"] >= 0.5 and "unimodal members" in html
     alone = w["text"] == w["audio"] == 0
     assert ("The fused network predicts alone" in html) == alone
+    assert m["member_reason"] == ck.extra["members"]["reason"]
     assert ("It averages the fused network and its unimodal members" in html) == (not alone)
 
 

@@ -96,13 +96,16 @@ def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFr
 
         metrics["member_weights"] = dict(zip(MEMBERS, model.model.member_weights.tolist(),
                                              strict=True))
+        # why the fused network predicts alone, when no inner cross-validation chose
+        metrics["member_reason"] = (model.extra.get("members") or {}).get("reason")
     metrics["corpus"] = str(Path(corpus).resolve())
     report = inference_html(table, explanations, segments,
                             segment_timeline(iset, pred, segments), metrics,
                             {"model_path": path, "corpus": metrics["corpus"],
                              "label_names": model.label_names,
                              "form": FORMS[metrics["model_form"]],
-                             "members": metrics.get("member_weights")})
+                             "members": metrics.get("member_weights"),
+                             "member_reason": metrics.get("member_reason")})
     m = metrics.get("metrics")
     log.info("inference: %d document(s) predicted%s", len(iset.docs),
              (f"; macro-F1 {m['macro_f1']:.3f} on {metrics['n_scored']} labelled documents"

@@ -85,7 +85,10 @@ def train_model_node(docs: DocumentSet, label_report: dict, settings: TrainingSe
     }
     log.info("training done: %s; best epoch %d, inner-validation macro-F1 %s, %.1fs",
              FORMS[form], result.best_epoch, result.best_val_macro_f1, result.seconds)
-    if result.members is not None:
+    if result.members is not None and result.members.get("reason"):
+        log.info("member weights %s: no inner cross-validation (%s)",
+                 result.members["weights"], result.members["reason"])
+    elif result.members is not None:
         log.info("member weights (from %s-fold inner cross-validation): %s",
                  result.members["folds"], result.members["weights"])
     note = None
