@@ -15,7 +15,7 @@ def _html(members, reason=None) -> str:
 
 def test_the_report_says_why_the_fused_network_predicts_alone():
     alone = {"fused": 1.0, "text": 0.0, "audio": 0.0}
-    reason = "200 training documents, more than member_max_docs (150): the fused network alone"
+    reason = "200 training documents, more than member_max_docs (150)"
     html = _html(alone, reason)
     assert "The fused network predicts alone" in html and reason in html
     assert "neither reached" not in html

@@ -525,7 +525,7 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
         return {**alone, "reason": "member_folds is 0"}
     if tp.member_max_docs is not None and len(docs) > tp.member_max_docs:
         return {**alone, "reason": f"{len(docs)} training documents, more than member_max_docs "
-                                   f"({tp.member_max_docs}): the fused network alone"}
+                                   f"({tp.member_max_docs})"}
     if len(docs) < 2 * k or present.min() < 2 or (present >= k).sum() == 0:
         return {**alone, "reason": f"too few documents ({len(docs)}, smallest class "
                                    f"{int(present.min())}) for {k} member folds"}
