@@ -99,14 +99,12 @@ def inference_html(predictions: pd.DataFrame, explanations: pd.DataFrame,
     if info.get("form"):
         out.append(f"<p>The model's prediction is {_e(info['form'])} (chosen when it was "
                    "trained; docs/model.md, wide path).</p>")
-    members = info.get("members")
-    if members and info.get("member_reason"):
+    members, reason = info.get("members"), info.get("member_reason")
+    if members and (reason or not any(float(v) for m, v in members.items() if m != "fused")):
+        why = (_e(reason) if reason else "on held-out predictions when it was trained, neither "
+               "reached the fused network's macro-F1")
         out.append(f"<p>The fused network predicts alone: its unimodal members took no weight "
-                   f"({_e(info['member_reason'])}; docs/model.md, unimodal members).</p>")
-    elif members and not any(float(v) for m, v in members.items() if m != "fused"):
-        out.append("<p>The fused network predicts alone: its unimodal members took no weight "
-                   "(on held-out predictions when it was trained, neither reached the fused "
-                   "network's macro-F1; docs/model.md, unimodal members).</p>")
+                   f"({why}; docs/model.md, unimodal members).</p>")
     elif members:
         w = ", ".join(f"{_e(m)} {float(v):.2f}" for m, v in members.items())
         out.append(f"<p>It averages the fused network and its unimodal members with the weights "

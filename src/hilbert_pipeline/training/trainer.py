@@ -56,6 +56,11 @@ class TrainingError(UserError):
     """Training parameters or data cannot be trained on."""
 
 
+def _int_at_least(v: Any, lo: int) -> bool:
+    """``v`` is an integer (not a bool) of at least ``lo``."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
 @dataclass
 class TrainingParams:
     """Optimisation settings (model hyper-parameters live in ``HilbertConfig``).
@@ -127,7 +132,7 @@ class TrainingParams:
     def __post_init__(self) -> None:
         errs = []
         mf = self.member_folds
-        if not isinstance(mf, int) or isinstance(mf, bool) or mf < 0 or mf == 1:
+        if not _int_at_least(mf, 0) or mf == 1:
             errs.append(f"member_folds must be 0 (no choice) or an integer >= 2, got {mf!r}")
         for name, lo_open in (("member_floor", False), ("member_step", True)):
             v = getattr(self, name)
@@ -138,20 +143,16 @@ class TrainingParams:
         if not errs and abs(round(1 / self.member_step) * self.member_step - 1) > 1e-9:
             errs.append(f"member_step must divide 1 (0.5, 0.25, 0.2, ...), got "
                         f"{self.member_step!r}")
-        md = self.member_max_docs
-        if md is not None and (not isinstance(md, int) or isinstance(md, bool) or md < 2):
-            errs.append(f"member_max_docs must be an integer >= 2 or null, got {md!r}")
-        ms = self.max_steps
-        if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool) or ms < 1):
-            errs.append(f"max_steps must be an integer >= 1 or null, got {ms!r}")
-        if not isinstance(self.pretrain_epochs, int) or isinstance(self.pretrain_epochs, bool) \
-                or self.pretrain_epochs < 0:
+        for name, lo in (("member_max_docs", 2), ("max_steps", 1)):  # None: no limit
+            v = getattr(self, name)
+            if v is not None and not _int_at_least(v, lo):
+                errs.append(f"{name} must be an integer >= {lo} or null, got {v!r}")
+        if not _int_at_least(self.pretrain_epochs, 0):
             errs.append(f"pretrain_epochs must be an integer >= 0, got {self.pretrain_epochs!r}")
         if self.num_threads is not None and (not isinstance(self.num_threads, int)
                                              or self.num_threads < 1):
             errs.append(f"num_threads must be an integer >= 1 or null, got {self.num_threads!r}")
-        if not isinstance(self.aux_warmup_epochs, int) or isinstance(self.aux_warmup_epochs, bool) \
-                or self.aux_warmup_epochs < 0:
+        if not _int_at_least(self.aux_warmup_epochs, 0):
             errs.append(f"aux_warmup_epochs must be an integer >= 0, got {self.aux_warmup_epochs!r}")
         wa = self.weight_average
         if not isinstance(wa, int | float) or isinstance(wa, bool) or not 0 <= wa <= 1:
@@ -164,7 +165,7 @@ class TrainingParams:
             errs.append(f"refit must be a bool, got {self.refit!r}")
         for name in ("epochs", "batch_size", "patience", "min_epochs", "eval_batch_size"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if not _int_at_least(v, 1):
                 errs.append(f"{name} must be an integer >= 1, got {v!r}")
         if isinstance(self.batch_size, int) and self.batch_size < 2:
             errs.append("batch_size must be >= 2 (the contrastive losses need negatives)")
