@@ -634,6 +634,29 @@ def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
     np.testing.assert_allclose(predict(res.model, docs), mix, atol=1e-5)
 
 
+def test_member_probabilities_are_each_members_own_prediction_from_one_pass(docs):
+    """Each member's probabilities equal the network's prediction with all the weight on that
+    member, in one pass that leaves the model's member weights as they were (also with
+    multi-crop prediction); a network without members is refused."""
+    from hilbert_pipeline.model import MEMBERS
+    from hilbert_pipeline.training.trainer import member_probabilities
+
+    for extra in ({}, {"crop_segments": 3}):
+        cfg = build_config(docs, {**MEMBER_MODEL, **extra})
+        res = fit(cfg, docs, None, TrainingParams(**{**MEMBER_OPTIM, "member_folds": 0}), seed=5)
+        model = res.model
+        model.set_member_weights([0.5, 0.25, 0.25])
+        own = member_probabilities(model, docs, batch_size=7)
+        np.testing.assert_array_equal(model.member_weights.numpy(), [0.5, 0.25, 0.25])
+        for i, m in enumerate(MEMBERS):
+            model.set_member_weights(np.eye(len(MEMBERS))[i])
+            np.testing.assert_allclose(own[m], predict(model, docs, member=True), atol=1e-6)
+        assert not np.allclose(own["text"], own["fused"], atol=1e-3)
+    with pytest.raises(ValueError, match="unimodal_members"):
+        member_probabilities(fit(build_config(docs, {**MODEL, "unimodal_members": False}), docs, None,
+                                 TrainingParams(**MEMBER_OPTIM), seed=5).model, docs)
+
+
 def test_a_member_below_the_fused_networks_macro_f1_gets_no_weight_however_it_hedges():
     """Out of fold the fused network is right on 5 of 6 documents but confidently wrong on the
     sixth; the text member is right on 4 (macro-F1 below the fused network's) with moderate

@@ -326,33 +326,35 @@ def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None =
     """Class probabilities ``(D, C)`` (float64) in ``docs`` order; with ``return_gate`` also the
     per-document MoE gate weights ``(D, K)``. ``member``: the network's own probabilities
     (before a linear member is combined with them)."""
+
+    def pick(out) -> dict[str, np.ndarray]:
+        return {"proba": softmax(out, head=member), "gate": out.gate.float().cpu().numpy()}
+
+    res = _collect(model, docs, batch_size, device, pick)
+    return (res["proba"], res["gate"]) if return_gate else res["proba"]
+
+
+def _collect(model, docs: DocumentSet, batch_size: int, device: str | None,
+             pick: Callable[[Any], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One eval-mode pass over ``docs``: the arrays ``pick(output)`` takes from each batch's
+    output, per document in ``docs`` order (float64). With ``crop_segments`` and a document
+    longer than the crop, multi-crop prediction: each document's mean over its
+    :func:`crop_windows`."""
     crop = int(getattr(model.config, "crop_segments", 0) or 0)
+    items = None
     if crop and any(a.shape[0] > crop for a in docs.audio):
-        return _predict_crops(model, docs, crop, batch_size, device, return_gate, member)
-    probs, gates = [], []
-    for _, _, out in eval_batches(model, docs, batch_size, device):
-        probs.append(softmax(out, head=member))
-        gates.append(out.gate.float().cpu().numpy())
-    p = np.concatenate(probs).astype(np.float64)
-    return (p, np.concatenate(gates).astype(np.float64)) if return_gate else p
-
-
-def _predict_crops(model, docs: DocumentSet, crop: int, batch_size: int, device, return_gate,
-                   member):
-    """Multi-crop prediction (``crop_segments``): per document, the mean of the probabilities
-    (and gate weights) of its :func:`crop_windows`."""
-    items = [(i, w) for i in range(len(docs)) for w in crop_windows(docs.audio[i].shape[0], crop)]
-    probs, gates = [], []
+        items = [(i, w) for i in range(len(docs))
+                 for w in crop_windows(docs.audio[i].shape[0], crop)]
+    parts: dict[str, list[np.ndarray]] = {}
     for _, _, out in eval_batches(model, docs, batch_size, device, items):
-        probs.append(softmax(out, head=member))
-        gates.append(out.gate.float().cpu().numpy())
+        for name, arr in pick(out).items():
+            parts.setdefault(name, []).append(arr)
+    res = {name: np.concatenate(arrs).astype(np.float64) for name, arrs in parts.items()}
+    if items is None:
+        return res
     owner = np.array([i for i, _ in items])
-    p_all, g_all = np.concatenate(probs).astype(np.float64), np.concatenate(gates)
-    p = np.stack([p_all[owner == i].mean(axis=0) for i in range(len(docs))])
-    if not return_gate:
-        return p
-    return p, np.stack([g_all[owner == i].mean(axis=0) for i in range(len(docs))]
-                       ).astype(np.float64)
+    return {name: np.stack([arr[owner == i].mean(axis=0) for i in range(len(docs))])
+            for name, arr in res.items()}
 
 
 def _with_diagnostics(terms: dict, output) -> dict:
@@ -487,17 +489,18 @@ def _log_loss(labels: np.ndarray, proba: np.ndarray) -> float:
 
 def member_probabilities(model, docs: DocumentSet, batch_size: int = 64,
                          device: str | None = None) -> dict[str, np.ndarray]:
-    """Each member's own class probabilities ``{"fused", "text", "audio": (D, C)}`` (the
-    model's member weights are restored afterwards)."""
-    saved = model.member_weights.clone()
-    out = {}
-    try:
-        for i, m in enumerate(MEMBERS):
-            model.set_member_weights(np.eye(len(MEMBERS))[i])
-            out[m] = predict(model, docs, batch_size, device, member=True)
-    finally:
-        model.member_weights.copy_(saved)
-    return out
+    """Each member's own class probabilities ``{"fused", "text", "audio": (D, C)}`` of a network
+    with unimodal members, from one pass: the fused network's logits and each unimodal
+    member's (whatever the model's member weights)."""
+    if not model.config.has_members:
+        raise ValueError("member_probabilities needs a model with unimodal_members")
+
+    def pick(out) -> dict[str, np.ndarray]:
+        logits = {MEMBERS[0]: out.fused_logits,
+                  **{m: out.members[m].head_logits for m in MEMBERS[1:]}}
+        return {m: torch.softmax(x.float(), dim=-1).cpu().numpy() for m, x in logits.items()}
+
+    return _collect(model, docs, batch_size, device, pick)
 
 
 def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingParams,
