@@ -402,6 +402,18 @@ def test_members_read_their_own_modality_and_the_network_averages_them():
             model.set_member_weights(bad)
 
 
+def test_log_average_probability_is_the_log_of_the_weighted_mean_of_probabilities():
+    """The one formula behind the members' average and the linear member's mixture."""
+    from hilbert_pipeline.model.model import log_average_probability
+
+    torch.manual_seed(0)
+    a, b = torch.randn(3, 4), torch.randn(3, 4) * 5
+    got = log_average_probability([a, b], torch.tensor([0.25, 0.75]))
+    torch.testing.assert_close(got.exp(), 0.25 * a.softmax(-1) + 0.75 * b.softmax(-1))
+    alone = log_average_probability([a, b], torch.tensor([1.0, 0.0]))  # weight 0: left out
+    torch.testing.assert_close(alone, a.log_softmax(-1), rtol=0, atol=0)
+
+
 def test_members_leave_the_fused_network_as_it_would_be_without_them():
     """Same seed: the fused network of a model with members starts with the same weights and,
     in training mode, draws the same dropout as the model without members."""

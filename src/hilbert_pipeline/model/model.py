@@ -70,6 +70,14 @@ class HilbertOutput:
 MEMBERS = ("fused", "text", "audio")
 
 
+def log_average_probability(logits: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    """``log Σ_k w_k softmax(logits_k)``: the log of a weighted average of class probabilities
+    (the members' average, and the linear member's mixture), computed in log space; a weight
+    of 0 leaves its term out exactly."""
+    logp = torch.stack([torch.log_softmax(x, dim=-1) for x in logits])
+    return torch.logsumexp(logp + torch.log(weights.to(logp.dtype))[:, None, None], dim=0)
+
+
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     w = mask.to(x.dtype)
     return (x * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True).clamp_min(1.0)
@@ -349,17 +357,16 @@ class HilbertModel(nn.Module):
             head_logits = head_logits + seg_logits
         fused_logits = head_logits
         if members:  # log of the members' weighted average probability
-            logp = torch.stack([torch.log_softmax(x, dim=-1) for x in
-                                (fused_logits, *(members[m].head_logits for m in MEMBERS[1:]))])
-            w = self.member_weights.to(logp.dtype)[:, None, None]
-            head_logits = torch.logsumexp(logp + torch.log(w), dim=0)
+            head_logits = log_average_probability(
+                [fused_logits, *(members[m].head_logits for m in MEMBERS[1:])],
+                self.member_weights)
         logits = head_logits
         form = c.prediction
         if form.linear_member:
             wide = self._wide_logits(feats, masks)
-            if form.averages_members:  # log of the members' average probability
-                logits = torch.logaddexp(torch.log_softmax(head_logits, dim=-1),
-                                         torch.log_softmax(wide, dim=-1)) - math.log(2.0)
+            if form.averages_members:  # log of the network's and the linear member's average
+                logits = log_average_probability([head_logits, wide],
+                                                 head_logits.new_full((2,), 0.5))
             elif not form.trains_network:
                 logits = wide
             else:
