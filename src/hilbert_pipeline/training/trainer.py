@@ -318,7 +318,13 @@ def softmax(out, head: bool = False) -> np.ndarray:
     """Class probabilities of a forward output (with ``head``: of the deep head's own logits),
     float32 on the CPU."""
 
-    return torch.softmax((out.head_logits if head else out.logits).float(), dim=-1).cpu().numpy()
+    return probabilities(out.head_logits if head else out.logits)
+
+
+def probabilities(logits: torch.Tensor) -> np.ndarray:
+    """Class probabilities of logits ``(B, C)``, float32 on the CPU."""
+
+    return torch.softmax(logits.float(), dim=-1).cpu().numpy()
 
 
 def predict(model, docs: DocumentSet, batch_size: int = 64, device: str | None = None,
@@ -498,7 +504,7 @@ def member_probabilities(model, docs: DocumentSet, batch_size: int = 64,
     def pick(out) -> dict[str, np.ndarray]:
         logits = {MEMBERS[0]: out.fused_logits,
                   **{m: out.members[m].head_logits for m in MEMBERS[1:]}}
-        return {m: torch.softmax(x.float(), dim=-1).cpu().numpy() for m, x in logits.items()}
+        return {m: probabilities(x) for m, x in logits.items()}
 
     return _collect(model, docs, batch_size, device, pick)
 
