@@ -23,6 +23,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     A crash (or exception) while writing leaves the previous file untouched and removes the
     temporary one, so a good artifact is never replaced by a half-written one.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it: those of the file
+    it replaces, else ``0o666`` less the process umask. (``mkstemp`` creates its file ``0o600``;
+    kept as it is, every artifact would be unreadable to the rest of a lab group or to Dask
+    workers running as another user.)
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,10 +36,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _mode_for(path))
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _mode_for(path: Path) -> int:
+    """Permission bits for a new version of ``path``: the old file's, else 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)  # the only portable way to read it; set straight back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def json_text(obj: Any) -> str:
