@@ -26,6 +26,8 @@ def audio_info(path: str | Path) -> tuple[float, int, int]:
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes; an interrupted copy or download?)")
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError

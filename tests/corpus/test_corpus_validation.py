@@ -151,3 +151,20 @@ def test_unreadable_audio_does_not_hide_the_transcripts_own_timing_faults(corpus
     res = validate_corpus(c)
     kinds = sorted(p["kind"] for p in res.report["problems"] if p.get("row") == 5)
     assert kinds == ["audio_unreadable", "cue_overlap"]
+
+
+def test_a_zero_byte_recording_says_so_and_the_error_says_once_what_to_do(corpus, tmp_path):
+    c = _copy(corpus, tmp_path, "doc_id,label,audio,transcript\n"
+              "d0,a,audio/d0.flac,transcripts/d0.json\nd1,a,audio/empty.flac,transcripts/d1.json\n"
+              "d2,b,audio/empty.flac,transcripts/d2.json\nd3,b,audio/d3.flac,transcripts/d3.json\n")
+    (c / "audio" / "empty.flac").write_bytes(b"")
+    res = validate_corpus(c)
+    bad = [p for p in res.report["problems"] if p["kind"] == "audio_unreadable"]
+    assert [p["row"] for p in bad] == [3, 4]
+    assert all("empty (0 bytes" in p["message"] for p in bad)
+    with pytest.raises(CorpusValidationError) as err:
+        load_corpus(c)
+    msg = str(err.value)
+    assert msg.count("[audio_unreadable]") == 2
+    assert msg.count("What to do:") == 1 and msg.count("  - audio_unreadable: convert") == 1
+    assert "exclude_invalid=true" in msg.split("What to do:")[1]

@@ -93,8 +93,66 @@ CORPUS_LEVEL = frozenset({
     "corpus_empty"})
 
 
+#: what to do about each kind of problem: printed once per kind present, after the list
+FIXES = {
+    "corpus_missing": "check the path given as `corpus`",
+    "manifest_missing": "write manifest.csv in the corpus folder (docs/corpus.md, \"Layout\")",
+    "manifest_unreadable": "save manifest.csv as UTF-8 comma-separated text (e.g. `iconv -f "
+                           "latin1 -t utf-8`), with quotes around cells that contain commas",
+    "manifest_columns": "name the columns doc_id, label, audio, transcript (group and split "
+                        "are optional)",
+    "manifest_empty": "add one row per document",
+    "doc_id_missing": "give every row a doc_id",
+    "doc_id_duplicate": "make every doc_id unique (a row listed twice counts its document twice)",
+    "audio_missing": "correct the audio path in manifest.csv (relative paths resolve against "
+                     "the corpus folder)",
+    "audio_unreadable": "convert the file to WAV or FLAC (e.g. `ffmpeg -i IN -ar 16000 "
+                        "OUT.flac`), or replace a damaged or truncated copy",
+    "audio_empty": "replace the empty recording, or remove its row",
+    "transcript_missing": "correct the transcript path in manifest.csv, or leave the cell empty "
+                          "to have Whisper transcribe the recording",
+    "transcript_unreadable": "save the transcript as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > "
+                             "OUT`)",
+    "transcript_unparsable": "fix the line named (docs/corpus.md, \"Transcript formats\", says "
+                             "what each format accepts)",
+    "transcript_empty": "give the transcript at least one cue, or leave the cell empty to have "
+                        "Whisper transcribe the recording",
+    "transcript_format": "pair a recording with a timed transcript (.vtt, .srt, .json, .tsv, "
+                         ".csv, .cha) and a clip folder with a .txt of one line per clip",
+    "cue_negative": "correct the cue's times (seconds from the start of the recording)",
+    "cue_end_before_start": "correct the cue's times: each cue must end after it starts",
+    "cue_order": "sort the cues by start time",
+    "cue_overlap": "correct the overlapping times, or raise segmentation.overlap_tolerance if "
+                   "your tool overlaps cues by a few milliseconds",
+    "cue_beyond_audio": "check that the transcript belongs to this recording (a trimmed or "
+                        "resampled copy shifts every time), or raise "
+                        "segmentation.duration_tolerance for rounding at the end",
+    "clip_count_mismatch": "give the .txt exactly one line per clip (a blank line for a clip "
+                           "without words)",
+    "clip_foreign_file": "move files that are not clips out of the clip folder",
+    "speaker_none_kept": "check segmentation.speakers.keep against the speakers named",
+    "label_missing": "fill in the label, or set segmentation.require_labels: false",
+    "label_single_class": "add documents of at least one other label (or, to apply a trained "
+                          "model to them, run the inference pipeline)",
+    "split_invalid": "write train or test in the split column, or leave it empty on every row",
+    "corpus_empty": "mend the problems listed above; every document had at least one",
+}
+_PER_DOCUMENT_ADVICE = ("or set segmentation.exclude_invalid=true to leave the documents with "
+                        "problems out (each listed in the report)")
+
+
+def _what_to_do(fatal: list[dict]) -> list[str]:
+    """One line of advice per kind of problem present, in order of first appearance."""
+    kinds = list(dict.fromkeys(p.get("kind") for p in fatal))
+    lines = [f"  - {k}: {FIXES[k]}" for k in kinds if k in FIXES]
+    if any(k not in CORPUS_LEVEL for k in kinds):
+        lines.append(f"  ({_PER_DOCUMENT_ADVICE})")
+    return ["What to do:", *lines] if lines else []
+
+
 class CorpusValidationError(UserError):
-    """The corpus has problems; the message lists every one, ``report`` holds them all."""
+    """The corpus has problems; the message lists every one, ``report`` holds them all, and a
+    short "What to do" says, per kind of problem present, how to mend it."""
 
     def __init__(self, report: dict, report_path: str | Path | None = None):
         self.report = report
@@ -104,7 +162,8 @@ class CorpusValidationError(UserError):
                 + (f" (full report: {report_path})" if report_path else ""))
         lines = [f"  - {_fmt(p)}" for p in fatal]
         hint = report.get("hint")
-        super().__init__("\n".join([head, *lines] + ([hint] if hint else [])))
+        super().__init__("\n".join([head, *lines, *_what_to_do(fatal)]
+                                   + ([hint] if hint else [])))
 
 
 def _fmt(p: dict) -> str:

@@ -13,6 +13,7 @@ from kedro_helpers import run_kedro
 
 from hilbert_pipeline.audio import audio_info
 from hilbert_pipeline.corpus import CorpusValidationError, validate_corpus
+from hilbert_pipeline.corpus.validation import FIXES
 from hilbert_pipeline.demo import synthesize_corpus, synthesize_sentence
 from hilbert_pipeline.pipelines.segmentation.nodes import validate_corpus_node
 
@@ -140,6 +141,11 @@ def test_every_planted_fault_is_reported_and_the_run_fails(tmp_path, kedro_proje
         assert any(p.get("row") == row and file_part in p.get("file", "") for p in probs), \
             (kind, probs)
         assert f"[{kind}]" in out  # the error message lists every problem too
+    # and says once per kind what to do about it
+    advice = out[out.index("What to do:"):]
+    for kind in set(expected) - {"label_too_few"}:  # that message carries its own remedy
+        assert advice.count(f"  - {kind}: {FIXES[kind]}") == 1, kind
+    assert "segmentation.exclude_invalid=true" in advice
     assert [p["cue"] for p in kinds["cue_order"]] == [2]
     assert [p["cue"] for p in kinds["transcript_unparsable"]] == [2]
     assert "'C' has 1 document(s) (" in kinds["label_too_few"][0]["message"]  # named
