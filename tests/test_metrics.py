@@ -44,6 +44,18 @@ def test_auc_skips_classes_absent_from_the_fold():
     assert fold_metrics(np.zeros(4, int), proba[:4])["auc_ovr_macro"] is None
 
 
+def test_one_class_in_truth_and_prediction_scores_without_a_warning():
+    """A small labelled inference set may hold one class, predicted right: no sklearn warning
+    reaches the user's terminal, and every score is the perfect one."""
+    import warnings
+
+    y = np.array([1, 1, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = fold_metrics(y, _onehot(y, 3))
+    assert m["macro_f1"] == 1.0 and m["balanced_accuracy"] == 1.0
+
+
 def test_aggregate_t_interval():
     v = [0.5, 0.6, 0.7, 0.8]
     a = aggregate(v)

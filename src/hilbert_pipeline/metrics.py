@@ -54,8 +54,10 @@ def fold_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float | Non
         if pos.all():
             continue
         aucs.append(roc_auc_score(pos.astype(int), proba[:, c]))
-    with warnings.catch_warnings():  # predicted classes absent from y_true: expected, see above
+    with warnings.catch_warnings():  # predicted classes absent from y_true, or a single class
+        # in both (a small labelled inference set): expected, see above; the score is defined
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
         bacc = float(balanced_accuracy_score(y_true, y_pred))
     return {
         "macro_f1": macro_f1(y_true, proba),
