@@ -257,6 +257,19 @@ def test_rolling_captions_give_each_sentence_once(tmp_path):
     assert len(cues) == 7 and not info["detected"]  # one repeat in seven is not rolling
 
 
+def test_a_sentence_said_again_in_its_own_cue_is_speech_not_a_rolling_caption(tmp_path):
+    """Half the cues repeat the one before, each a whole utterance of real length (a patient
+    who answers "I don't know." three times): nothing is detected and nothing is removed."""
+    p = tmp_path / "answers.vtt"
+    said = ["I sleep badly.", "I don't know.", "I don't know.", "I don't know.", "Maybe.",
+            "Maybe."]
+    p.write_text("WEBVTT\n\n" + "".join(f"00:00:0{i}.000 --> 00:00:0{i}.900\n{t}\n\n"
+                                         for i, t in enumerate(said)))
+    cues, info = dedupe_rolling(parse_transcript(p))
+    assert [c.text for c in cues] == said
+    assert info == {"detected": False, "applied": False, "cues_removed": 0, "lines_removed": 0}
+
+
 @pytest.mark.parametrize("bad, match", [
     ({"keep": 3}, "keep must be 'all' or a list"),
     ({"keep": ["P"], "clip_pattern": "(unclosed"}, "not a regular expression"),

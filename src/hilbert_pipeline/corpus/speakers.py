@@ -25,6 +25,8 @@ from hilbert_pipeline.errors import UserError
 ROLLING_MODES = ("auto", True, False)
 #: share of cues that must open with the previous cue's last line for ``auto`` to de-duplicate
 ROLLING_MIN_SHARE = 0.3
+#: a cue this short is a rolling caption's "hold" cue (YouTube's are 10 ms), not speech
+HOLD_CUE_SECONDS = 0.05
 NO_SPEAKER = "(none)"
 
 
@@ -157,11 +159,13 @@ def dedupe_rolling(cues: Sequence[Cue], mode: str | bool = "auto") -> tuple[list
     lines that equal the previous cue's trailing lines are dropped; a cue left without a line
     is dropped (its words are already in the cue before). ``mode``: ``True`` always, ``False``
     never, ``"auto"`` when at least ``ROLLING_MIN_SHARE`` of the cues (and at least 2) open with
-    the previous cue's last line. Returns the cues and ``{"detected", "applied",
-    "cues_removed", "lines_removed"}``."""
+    the previous cue's last line *as captions roll*: the cue goes on with a new line, or it is a
+    hold cue (at most ``HOLD_CUE_SECONDS``). A sentence said again in its own cue of real length
+    ("Yes." "Yes.", or a repeated prompt) is speech, not a rolling caption, and never counts.
+    Returns the cues and ``{"detected", "applied", "cues_removed", "lines_removed"}``."""
     check_rolling_mode(mode)
     timed = [c for c in cues if c.lines]
-    repeats = sum(1 for a, b in zip(timed[:-1], timed[1:], strict=True) if b.lines[0] == a.lines[-1])
+    repeats = sum(1 for a, b in zip(timed[:-1], timed[1:], strict=True) if _rolls_on(a, b))
     detected = repeats >= 2 and repeats >= ROLLING_MIN_SHARE * max(1, len(timed) - 1)
     info = {"detected": bool(detected), "applied": False, "cues_removed": 0, "lines_removed": 0}
     if not (mode is True or (mode == "auto" and detected)):
@@ -186,6 +190,12 @@ def dedupe_rolling(cues: Sequence[Cue], mode: str | bool = "auto") -> tuple[list
             continue
         out.append(dataclasses.replace(c, text=" ".join(rest), lines=rest))
     return out, info
+
+
+def _rolls_on(prev: Cue, cur: Cue) -> bool:
+    """``cur`` opens with ``prev``'s last line the way a rolling caption does."""
+    return cur.lines[0] == prev.lines[-1] and (
+        len(cur.lines) >= 2 or cur.end - cur.start <= HOLD_CUE_SECONDS)
 
 
 def _overlap(prev: tuple[str, ...], cur: tuple[str, ...]) -> int:
