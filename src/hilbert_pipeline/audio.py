@@ -62,7 +62,8 @@ def load_audio(
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     if not np.isfinite(mono).all():
-        raise AudioError(f"{path}: decoded samples contain NaN or inf")
+        raise AudioError(f"{path}: decoded samples contain NaN or inf (a damaged floating-point "
+                         "file; re-export the recording, e.g. as 16-bit PCM with ffmpeg)")
     if sample_rate is not None and sample_rate != file_sr:
         mono = resample(mono, file_sr, sample_rate)
         file_sr = sample_rate

@@ -101,3 +101,18 @@ def test_mp3_ogg_flac_read_through_soundfile(tmp_path, espeak):
         assert abs(dur - x.size / sr) < 0.1
         y, _ = load_audio(p, 16000)
         assert y.size > 0.9 * x.size * 16000 / sr
+
+
+def test_damaged_float_samples_and_empty_files_are_named_with_what_to_do(tmp_path):
+    import pytest
+
+    from hilbert_pipeline.audio import AudioError
+
+    y = np.zeros(16000, dtype=np.float32)
+    y[100:200] = np.nan
+    sf.write(str(tmp_path / "nan.wav"), y, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav: decoded samples contain NaN .* re-export"):
+        load_audio(tmp_path / "nan.wav", 16000)
+    (tmp_path / "zero.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match=r"zero\.wav: the file is empty \(0 bytes"):
+        audio_info(tmp_path / "zero.wav")
