@@ -32,8 +32,11 @@ the smallest (network alone − best logistic regression) (target: >= -0.03).
 
 Usage: ``python benchmarks/bench_quality.py [--regimes text,audio,both,demo,pairing,long] [--repeats 3]
 [--set model.lambda_dual=0.1 --set optim.epochs=60 ...]``. Corpora, features and the encoder
-cache live in ``data/benchmarks/quality`` (a re-run only evaluates). Takes about 10-25 min on 2
-CPU cores the first time (most of it the audio encoder and the 3 x 5-fold fits).
+cache live in ``data/benchmarks/quality`` (a re-run only evaluates). On the 2-core machine
+(2026-12-02): building the six corpora and their features the first time took about 6 min; the
+evaluation with the default methods about 110 min (docs/model.md, "Status"; most of it the
+network's fits, each with its members' 3-fold inner cross-validation). ``--regimes`` and
+``--methods`` run a part (``hilbert`` is always evaluated).
 """
 
 from __future__ import annotations
