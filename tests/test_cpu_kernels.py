@@ -18,12 +18,17 @@ PINNED = cpu_kernels.pinned_values()
 needs_x86 = pytest.mark.skipif("ATEN_CPU_CAPABILITY" not in PINNED,
                                reason="kernels are pinned on x86 machines only")
 
-# A small HILBERT training (every loss term, attention, MoE, AdamW), one thread; prints the
-# capability torch used and a hash of the trained weights.
+# A small HILBERT training (every loss term, attention, MoE, AdamW), one thread, inside
+# network_numerics as every fit of the project; prints the capability torch used and a hash of
+# the trained weights.
 TRAIN = """
 import hashlib
+import json
+import os
 import hilbert_pipeline
+os.environ.update(json.loads(os.environ.get("AFTER_PIN", "{}")))  # what pinning cannot reach
 import torch
+from hilbert_pipeline.cpu_kernels import network_numerics
 from hilbert_pipeline.model import HilbertConfig, HilbertLoss, HilbertModel
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -37,11 +42,12 @@ y = torch.arange(12) % 3
 model = HilbertModel(cfg)
 loss_fn = HilbertLoss(cfg, class_counts=[4, 4, 4])
 opt = torch.optim.AdamW(list(model.parameters()) + list(loss_fn.parameters()), lr=3e-3)
-for _ in range(30):
-    res = loss_fn(model(audio, text, mask, mask.clone()), y)
-    opt.zero_grad()
-    res["total"].backward()
-    opt.step()
+with network_numerics():
+    for _ in range(30):
+        res = loss_fn(model(audio, text, mask, mask.clone()), y)
+        opt.zero_grad()
+        res["total"].backward()
+        opt.step()
 h = hashlib.sha256()
 for _, v in sorted(model.state_dict().items()):
     h.update(v.detach().numpy().tobytes())
@@ -107,6 +113,58 @@ def test_same_weights_whatever_kernels_the_shell_asks_for():
     cap_n2, native_avx2 = _train(ATEN_CPU_CAPABILITY="avx2", **native)
     assert (cap_n1, cap_n2) == ("DEFAULT", "AVX2")
     assert native_default != native_avx2
+
+
+@needs_x86
+def test_onednn_is_off_the_networks_path_so_its_kernel_choice_changes_nothing():
+    """``portable``: oneDNN sizes its kernels from the CPU's caches, which no variable fixes, so
+    a oneDNN that picks other kernels (here forced after the pinning) must leave the weights as
+    they are."""
+    import json
+
+    portable = {cpu_kernels.MODE_VARIABLE: "portable"}
+    _, pinned = _train(**portable)
+    for isa in ("SSE41", "AVX512_CORE"):
+        after = json.dumps({"ONEDNN_MAX_CPU_ISA": isa})
+        assert _train(AFTER_PIN=after, **portable)[1] == pinned, isa
+    # the default mode leaves oneDNN on the path (so the equality above is network_numerics')
+    assert _train(AFTER_PIN=json.dumps({"ONEDNN_MAX_CPU_ISA": "SSE41"}))[1] != _train()[1]
+    # and so does native mode
+    native = {cpu_kernels.MODE_VARIABLE: "native", "ATEN_CPU_CAPABILITY": "avx2",
+              "MKL_CBWR": "COMPATIBLE,STRICT"}
+    assert len({_train(ONEDNN_MAX_CPU_ISA=isa, **native)[1] for isa in ("AVX2", "SSE41")}) == 2
+
+
+@needs_x86
+def test_mkl_runs_its_compatible_branch_whatever_the_shell_asks_for():
+    """MKL honours an AVX2 branch on Intel CPUs only (an AMD CPU takes AUTO): ``portable`` runs
+    COMPATIBLE, documented to give the same results on Intel and compatible CPUs, and the MKL
+    branch is on the network's path (another branch gives other weights)."""
+    portable = {cpu_kernels.MODE_VARIABLE: "portable"}
+    _, pinned = _train(MKL_CBWR="AUTO", **portable)
+    assert _train(MKL_CBWR="AVX2,STRICT", **portable)[1] == pinned
+    assert cpu_kernels.pinned_values("portable")["MKL_CBWR"] == "COMPATIBLE,STRICT"
+    native = {cpu_kernels.MODE_VARIABLE: "native", "ATEN_CPU_CAPABILITY": "avx2",
+              "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert len({_train(MKL_CBWR=b, **native)[1] for b in ("COMPATIBLE,STRICT", "AVX2,STRICT")}) == 2
+
+
+def test_network_numerics_switches_onednn_off_in_portable_mode_only():
+    import torch
+
+    before = torch.backends.mkldnn.enabled
+    saved = dict(cpu_kernels.STATE)
+    try:
+        for mode, values in (("pinned", PINNED), ("native", {}),
+                             ("portable", cpu_kernels.pinned_values("portable"))):
+            cpu_kernels.STATE.update({"mode": mode, "values": values})
+            with cpu_kernels.network_numerics():
+                inside = torch.backends.mkldnn.enabled
+            assert torch.backends.mkldnn.enabled == before
+            assert inside is (False if mode == "portable" and values else before), mode
+    finally:
+        cpu_kernels.STATE.clear()
+        cpu_kernels.STATE.update(saved)
 
 
 # the project's entry points: each must import hilbert_pipeline (which pins) before torch

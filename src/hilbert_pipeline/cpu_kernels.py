@@ -5,7 +5,7 @@ kernels follow the CPU's widest instruction set (AVX-512 here, AVX2 on many lapt
 servers), MKL picks its own code path, oneDNN its own. Each path adds floating-point numbers in
 another order, so one training run gives other weights on another CPU even with the same seed
 and thread count. This module fixes the choice to AVX2, the level most x86 machines of the last
-decade have, so that every AVX2-capable x86 machine takes the same path:
+decade have:
 
 =======================  ==================  ====================================
 variable                 pinned value        what it decides
@@ -18,35 +18,48 @@ variable                 pinned value        what it decides
                                              encoder and the transcribe step)
 =======================  ==================  ====================================
 
+**Intel and AMD differ under ``pinned``.** MKL honours its ``AVX2`` branch on Intel CPUs only; on
+an AMD CPU it takes its ``AUTO`` branch (Intel's CNR documentation), and oneDNN sizes its
+kernels from the CPU's caches. Measured: the same code, features and package versions gave the
+demo's hilbert 0.537 on an AMD EPYC and 0.531 on an Intel Xeon. ``HILBERT_CPU_KERNELS=portable``
+removes both differences: MKL runs its ``COMPATIBLE`` branch (SSE2), the one Intel documents to
+give the same results on Intel and compatible processors, and :func:`network_numerics`
+switches torch's oneDNN backend off around every fit and prediction of the network. Tested on
+one machine (no second CPU here): MKL's branch and oneDNN's level no longer change the weights.
+
 A CPU without AVX2 gets ``default`` / ``COMPATIBLE,STRICT`` / ``SSE41`` / ``GENERIC`` (the same
-numbers as any
-other machine pinned to that level, not those of an AVX2 machine). Thread counts are the fourth
-part: every fit runs with ``training.optim.num_threads`` threads (1 by default), because ATen
-splits reductions by thread.
+numbers as any other machine pinned to that level, not those of an AVX2 machine). Thread counts
+are the last part: every fit runs with ``training.optim.num_threads`` threads (1 by default),
+because ATen splits reductions by thread.
 
 :func:`pin` runs when ``hilbert_pipeline`` is imported, before anything in the package imports
 torch; every entry point (the Kedro CLI through ``settings.py``, Dask workers, which import the
 package to unpickle a task and inherit the variables on a local cluster, the benchmarks, the
 tests) imports the package first. The values overwrite what the environment had, so the numbers
-do not depend on the shell. ``HILBERT_CPU_KERNELS=native`` (the one opt-out) leaves every
-variable as the environment has it: faster on AVX-512 machines, other numbers on other CPUs.
+do not depend on the shell. ``HILBERT_CPU_KERNELS=native`` (the opt-out) leaves every
+variable as the environment has it: faster on AVX-512 machines, other numbers on other CPUs;
+``portable`` is described above.
 CUDA runs are not bit-reproducible across GPUs or library versions; this pins only CPU code.
 :func:`fingerprint` is written into ``metrics.json`` so that two runs can be compared.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
 import warnings
+from collections.abc import Iterator
 
 #: the environment variable that opts out (``native``) or keeps the default (``pinned``)
 MODE_VARIABLE = "HILBERT_CPU_KERNELS"
-MODES = ("pinned", "native")
+MODES = ("pinned", "portable", "native")
 
 _AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2",
          "CT2_FORCE_CPU_ISA": "AVX2"}
+#: ``portable``: the same, with MKL on its vendor-independent branch (and oneDNN off the network)
+_PORTABLE = {"MKL_CBWR": "COMPATIBLE,STRICT"}
 _BASELINE = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE,STRICT",
              "ONEDNN_MAX_CPU_ISA": "SSE41", "CT2_FORCE_CPU_ISA": "GENERIC"}
 
@@ -71,12 +84,16 @@ def has_avx2() -> bool:
     return bool(features.get("AVX2") and features.get("FMA3"))
 
 
-def pinned_values() -> dict[str, str]:
-    """The variables and values this machine is pinned to ({} off x86: ARM machines have other
-    kernels, so there is no common level to pin)."""
+def pinned_values(mode: str = "pinned") -> dict[str, str]:
+    """The variables and values this machine is pinned to in ``mode`` (``pinned`` or
+    ``portable``; {} off x86: ARM machines have other kernels, so there is no common level to
+    pin)."""
     if not is_x86():
         return {}
-    return dict(_AVX2 if has_avx2() else _BASELINE)
+    values = dict(_AVX2 if has_avx2() else _BASELINE)
+    if mode == "portable":
+        values.update(_PORTABLE)
+    return values
 
 
 def pin(environ=None) -> dict:
@@ -90,12 +107,12 @@ def pin(environ=None) -> dict:
                       "pinning the CPU kernels (the default)", stacklevel=2)
         mode = "pinned"
     state: dict = {"mode": mode, "values": {}, "replaced": {}}
-    if mode == "pinned":
+    if mode in ("pinned", "portable"):
         if environ is None and "torch" in sys.modules:
             warnings.warn("torch was imported before hilbert_pipeline, so its CPU kernels may "
                           "not follow the project's pinning; import hilbert_pipeline first "
                           "(docs/reproducibility.md)", stacklevel=2)
-        for key, value in pinned_values().items():
+        for key, value in pinned_values(mode).items():
             ambient = env.get(key)
             if ambient is not None and ambient != value:
                 state["replaced"][key] = ambient
@@ -105,6 +122,28 @@ def pin(environ=None) -> dict:
         STATE.clear()
         STATE.update(state)
     return state
+
+
+@contextlib.contextmanager
+def network_numerics() -> Iterator[None]:
+    """In ``portable`` mode, the block trains or applies a network with kernels that give the same
+    numbers on every AVX2 x86 CPU: torch's oneDNN (mkldnn) backend is off, so its operations run
+    on ATen's kernels (pinned to AVX2) and MKL (on its COMPATIBLE branch). oneDNN's JIT kernels
+    size their blocks from the CPU's caches, and no setting fixes that across processors. Other
+    modes: nothing changes. Used around every fit and prediction of the trained network (not
+    around the frozen encoders)."""
+    if STATE.get("mode") != "portable" or not STATE.get("values"):
+        yield
+        return
+    import torch
+
+    mkldnn = torch.backends.mkldnn
+    before = mkldnn.enabled  # set alone: flags() also sets oneDNN's TF32 and warns about it
+    mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        mkldnn.enabled = before
 
 
 def fingerprint() -> dict:
@@ -122,6 +161,7 @@ def fingerprint() -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "kernels": STATE.get("mode", "unknown"),
         "pinned": dict(STATE.get("values", {})),
+        "onednn_in_network": not (STATE.get("mode") == "portable" and STATE.get("values")),
         "cuda": torch.cuda.is_available(),
         "scikit_learn": sklearn.__version__,
     }

@@ -18,6 +18,7 @@ import pandas as pd
 from joblib import Parallel, delayed, parallel_config
 from tqdm.auto import tqdm
 
+from hilbert_pipeline.cpu_kernels import network_numerics
 from hilbert_pipeline.documents import DocumentSet
 from hilbert_pipeline.evaluation.methods import METHODS, MethodError, resolve_methods, run_method
 from hilbert_pipeline.folds import iter_folds
@@ -45,7 +46,7 @@ def fold_seed(seed: int, repeat: int, fold: int) -> int:
 def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_params, seed,
           overrides):
     """One (method, fold) fit in a joblib worker (module level so that it can be pickled)."""
-    with torch_threads(training_params.get("num_threads")):
+    with torch_threads(training_params.get("num_threads")), network_numerics():
         return run_method(spec, train, test, model_params, training_params, seed, overrides)
 
 
@@ -184,6 +185,7 @@ def run_evaluation(docs: DocumentSet, folds: pd.DataFrame, methods: Sequence[str
                            return_as="generator")(delayed(_task)(*c) for c in calls)
     # one thread count for the whole in-process loop (fit, predict and MI terms alike)
     stack.enter_context(torch_threads(training_params.get("num_threads")))
+    stack.enter_context(network_numerics())
     if bar is not None:
         stack.callback(bar.close)
     with stack:

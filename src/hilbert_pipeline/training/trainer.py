@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from hilbert_pipeline.cpu_kernels import network_numerics
 from hilbert_pipeline.documents import DocumentSet, collate, crop_windows
 from hilbert_pipeline.errors import UserError
 from hilbert_pipeline.folds import stratified_splitter
@@ -301,7 +302,7 @@ def eval_batches(model, docs: DocumentSet, batch_size: int, device=None, items=N
     model.eval()
     n = len(docs) if items is None else len(items)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), network_numerics():
             for i in range(0, n, batch_size):
                 idx = range(i, min(i + batch_size, n))
                 if items is None:
@@ -429,7 +430,7 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
     if len(train_docs) < 2:
         raise TrainingError(f"need at least 2 training documents, got {len(train_docs)}")
     if not cfg.prediction.trains_network:  # nothing to train
-        with torch_threads(tp.num_threads):
+        with torch_threads(tp.num_threads), network_numerics():
             run = _Run(cfg, all_docs, all_docs.subset([]), tp, seed)
             run.track({"epoch": 0, "temperature": float(run.model.temperature.detach())}, 0)
             model, history, _, _ = run.finish()
@@ -437,7 +438,7 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
                          best_val_macro_f1=None, train_doc_ids=list(all_docs.doc_ids),
                          val_doc_ids=[], label_names=list(all_docs.label_names),
                          training_params=tp, seconds=time.perf_counter() - t0)
-    with torch_threads(tp.num_threads):
+    with torch_threads(tp.num_threads), network_numerics():
         fitted_on = all_docs if refit else train_docs
         members = choose_member_weights(cfg, fitted_on, tp, seed) if cfg.has_members else None
         # unimodal members that took no weight are not trained: the fused network trains
