@@ -52,7 +52,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 
-#: the environment variable that opts out (``native``) or keeps the default (``pinned``)
+#: the environment variable: ``pinned`` (default), ``portable`` (Intel = AMD), ``native`` (opt-out)
 MODE_VARIABLE = "HILBERT_CPU_KERNELS"
 MODES = ("pinned", "portable", "native")
 
