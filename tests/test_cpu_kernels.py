@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PINNED = cpu_kernels.pinned_values()
 needs_x86 = pytest.mark.skipif("ATEN_CPU_CAPABILITY" not in PINNED,
                                reason="kernels are pinned on x86 machines only")
+needs_avx2 = pytest.mark.skipif(PINNED.get("ATEN_CPU_CAPABILITY") != "avx2",
+                                reason="the AVX2 level is pinned on AVX2 x86 machines only")
 
 # A small HILBERT training (every loss term, attention, MoE, AdamW), one thread, inside
 # network_numerics as every fit of the project; prints the capability torch used and a hash of
@@ -115,7 +117,7 @@ def test_same_weights_whatever_kernels_the_shell_asks_for():
     assert native_default != native_avx2
 
 
-@needs_x86
+@needs_avx2
 def test_onednn_is_off_the_networks_path_so_its_kernel_choice_changes_nothing():
     """``portable``: oneDNN sizes its kernels from the CPU's caches, which no variable fixes, so
     a oneDNN that picks other kernels (here forced after the pinning) must leave the weights as
@@ -135,7 +137,7 @@ def test_onednn_is_off_the_networks_path_so_its_kernel_choice_changes_nothing():
     assert len({_train(ONEDNN_MAX_CPU_ISA=isa, **native)[1] for isa in ("AVX2", "SSE41")}) == 2
 
 
-@needs_x86
+@needs_avx2
 def test_mkl_runs_its_compatible_branch_whatever_the_shell_asks_for():
     """MKL honours an AVX2 branch on Intel CPUs only (an AMD CPU takes AUTO): ``portable`` runs
     COMPATIBLE, documented to give the same results on Intel and compatible CPUs, and the MKL
