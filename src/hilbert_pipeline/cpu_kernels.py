@@ -124,6 +124,11 @@ def pin(environ=None) -> dict:
     return state
 
 
+def _onednn_off() -> bool:
+    """Whether :func:`network_numerics` keeps oneDNN off the network in this process."""
+    return STATE.get("mode") == "portable" and bool(STATE.get("values"))
+
+
 @contextlib.contextmanager
 def network_numerics() -> Iterator[None]:
     """In ``portable`` mode, the block trains or applies a network with kernels that give the same
@@ -132,7 +137,7 @@ def network_numerics() -> Iterator[None]:
     size their blocks from the CPU's caches, and no setting fixes that across processors. Other
     modes: nothing changes. Used around every fit and prediction of the trained network (not
     around the frozen encoders)."""
-    if STATE.get("mode") != "portable" or not STATE.get("values"):
+    if not _onednn_off():
         yield
         return
     import torch
@@ -161,7 +166,7 @@ def fingerprint() -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "kernels": STATE.get("mode", "unknown"),
         "pinned": dict(STATE.get("values", {})),
-        "onednn_in_network": not (STATE.get("mode") == "portable" and STATE.get("values")),
+        "onednn_in_network": not _onednn_off(),
         "cuda": torch.cuda.is_available(),
         "scikit_learn": sklearn.__version__,
     }
