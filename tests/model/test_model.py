@@ -436,3 +436,41 @@ def test_members_leave_the_fused_network_as_it_would_be_without_them():
                        "members")
     assert not hasattr(HilbertModel(tiny_config(unimodal_members=True, wide_path=True,
                                                 wide_combine="residual")), "members")
+
+
+@pytest.mark.parametrize("input_norm", ["standardize", "layernorm"])
+def test_principal_init_whitens_the_first_rows_and_keeps_the_others(input_norm):
+    from hilbert_pipeline.model import ModalityProjection
+
+    g = torch.Generator().manual_seed(0)
+    # correlated columns of very different scales, as a frozen encoder gives
+    x = torch.randn(200, 6, generator=g) @ torch.randn(6, 6, generator=g) * 3 + 5
+    torch.manual_seed(1)
+    proj = ModalityProjection(6, 8, 0.0, False, input_norm=input_norm)
+    proj.set_stats(x.mean(0), x.std(0))
+    before = proj.linear.weight.detach().clone()
+    assert proj.init_principal(x, fraction=0.5) == 4
+    with torch.no_grad():
+        y = proj.linear(proj.normalise(x)).double()
+    torch.testing.assert_close(y[:, :4].mean(0), torch.zeros(4, dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(torch.cov(y[:, :4].T), torch.eye(4, dtype=torch.float64),
+                               atol=1e-3, rtol=0)
+    assert torch.equal(proj.linear.weight[4:], before[4:])
+    # the leading row is the axis of largest variance, its largest entry positive
+    w = proj.linear.weight[0].detach()
+    assert w[w.abs().argmax()] > 0
+    assert proj.init_principal(x, fraction=0.0) == 0
+
+
+def test_principal_init_sets_the_members_projections_too():
+    model = _model(0, unimodal_members=True, principal_init=1.0)
+    g = torch.Generator().manual_seed(2)
+    seg = torch.randn(50, T_DIM, generator=g) * 2
+    k = model.init_principal_projections("text", seg)
+    assert k == min(16, T_DIM)
+    torch.testing.assert_close(model.members["text"].proj["text"].linear.weight[:k],
+                               model.proj["text"].linear.weight[:k])
+    assert "audio" not in model.members["text"].proj
+    with pytest.raises(ValueError, match="no 'video' branch"):
+        model.init_principal_projections("video", seg)

@@ -25,6 +25,7 @@ from hilbert_pipeline.training.trainer import (
     TrainingError,
     TrainingParams,
     _batches,
+    _Run,
     fit,
     inner_split,
     predict,
@@ -744,3 +745,21 @@ def test_no_inner_cv_above_member_max_docs_the_fused_network_predicts(docs):
         with pytest.raises(TrainingError, match="member_max_docs"):
             TrainingParams(member_max_docs=bad)
     assert TrainingParams(member_max_docs=None).member_max_docs is None
+
+
+def test_principal_init_reads_the_segments_and_never_the_labels(docs):
+    """The projections start at the training segments' principal components: the same
+    whatever the labels are, and not PyTorch's random start."""
+    cfg = build_config(docs, {**MODEL, "principal_init": 0.5})
+    shuffled = docs.subset(range(len(docs)))
+    shuffled.labels = np.random.default_rng(0).permutation(docs.labels)
+    assert not np.array_equal(shuffled.labels, docs.labels)
+    runs = [_Run(cfg, d, d.subset([]), tp(), seed=3) for d in (docs, shuffled)]
+    random_start = _Run(build_config(docs, {**MODEL, "principal_init": 0.0}), docs,
+                        docs.subset([]), tp(), seed=3)
+    for m in ("audio", "text"):
+        w = [r.model.proj[m].linear.weight.detach() for r in runs]
+        torch.testing.assert_close(w[0], w[1], rtol=0, atol=0)
+        w0 = random_start.model.proj[m].linear.weight.detach()
+        assert not torch.equal(w[0][:4], w0[:4])      # d=8: the first half is principal
+        assert torch.equal(w[0][4:], w0[4:])          # the other half is the random start

@@ -32,6 +32,8 @@ with_wide          ablation    ``wide_path=True, wide_combine="mixture"``: the n
                                probabilities averaged with its linear member's
 no_fusion          ablation    ``segment_fusion=False, segment_head=False``
 no_segment_head    ablation    ``segment_head=False`` (the fusion tokens stay in the pool)
+random_init        ablation    ``principal_init=0``: every projection row starts at PyTorch's
+                               random initialisation, none at the segments' principal axes
 no_members         ablation    ``unimodal_members=False``: the fused network alone, without
                                its text and audio members (when hilbert has them: its own
                                fused member, one fit serves both)
@@ -119,6 +121,9 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
                {"segment_fusion": False, "segment_head": False}),
     MethodSpec("no_segment_head", "neural", "ablation",
                "without the multiple-instance segment head", {"segment_head": False}),
+    MethodSpec("random_init", "neural", "ablation",
+               "projections started at random, none at the segments' principal components",
+               {"principal_init": 0.0}),
     MethodSpec("no_members", "neural", "ablation",
                "the fused network alone, without its text and audio members",
                {"unimodal_members": False}),

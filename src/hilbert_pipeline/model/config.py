@@ -107,6 +107,10 @@ class HilbertConfig:
         its modalities (chosen at random; never its only one) with this probability, so that
         the head cannot lean on one modality alone and a modality without signal cannot carry
         memorised training labels (ModDrop, Neverova et al. 2016). Inference uses everything.
+        ``principal_init``: the fraction of each modality's projection rows that start at the
+        whitened principal components of the training documents' segments (set by the trainer
+        with :meth:`HilbertModel.init_principal_projections`; no labels used); the other rows
+        keep PyTorch's random initialisation (0: all of them).
         ``pool_init``: ``"uniform"`` starts every pooling hop as the plain mean over segments
         (score layer initialised to zero), ``"random"`` uses PyTorch's default initialisation.
         ``max_segments``: optional hard cap on N (inputs
@@ -183,6 +187,7 @@ class HilbertConfig:
     n_classes: int
     d: int = 64
     input_norm: str = "standardize"
+    principal_init: float = 0.5
     n_heads: int = 4
     n_cross_layers: int = 1
     pool_hops: int = 2
@@ -349,9 +354,10 @@ class HilbertConfig:
         v = self.label_smoothing
         if not is_num(v) or not 0.0 <= v < 1.0:
             errs.append(f"label_smoothing must be in [0, 1), got {v!r}")
-        v = self.modality_dropout
-        if not is_num(v) or not 0.0 <= v <= 1.0:
-            errs.append(f"modality_dropout must be in [0, 1], got {v!r}")
+        for name in ("modality_dropout", "principal_init"):
+            v = getattr(self, name)
+            if not is_num(v) or not 0.0 <= v <= 1.0:
+                errs.append(f"{name} must be in [0, 1], got {v!r}")
         for name in ("dropout", "attention_dropout"):
             v = getattr(self, name)
             if not is_num(v) or not 0.0 <= v < 1.0:

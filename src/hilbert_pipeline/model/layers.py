@@ -77,10 +77,46 @@ class ModalityProjection(nn.Module):
         column with (near) zero spread is left unscaled."""
         copy_standardisation(self.mean, self.std, mean, std, "segment stats")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """The projection's input normalisation alone (standardisation or LayerNorm)."""
         if self.input_norm == "standardize":
             x = (x - self.mean) / self.std
-        h = self.drop(F.gelu(self.linear(self.norm(x))))
+        return self.norm(x)
+
+    @torch.no_grad()
+    def init_principal(self, segments: torch.Tensor, fraction: float = 1.0) -> int:
+        """Start the first ``fraction`` of the linear map's rows at the principal directions of
+        ``segments`` (the training documents' real segments of this modality, ``(n, d_m)``,
+        after this projection's own normalisation): row k becomes the k-th principal axis
+        divided by the square root of its variance, so each of those outputs is a whitened
+        principal component (variance 1 over the segments, uncorrelated with the others) and
+        its bias centres it. The other rows, and rows beyond the segments' rank, keep their
+        random initialisation. Uses no labels. Each axis's sign is fixed (its largest entry
+        positive), so the result does not depend on the eigen-solver. Returns the number of
+        rows set."""
+        z = self.normalise(segments.to(self.linear.weight.device, self.mean.dtype)
+                           ).to(torch.float64)
+        if z.shape[0] < 3 or fraction <= 0:
+            return 0
+        mu = z.mean(0)
+        cov = (z - mu).T @ (z - mu) / (z.shape[0] - 1)
+        evals, evecs = torch.linalg.eigh(cov)
+        evals, evecs = evals.flip(0), evecs.flip(1)          # largest first
+        keep = evals > 1e-6 * evals[0].clamp_min(1e-300)
+        k = min(int(self.linear.out_features * fraction), int(keep.sum()))
+        if k == 0:
+            return 0
+        axes = evecs[:, :k].T                                  # (k, d_m)
+        idx = axes.abs().argmax(dim=1, keepdim=True)
+        axes = axes * torch.sign(axes.gather(1, idx))
+        w = axes / evals[:k, None].sqrt()
+        dtype = self.linear.weight.dtype
+        self.linear.weight[:k] = w.to(dtype)
+        self.linear.bias[:k] = (-(w @ mu)).to(dtype)
+        return k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop(F.gelu(self.linear(self.normalise(x))))
         if self.position_encoding and self.position_scale > 0:
             pe = sinusoidal_positions(h.shape[1], h.shape[2], h.device, h.dtype)
             h = h + self.position_scale * pe

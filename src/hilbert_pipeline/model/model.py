@@ -199,6 +199,20 @@ class HilbertModel(nn.Module):
         if hasattr(self, "members") and modality in self.members:
             self.members[modality].set_segment_stats(modality, mean, std)
 
+    def init_principal_projections(self, modality: str, segments) -> int:
+        """Start ``config.principal_init`` of one modality's projection rows (and its
+        member's) at the whitened principal components of ``segments``, the training
+        documents' real segments of that modality ``(n, d_m)``, normalised as the projection
+        normalises them (call after :meth:`set_segment_stats`). Uses no labels. Returns the
+        number of projection rows set."""
+        if modality not in self.proj:
+            raise ValueError(f"this model has no {modality!r} branch (has {list(self.proj)})")
+        segments = torch.as_tensor(segments)
+        k = self.proj[modality].init_principal(segments, self.config.principal_init)
+        if hasattr(self, "members") and modality in self.members:
+            self.members[modality].init_principal_projections(modality, segments)
+        return k
+
     def set_member_weights(self, weights) -> None:
         """The weights (fused, text, audio) of the members' average: non-negative, summing
         to 1."""

@@ -696,6 +696,9 @@ class _Run:
         if cfg.input_norm == "standardize":
             for m in model.proj:
                 model.set_segment_stats(m, *train_docs.segment_stats(m))
+        if cfg.principal_init > 0:
+            for m in model.proj:
+                model.init_principal_projections(m, train_docs.real_segments(m))
         if cfg.prediction.linear_member:
             _init_wide_path(model, train_docs, seed, fit_wide)
         self.model = model.to(self.device)
