@@ -71,7 +71,7 @@ def _train(**env: str) -> tuple[str, str]:
 def test_pin_overrides_the_shell_and_native_opts_out():
     env = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "AUTO"}
     state = cpu_kernels.pin(env)
-    assert state["mode"] == "pinned" and state["values"] == PINNED
+    assert state["mode"] == cpu_kernels.DEFAULT_MODE == "portable" and state["values"] == PINNED
     for key, value in PINNED.items():
         assert env[key] == value
     if PINNED:
@@ -86,8 +86,9 @@ def test_pinned_level_follows_the_cpu():
     if not cpu_kernels.is_x86():
         assert PINNED == {}
     elif cpu_kernels.has_avx2():
-        assert PINNED == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT",
+        assert PINNED == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE,STRICT",
                           "ONEDNN_MAX_CPU_ISA": "AVX2", "CT2_FORCE_CPU_ISA": "AVX2"}
+        assert cpu_kernels.pinned_values("pinned")["MKL_CBWR"] == "AVX2,STRICT"
     else:
         assert PINNED["ATEN_CPU_CAPABILITY"] == "default"
 
@@ -95,7 +96,8 @@ def test_pinned_level_follows_the_cpu():
 def test_this_process_is_pinned():
     import torch
 
-    assert cpu_kernels.STATE["mode"] == "pinned"
+    assert cpu_kernels.STATE["mode"] == "portable"
+    assert cpu_kernels.fingerprint()["onednn_in_network"] is (not PINNED)
     if "ATEN_CPU_CAPABILITY" in PINNED:
         assert torch.backends.cpu.get_cpu_capability() == PINNED["ATEN_CPU_CAPABILITY"].upper()
     fp = cpu_kernels.fingerprint()
@@ -119,7 +121,7 @@ def test_same_weights_whatever_kernels_the_shell_asks_for():
 
 @needs_avx2
 def test_onednn_is_off_the_networks_path_so_its_kernel_choice_changes_nothing():
-    """``portable``: oneDNN sizes its kernels from the CPU's caches, which no variable fixes, so
+    """``portable`` (the default): oneDNN sizes its kernels from the CPU's caches, which no variable fixes, so
     a oneDNN that picks other kernels (here forced after the pinning) must leave the weights as
     they are."""
     import json
@@ -129,8 +131,10 @@ def test_onednn_is_off_the_networks_path_so_its_kernel_choice_changes_nothing():
     for isa in ("SSE41", "AVX512_CORE"):
         after = json.dumps({"ONEDNN_MAX_CPU_ISA": isa})
         assert _train(AFTER_PIN=after, **portable)[1] == pinned, isa
-    # the default mode leaves oneDNN on the path (so the equality above is network_numerics')
-    assert _train(AFTER_PIN=json.dumps({"ONEDNN_MAX_CPU_ISA": "SSE41"}))[1] != _train()[1]
+    # the pinned mode leaves oneDNN on the path (so the equality above is network_numerics')
+    pinned_mode = {cpu_kernels.MODE_VARIABLE: "pinned"}
+    assert (_train(AFTER_PIN=json.dumps({"ONEDNN_MAX_CPU_ISA": "SSE41"}), **pinned_mode)[1]
+            != _train(**pinned_mode)[1])
     # and so does native mode
     native = {cpu_kernels.MODE_VARIABLE: "native", "ATEN_CPU_CAPABILITY": "avx2",
               "MKL_CBWR": "COMPATIBLE,STRICT"}
@@ -157,7 +161,7 @@ def test_network_numerics_switches_onednn_off_in_portable_mode_only():
     before = torch.backends.mkldnn.enabled
     saved = dict(cpu_kernels.STATE)
     try:
-        for mode, values in (("pinned", PINNED), ("native", {}),
+        for mode, values in (("pinned", cpu_kernels.pinned_values("pinned")), ("native", {}),
                              ("portable", cpu_kernels.pinned_values("portable"))):
             cpu_kernels.STATE.update({"mode": mode, "values": values})
             with cpu_kernels.network_numerics():

@@ -49,7 +49,7 @@ def test_default_pipeline_end_to_end(trained_project):
     assert list(metrics) == methods + ["paired", "platform"]
     # the kedro CLI pinned the CPU kernels before torch loaded, over the shell's `default`
     platform = metrics["platform"]
-    assert platform["kernels"] == "pinned"
+    assert platform["kernels"] == "portable"
     expected = cpu_kernels.pinned_values().get("ATEN_CPU_CAPABILITY")
     if expected is not None:
         assert platform["cpu_capability"] == expected.upper()

@@ -4,28 +4,35 @@ PyTorch and the libraries under it pick their CPU kernels per machine: ATen's ve
 kernels follow the CPU's widest instruction set (AVX-512 here, AVX2 on many laptops and
 servers), MKL picks its own code path, oneDNN its own. Each path adds floating-point numbers in
 another order, so one training run gives other weights on another CPU even with the same seed
-and thread count. This module fixes the choice to AVX2, the level most x86 machines of the last
-decade have:
+and thread count. This module fixes the choice (the default mode, ``portable``):
 
-=======================  ==================  ====================================
-variable                 pinned value        what it decides
-=======================  ==================  ====================================
-``ATEN_CPU_CAPABILITY``  ``avx2``            PyTorch's vectorised CPU kernels
-``MKL_CBWR``             ``AVX2,STRICT``     MKL's code path (conditional numerical
-                                             reproducibility, strict mode)
-``ONEDNN_MAX_CPU_ISA``   ``AVX2``            the widest ISA oneDNN's kernels use
-``CT2_FORCE_CPU_ISA``    ``AVX2``            CTranslate2's kernels (the ``whisper``
-                                             encoder and the transcribe step)
-=======================  ==================  ====================================
+=======================  ======================  ====================================
+variable                 value                   what it decides
+=======================  ======================  ====================================
+``ATEN_CPU_CAPABILITY``  ``avx2``                PyTorch's vectorised CPU kernels
+``MKL_CBWR``             ``COMPATIBLE,STRICT``   MKL's code path (conditional numerical
+                                                 reproducibility, strict mode)
+``ONEDNN_MAX_CPU_ISA``   ``AVX2``                the widest ISA oneDNN's kernels use
+``CT2_FORCE_CPU_ISA``    ``AVX2``                CTranslate2's kernels (the ``whisper``
+                                                 encoder and the transcribe step)
+=======================  ======================  ====================================
 
-**Intel and AMD differ under ``pinned``.** MKL honours its ``AVX2`` branch on Intel CPUs only; on
-an AMD CPU it takes its ``AUTO`` branch (Intel's CNR documentation), and oneDNN sizes its
-kernels from the CPU's caches. Measured: the same code, features and package versions gave the
-demo's hilbert 0.537 on an AMD EPYC and 0.531 on an Intel Xeon. ``HILBERT_CPU_KERNELS=portable``
-removes both differences: MKL runs its ``COMPATIBLE`` branch (SSE2), the one Intel documents to
-give the same results on Intel and compatible processors, and :func:`network_numerics`
-switches torch's oneDNN backend off around every fit and prediction of the network. Tested on
-one machine (no second CPU here): MKL's branch and oneDNN's level no longer change the weights.
+and :func:`network_numerics` switches torch's oneDNN backend off around every fit and
+prediction of the network, so that its operations run on ATen's kernels (pinned to AVX2) and
+MKL. **Why ``COMPATIBLE`` and oneDNN off**: MKL honours an ``AVX2`` branch on Intel CPUs only;
+on an AMD CPU it takes its ``AUTO`` branch (Intel's CNR documentation), while ``COMPATIBLE`` is
+the branch Intel documents to give the same results on Intel and compatible processors; and
+oneDNN sizes its kernels from the CPU's caches, which no variable fixes. Measured: with MKL on
+its AVX2 branch and oneDNN in the network (the ``pinned`` mode, the default until 2026-12-02),
+the same code, features and package versions gave the demo's hilbert 0.537 on an AMD EPYC and
+0.531 on an Intel Xeon. On one machine (no second CPU here), tests check that MKL's branch and
+oneDNN's level asked for by the shell no longer change the weights. The cost is not
+measurable (300 training steps: 5.7 s pinned, 5.8 s portable).
+
+``HILBERT_CPU_KERNELS=pinned`` keeps MKL on ``AVX2,STRICT`` and oneDNN in the network (the same
+numbers on AVX2 machines of one CPU vendor only); ``HILBERT_CPU_KERNELS=native`` (the opt-out)
+leaves every variable as the environment has it: faster on AVX-512 machines, other numbers on
+other CPUs.
 
 A CPU without AVX2 gets ``default`` / ``COMPATIBLE,STRICT`` / ``SSE41`` / ``GENERIC`` (the same
 numbers as any other machine pinned to that level, not those of an AVX2 machine). Thread counts
@@ -36,9 +43,7 @@ because ATen splits reductions by thread.
 torch; every entry point (the Kedro CLI through ``settings.py``, Dask workers, which import the
 package to unpickle a task and inherit the variables on a local cluster, the benchmarks, the
 tests) imports the package first. The values overwrite what the environment had, so the numbers
-do not depend on the shell. ``HILBERT_CPU_KERNELS=native`` (the opt-out) leaves every
-variable as the environment has it: faster on AVX-512 machines, other numbers on other CPUs;
-``portable`` is described above.
+do not depend on the shell.
 CUDA runs are not bit-reproducible across GPUs or library versions; this pins only CPU code.
 :func:`fingerprint` is written into ``metrics.json`` so that two runs can be compared.
 """
@@ -52,13 +57,16 @@ import sys
 import warnings
 from collections.abc import Iterator
 
-#: the environment variable: ``pinned`` (default), ``portable`` (Intel = AMD), ``native`` (opt-out)
+#: the environment variable: ``portable`` (default: Intel = AMD), ``pinned`` (one CPU vendor),
+#: ``native`` (opt-out)
 MODE_VARIABLE = "HILBERT_CPU_KERNELS"
-MODES = ("pinned", "portable", "native")
+MODES = ("portable", "pinned", "native")
+DEFAULT_MODE = "portable"
 
 _AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2",
          "CT2_FORCE_CPU_ISA": "AVX2"}
-#: ``portable``: the same, with MKL on its vendor-independent branch (and oneDNN off the network)
+#: ``portable`` (the default): the same, with MKL on its vendor-independent branch (and oneDNN
+#: off the network)
 _PORTABLE = {"MKL_CBWR": "COMPATIBLE,STRICT"}
 _BASELINE = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE,STRICT",
              "ONEDNN_MAX_CPU_ISA": "SSE41", "CT2_FORCE_CPU_ISA": "GENERIC"}
@@ -84,7 +92,7 @@ def has_avx2() -> bool:
     return bool(features.get("AVX2") and features.get("FMA3"))
 
 
-def pinned_values(mode: str = "pinned") -> dict[str, str]:
+def pinned_values(mode: str = DEFAULT_MODE) -> dict[str, str]:
     """The variables and values this machine is pinned to in ``mode`` (``pinned`` or
     ``portable``; {} off x86: ARM machines have other kernels, so there is no common level to
     pin)."""
@@ -101,11 +109,11 @@ def pin(environ=None) -> dict:
     ``native``; returns (and keeps in :data:`STATE`) what was done. Torch already imported
     means its kernels may already be chosen: a warning says so."""
     env = os.environ if environ is None else environ
-    mode = str(env.get(MODE_VARIABLE, "pinned")).strip().lower() or "pinned"
+    mode = str(env.get(MODE_VARIABLE, DEFAULT_MODE)).strip().lower() or DEFAULT_MODE
     if mode not in MODES:
         warnings.warn(f"{MODE_VARIABLE}={env.get(MODE_VARIABLE)!r} is not one of {MODES}; "
-                      "pinning the CPU kernels (the default)", stacklevel=2)
-        mode = "pinned"
+                      f"pinning the CPU kernels ({DEFAULT_MODE}, the default)", stacklevel=2)
+        mode = DEFAULT_MODE
     state: dict = {"mode": mode, "values": {}, "replaced": {}}
     if mode in ("pinned", "portable"):
         if environ is None and "torch" in sys.modules:
