@@ -41,7 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hilbert_pipeline.cpu_kernels import network_numerics
-from hilbert_pipeline.documents import DocumentSet, collate, crop_windows
+from hilbert_pipeline.documents import DocumentSet, collate, crop_windows, standardisation
 from hilbert_pipeline.errors import UserError
 from hilbert_pipeline.folds import stratified_splitter
 from hilbert_pipeline.metrics import macro_f1
@@ -693,12 +693,12 @@ class _Run:
         seed_everything(seed)
         self.device = resolve_device(tp.device)
         model = HilbertModel(cfg)
-        if cfg.input_norm == "standardize":
-            for m in model.proj:
-                model.set_segment_stats(m, *train_docs.segment_stats(m))
-        if cfg.principal_init > 0:
-            for m in model.proj:
-                model.init_principal_projections(m, train_docs.real_segments(m))
+        for m in model.proj:
+            segments = train_docs.real_segments(m)  # stacked once for both statistics
+            if cfg.input_norm == "standardize":
+                model.set_segment_stats(m, *standardisation(segments))
+            if cfg.principal_init > 0:
+                model.init_principal_projections(m, segments)
         if cfg.prediction.linear_member:
             _init_wide_path(model, train_docs, seed, fit_wide)
         self.model = model.to(self.device)
