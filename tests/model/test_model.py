@@ -263,6 +263,50 @@ def test_modality_dropout_masks_one_whole_modality_in_training_only():
     assert out.has_audio[0] and not out.has_text[0]
 
 
+def _pooled_positions(out, branch: str) -> torch.Tensor:
+    """The segment positions a branch's pooling read (attention > 0 in some hop): (B, N)."""
+    return (out.attention[branch] > 0).any(dim=1)
+
+
+def test_segment_dropout_leaves_out_paired_segments_in_training_only():
+    cfg = tiny_config(segment_dropout=0.5)
+    torch.manual_seed(0)
+    model = HilbertModel(cfg)
+    a, t, am, tm = make_batch(b=8, n=9, seed=1)
+    model.train()
+    out = model(a, t, am, tm)
+    read_a, read_t = _pooled_positions(out, "audio"), _pooled_positions(out, "text")
+    assert torch.equal(read_a, read_t)               # words and voice of a segment go together
+    assert not (read_a & ~am).any()                  # padding stays out
+    assert read_a.any(dim=1).all()                   # every document keeps a segment
+    assert read_a.sum() < am.sum()                   # some real segments were left out
+    # a fresh draw at every step
+    assert not torch.equal(_pooled_positions(model(a, t, am, tm), "audio"), read_a)
+    model.eval()
+    out = model(a, t, am, tm)
+    assert torch.equal(_pooled_positions(out, "audio"), am)
+    assert torch.equal(_pooled_positions(out, "text"), tm)
+
+
+def test_segment_dropout_never_leaves_a_document_empty():
+    cfg = tiny_config(segment_dropout=0.999)
+    torch.manual_seed(0)
+    model = HilbertModel(cfg).train()
+    a, t, am, tm = make_batch(b=6, n=5, seed=2)
+    out = model(a, t, am, tm)  # nearly every draw drops all: those documents keep all
+    assert _pooled_positions(out, "audio").any(dim=1).all()
+    assert out.has_audio.all() and out.has_text.all()
+
+
+def test_segment_dropout_on_a_unimodal_model_masks_its_modality():
+    cfg = tiny_config(segment_dropout=0.5, modalities="text")
+    torch.manual_seed(0)
+    model = HilbertModel(cfg).train()
+    a, t, am, tm = make_batch(b=8, n=9, seed=3)
+    read = _pooled_positions(model(None, t, None, tm), "text")
+    assert read.any(dim=1).all() and read.sum() < tm.sum() and not (read & ~tm).any()
+
+
 def test_uniform_pool_init_starts_as_the_mean_over_real_segments():
     from hilbert_pipeline.model import AttentivePooling
 

@@ -107,6 +107,11 @@ class HilbertConfig:
         its modalities (chosen at random; never its only one) with this probability, so that
         the head cannot lean on one modality alone and a modality without signal cannot carry
         memorised training labels (ModDrop, Neverova et al. 2016). Inference uses everything.
+        ``segment_dropout``: in training, each real segment of a document is left out with this
+        probability, from both modalities together (a segment's words and voice stay paired),
+        drawn anew at every step; a document whose draw would leave it no segment keeps all of
+        them. Documents are seen as random subsets of their segments, a cheap augmentation for
+        labels carried by many segments. Inference uses every segment.
         ``principal_init``: the fraction of each modality's projection rows that start at the
         whitened principal components of the training documents' segments (set by the trainer
         with :meth:`HilbertModel.init_principal_projections`; no labels used); the other rows
@@ -195,6 +200,7 @@ class HilbertConfig:
     pool_combine: str = "linear"
     dropout: float = 0.1
     modality_dropout: float = 0.0
+    segment_dropout: float = 0.0
     attention_dropout: float = 0.0
     position_encoding: bool = True
     position_scale: float = 0.1
@@ -358,7 +364,7 @@ class HilbertConfig:
             v = getattr(self, name)
             if not is_num(v) or not 0.0 <= v <= 1.0:
                 errs.append(f"{name} must be in [0, 1], got {v!r}")
-        for name in ("dropout", "attention_dropout"):
+        for name in ("dropout", "attention_dropout", "segment_dropout"):
             v = getattr(self, name)
             if not is_num(v) or not 0.0 <= v < 1.0:
                 errs.append(f"{name} must be in [0, 1), got {v!r}")

@@ -321,6 +321,19 @@ class HilbertModel(nn.Module):
         return (audio_mask & ~(drop & audio_side)[:, None],
                 text_mask & ~(drop & ~audio_side)[:, None])
 
+    def _drop_segments(self, audio_mask: torch.Tensor | None, text_mask: torch.Tensor | None
+                       ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Segment dropout: mask out each real segment with probability ``segment_dropout``,
+        in every modality the model reads at once (segment i's words and voice stay paired); a
+        document the draw would leave empty keeps its segments."""
+        c = self.config
+        used = [m for m, u in ((audio_mask, c.uses_audio), (text_mask, c.uses_text)) if u]
+        real = used[0] if len(used) == 1 else used[0] | used[1]
+        keep = (torch.rand(real.shape, device=real.device) >= c.segment_dropout) & real
+        keep = torch.where(keep.any(dim=1, keepdim=True), keep, real)
+        return (audio_mask & keep if c.uses_audio else audio_mask,
+                text_mask & keep if c.uses_text else text_mask)
+
     # ------------------------------------------------------------------ forward
     def forward(self, audio: torch.Tensor | None, text: torch.Tensor | None,
                 audio_mask: torch.Tensor | None, text_mask: torch.Tensor | None) -> HilbertOutput:
@@ -329,8 +342,9 @@ class HilbertModel(nn.Module):
         c = self.config
         members: dict[str, HilbertOutput] = {}
         if hasattr(self, "members"):
-            # the members see the inputs as they are (no ModDrop) and draw their dropout from a
-            # stream of their own, so that the fused network trains as without them
+            # the members see the inputs as they are (no ModDrop) and draw their dropout and
+            # segment dropout from a stream of their own, so that the fused network trains as
+            # without them
             dev = [audio.device] if audio.is_cuda else []
             fork = torch.random.fork_rng(devices=dev) if self.training else contextlib.nullcontext()
             with fork:
@@ -338,6 +352,8 @@ class HilbertModel(nn.Module):
                            for m in MEMBERS[1:]}
         if self.training and c.modalities == "both" and c.modality_dropout > 0:
             audio_mask, text_mask = self._drop_modalities(audio_mask, text_mask)
+        if self.training and c.segment_dropout > 0:
+            audio_mask, text_mask = self._drop_segments(audio_mask, text_mask)
         att: dict[str, torch.Tensor] = {}
         h: dict[str, torch.Tensor] = {}
         z: dict[str, torch.Tensor] = {}
