@@ -16,9 +16,8 @@ A_DIM, T_DIM, N_CLS = 6, 10, 3
 def tiny_config(**overrides) -> HilbertConfig:
     """A small config of the fused network alone: ModDrop and segment dropout off (they mask
     whole modalities or segments at random in training mode, which the tests of other parts
-    would have to account for), no
-    linear member (wide path), no unimodal members and no label smoothing (plain cross-entropy
-    values): their own tests turn them on."""
+    would have to account for), no linear member (wide path), no unimodal members and no label
+    smoothing (plain cross-entropy values): their own tests turn them on."""
     base = dict(audio_dim=A_DIM, text_dim=T_DIM, n_classes=N_CLS, d=16, n_heads=2, pool_hops=3,
                 n_experts=3, dropout=0.1, modality_dropout=0.0, segment_dropout=0.0,
                 wide_path=False, label_smoothing=0.0, unimodal_members=False)
