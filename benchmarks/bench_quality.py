@@ -34,7 +34,7 @@ Usage: ``python benchmarks/bench_quality.py [--regimes text,audio,both,demo,pair
 [--set model.lambda_dual=0.1 --set optim.epochs=60 ...]``. Corpora, features and the encoder
 cache live in ``data/benchmarks/quality`` (a re-run only evaluates). On the 2-core machine
 (2026-12-02): building the six corpora and their features the first time took about 6 min; the
-evaluation with the default methods 68 min on an Intel Xeon, about 110 min on an AMD EPYC
+evaluation with the default methods 54 min on an Intel Xeon (idle cores), about 110 min on an AMD EPYC
 sharing its cores with the test suite (docs/model.md, "Status"; most of it the network's fits,
 each with its members' 3-fold inner cross-validation). ``--regimes`` and
 ``--methods`` run a part (``hilbert`` is always evaluated).
