@@ -1,0 +1,216 @@
+"""Readout benchmark: why a logistic regression on mean embeddings reads a diffuse label better
+than the network does (docs/model.md, "Where the *demo* gap comes from").
+
+On one quality-benchmark corpus (``bench_quality.py``'s features, the same 3 x 5 folds), one
+modality, it fits small models that go step by step from the pooled logistic regression towards
+the network's text path, and prints each one's macro-F1 and its paired difference to the
+logistic regression with C chosen by inner cross-validation (``text_logreg``'s fit):
+
+* ``logreg C=…``: the same logistic regression with a fixed C (no inner CV);
+* ``probe …``: a linear softmax on the same standardised document means, trained with the
+  network's recipe (AdamW, its learning rate, batch size, epochs, weight averaging, label
+  smoothing and class weights, from ``conf/base``), with decoupled weight decay ``wd`` or a
+  coupled L2 penalty ``l2`` (``l2 · ½‖W‖²`` added to the mean loss, as a logistic regression's);
+* ``proj+mean …``: the network's text path without attention: the segment features
+  standardised per column, ``Linear(d_m, d)`` with the principal start of half the rows, GELU,
+  dropout, the mean over the document's segments, a linear head; ``head`` / ``proj`` are coupled
+  L2 penalties on the head's and the projection's weights.
+
+Usage: ``python benchmarks/bench_readout.py [--regime demo] [--modality text]``. Needs the
+regime's features from ``bench_quality.py`` (built here the same way when missing). The demo
+corpus took 544 s (one thread, the other core busy with another run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import ROOT, load_params, regime_features  # noqa: E402
+
+import hilbert_pipeline  # noqa: E402,F401  (pins the CPU kernels before torch loads)
+
+# isort: split
+import torch  # noqa: E402
+
+from hilbert_pipeline.documents import DocumentSet, build_document_set  # noqa: E402
+from hilbert_pipeline.evaluation.evaluate import fold_seed  # noqa: E402
+from hilbert_pipeline.folds import make_folds  # noqa: E402
+from hilbert_pipeline.metrics import macro_f1  # noqa: E402
+from hilbert_pipeline.model import class_weights  # noqa: E402
+from hilbert_pipeline.training.logreg import fit_logreg, full_proba  # noqa: E402
+
+
+def padded(docs: DocumentSet, modality: str, mu: np.ndarray, sd: np.ndarray):
+    """Standardised segments (B, N, d_m) and masks (B, N) of one modality."""
+    xs, ms = getattr(docs, modality), getattr(docs, f"{modality}_mask")
+    n = max(x.shape[0] for x in xs)
+    out = np.zeros((len(xs), n, xs[0].shape[1]), np.float32)
+    mask = np.zeros((len(xs), n), bool)
+    for i, (x, m) in enumerate(zip(xs, ms, strict=True)):
+        out[i, :len(x)] = (x - mu) / sd
+        mask[i, :len(m)] = m
+    return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+class ProjMean(torch.nn.Module):
+    """Projection (half the rows at the whitened principal axes), GELU, dropout, mean, head."""
+
+    def __init__(self, segments: np.ndarray, d: int, n_classes: int, dropout: float,
+                 principal: float) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(segments.shape[1], d)
+        self.drop = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(d, n_classes)
+        k = int(round(principal * d))
+        if k:
+            centred = segments - segments.mean(0)
+            _, s, vt = np.linalg.svd(centred, full_matrices=False)
+            rows = vt[:k] / np.sqrt(s[:k] ** 2 / (len(segments) - 1))[:, None]
+            with torch.no_grad():
+                self.proj.weight[:k] = torch.as_tensor(rows, dtype=torch.float32)
+                self.proj.bias[:k] = torch.as_tensor(-(rows @ segments.mean(0)),
+                                                     dtype=torch.float32)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.drop(torch.nn.functional.gelu(self.proj(x)))
+        m = mask.float()[..., None]
+        return self.head((h * m).sum(1) / m.sum(1).clamp_min(1.0))
+
+
+def train(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, recipe: dict, penalties: dict,
+          weight_decay: float, seed: int) -> None:
+    """The network's recipe: AdamW, minibatches, label smoothing, class weights, gradient
+    clipping, and the average of the weights over the last ``weight_average`` of the epochs."""
+    gen = torch.Generator().manual_seed(seed)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=weight_decay)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=recipe["weights"],
+                                        label_smoothing=recipe["label_smoothing"])
+    epochs, bs = recipe["epochs"], recipe["batch_size"]
+    start_avg = int(epochs * (1 - recipe["weight_average"]))
+    avg, n_avg = None, 0
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(y), generator=gen)
+        for i in range(0, len(y), bs):
+            b = order[i:i + bs]
+            loss = loss_fn(model(*(t[b] for t in inputs)), y[b])
+            for w, lam in penalties.items():
+                loss = loss + lam * 0.5 * (w ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, recipe["grad_clip"])
+            opt.step()
+        if epoch >= start_avg:
+            n_avg += 1
+            now = [p.detach().clone() for p in params]
+            avg = now if avg is None else [a + (c - a) / n_avg for a, c in zip(avg, now, strict=True)]
+    with torch.no_grad():
+        for p, a in zip(params, avg, strict=True):
+            p.copy_(a)
+    model.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--regime", default="demo")
+    ap.add_argument("--modality", default="text", choices=("text", "audio"))
+    ap.add_argument("--corpus-seed", type=int, default=0, help="as bench_quality.py's")
+    ap.add_argument("--work-dir", default=str(ROOT / "data/benchmarks/quality"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    params = load_params()
+    ev, model_p, optim_p = (params["evaluation"], params["training"]["model"],
+                            params["training"]["optim"])
+    features, documents = regime_features(args.regime, Path(args.work_dir), params,
+                                          args.corpus_seed)
+    docs, _ = build_document_set(features, documents, min_docs_per_class=ev["n_splits"])
+    folds = make_folds(docs, ev["n_splits"], ev["n_repeats"], ev["seed"])
+    pos = {d: i for i, d in enumerate(docs.doc_ids)}
+    power = float(model_p["class_weight_power"])
+    mod = args.modality
+    variants = ["logreg C by inner CV", "logreg C=0.001", "logreg C=1",
+                "probe wd=0.01 (the network's)", "probe wd=10", "probe l2=1", "probe l2=4.5",
+                "proj+mean", "proj+mean head=1", "proj+mean proj=0.1", "proj+mean head=1 proj=0.1",
+                "proj+mean head=1 proj=0.3"]
+    rows: list[dict] = []
+    chosen_c: list[float] = []
+    t0 = time.time()
+    for k, ((rep, fold), g) in enumerate(folds.groupby(["repeat", "fold"])):
+        train_docs = docs.subset([pos[d] for d in g[g.role == "train"].doc_id])
+        test_docs = docs.subset([pos[d] for d in g[g.role == "test"].doc_id])
+        seed = fold_seed(ev["seed"], rep, fold)  # the evaluation's own seed of this fold
+        y_tr, y_te = np.asarray(train_docs.labels), np.asarray(test_docs.labels)
+        n_classes = docs.n_classes
+        recipe = {"lr": optim_p["lr"], "epochs": optim_p["epochs"],
+                  "batch_size": optim_p["batch_size"], "grad_clip": optim_p["grad_clip"],
+                  "weight_average": optim_p["weight_average"],
+                  "label_smoothing": model_p["label_smoothing"],
+                  "weights": class_weights(np.bincount(y_tr, minlength=n_classes),
+                                           power).float()}
+        scores: dict[str, float] = {}
+        for name, c in (("logreg C by inner CV", None), ("logreg C=0.001", 0.001),
+                        ("logreg C=1", 1.0)):
+            clf, chosen, _ = fit_logreg(train_docs, seed, (mod,), class_weight_power=power, C=c)
+            if c is None:
+                chosen_c.append(chosen)
+            proba = clf.predict_proba(test_docs.pooled_features((mod,)))
+            scores[name] = macro_f1(y_te, full_proba(clf[-1], proba, n_classes))
+        pooled_tr, pooled_te = train_docs.pooled_features((mod,)), test_docs.pooled_features((mod,))
+        mu, sd = pooled_tr.mean(0), pooled_tr.std(0) + 1e-8
+        x_tr = torch.as_tensor((pooled_tr - mu) / sd, dtype=torch.float32)
+        x_te = torch.as_tensor((pooled_te - mu) / sd, dtype=torch.float32)
+        y = torch.as_tensor(y_tr)
+        for name, wd, l2 in (("probe wd=0.01 (the network's)", optim_p["weight_decay"], 0.0),
+                             ("probe wd=10", 10.0, 0.0), ("probe l2=1", 0.0, 1.0),
+                             ("probe l2=4.5", 0.0, 4.5)):
+            torch.manual_seed(seed)
+            lin = torch.nn.Linear(x_tr.shape[1], n_classes)
+            train(lin, (x_tr,), y, recipe, {lin.weight: l2} if l2 else {}, wd, seed)
+            with torch.no_grad():
+                scores[name] = macro_f1(y_te, torch.softmax(lin(x_te), -1).numpy())
+        segments = train_docs.real_segments(mod)
+        s_mu, s_sd = segments.mean(0), segments.std(0) + 1e-8
+        seg_tr, seg_te = padded(train_docs, mod, s_mu, s_sd), padded(test_docs, mod, s_mu, s_sd)
+        for name, lam_head, lam_proj in (("proj+mean", 0, 0), ("proj+mean head=1", 1, 0),
+                                         ("proj+mean proj=0.1", 0, 0.1),
+                                         ("proj+mean head=1 proj=0.1", 1, 0.1),
+                                         ("proj+mean head=1 proj=0.3", 1, 0.3)):
+            torch.manual_seed(seed)
+            net = ProjMean((segments - s_mu) / s_sd, int(model_p["d"]), n_classes,
+                           float(model_p["dropout"]), float(model_p["principal_init"]))
+            pen = {w: lam for w, lam in ((net.head.weight, lam_head), (net.proj.weight, lam_proj))
+                   if lam}
+            train(net, seg_tr, y, recipe, pen, optim_p["weight_decay"], seed)
+            with torch.no_grad():
+                scores[name] = macro_f1(y_te, torch.softmax(net(*seg_te), -1).numpy())
+        rows += [{"method": v, "repeat": rep, "fold": fold, "macro_f1": scores[v]}
+                 for v in variants]
+        print(f"fold {k + 1}/{len(folds.groupby(['repeat', 'fold']))} "
+              f"({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows).pivot_table(index=["repeat", "fold"], columns="method",
+                                           values="macro_f1")
+    base = table["logreg C by inner CV"]
+    print(f"readout: regime={args.regime} modality={mod}, {ev['n_repeats']} x {ev['n_splits']} "
+          f"folds, {time.time() - t0:.0f} s; the difference is paired, fold by fold, with the "
+          "logistic regression whose C is chosen by inner CV (W/T/L over the folds)")
+    picked = ", ".join(f"{c:g} in {n}" for c, n in zip(*np.unique(chosen_c, return_counts=True),
+                                                        strict=True))
+    print(f"  (the inner CV chose C = {picked} of the folds)")
+    for v in variants:
+        diff = table[v] - base
+        extra = "" if v == variants[0] else (
+            f"  {diff.mean():+.3f}  {(diff > 0).sum()}/{(diff == 0).sum()}/{(diff < 0).sum()}")
+        print(f"  {v:30s} macro-F1 {table[v].mean():.3f}{extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
