@@ -66,7 +66,10 @@ def test_recordings_become_vtt_transcripts_with_the_spoken_words(tmp_path, spoke
     out = tmp_path / "transcripts"
     rep = transcribe_corpus(corpus, out, OPTS)
     assert set(rep["transcribed"]) == {"d1", "d2"} and rep["failed"] == {}
-    assert rep["rtf"] is not None and rep["rtf"] < 2.0
+    # the real-time factor is reported (its speed target lives in benchmarks/bench_transcribe.py,
+    # not in a timed test: a loaded machine must not fail the suite)
+    assert rep["audio_seconds"] > 0 and rep["compute_seconds"] > 0
+    assert rep["rtf"] == pytest.approx(rep["compute_seconds"] / rep["audio_seconds"], abs=1e-3)
     for d in DOCS:
         path = Path(rep["transcribed"][d["doc_id"]]["file"])
         assert path == out / f"{d['doc_id']}.vtt"
