@@ -14,11 +14,12 @@ logistic regression with C chosen by inner cross-validation (``text_logreg``'s f
 * ``proj+mean …``: the network's text path without attention: the segment features
   standardised per column, ``Linear(d_m, d)`` with the principal start of half the rows, GELU,
   dropout, the mean over the document's segments, a linear head; ``head`` / ``proj`` are coupled
-  L2 penalties on the head's and the projection's weights.
+  L2 penalties on the head's and the projection's weights; the last row chooses among three
+  of them per fit by 3 inner folds of the training documents, as the regression chooses C.
 
 Usage: ``python benchmarks/bench_readout.py [--regime demo] [--modality text]``. Needs the
-regime's features from ``bench_quality.py`` (built here the same way when missing). The demo
-corpus took 544 s (one thread, the other core busy with another run).
+regime's features from ``bench_quality.py`` (built here the same way when missing). On the
+2-core machine, sharing it with two other runs: demo 1090 s, text 791 s (one thread each).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import torch  # noqa: E402
 
 from hilbert_pipeline.documents import DocumentSet, build_document_set  # noqa: E402
 from hilbert_pipeline.evaluation.evaluate import fold_seed  # noqa: E402
-from hilbert_pipeline.folds import make_folds  # noqa: E402
+from hilbert_pipeline.folds import make_folds, stratified_splitter  # noqa: E402
 from hilbert_pipeline.metrics import macro_f1  # noqa: E402
 from hilbert_pipeline.model import class_weights  # noqa: E402
 from hilbert_pipeline.training.logreg import fit_logreg, full_proba  # noqa: E402
@@ -118,6 +119,29 @@ def train(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, recipe: dict, 
     model.eval()
 
 
+#: the penalties (head, projection) the per-fit choice picks from, and their rows
+CANDIDATES = [(0.0, 0.0), (1.0, 0.0), (1.0, 0.1)]
+CANDIDATE_NAMES = {(0.0, 0.0): "proj+mean", (1.0, 0.0): "proj+mean head=1",
+                   (1.0, 0.1): "proj+mean head=1 proj=0.1"}
+
+
+def fit_text_path(train_docs: DocumentSet, test_docs: DocumentSet, mod: str, lam_head: float,
+                  lam_proj: float, recipe: dict, model_p: dict, optim_p: dict, seed: int) -> float:
+    """Macro-F1 on ``test_docs`` of :class:`ProjMean` trained on ``train_docs`` with L2
+    penalties ``lam_head`` / ``lam_proj`` (segments standardised with the training stats)."""
+    segments = train_docs.real_segments(mod)
+    mu, sd = segments.mean(0), segments.std(0) + 1e-8
+    seg_tr, seg_te = padded(train_docs, mod, mu, sd), padded(test_docs, mod, mu, sd)
+    torch.manual_seed(seed)
+    net = ProjMean((segments - mu) / sd, int(model_p["d"]), recipe["weights"].numel(),
+                   float(model_p["dropout"]), float(model_p["principal_init"]))
+    pen = {w: lam for w, lam in ((net.head.weight, lam_head), (net.proj.weight, lam_proj)) if lam}
+    train(net, seg_tr, torch.as_tensor(np.asarray(train_docs.labels)), recipe, pen,
+          optim_p["weight_decay"], seed)
+    with torch.no_grad():
+        return macro_f1(np.asarray(test_docs.labels), torch.softmax(net(*seg_te), -1).numpy())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--regime", default="demo")
@@ -139,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     variants = ["logreg C by inner CV", "logreg C=0.001", "logreg C=1",
                 "probe wd=0.01 (the network's)", "probe wd=10", "probe l2=1", "probe l2=4.5",
                 "proj+mean", "proj+mean head=1", "proj+mean proj=0.1", "proj+mean head=1 proj=0.1",
-                "proj+mean head=1 proj=0.3"]
+                "proj+mean head=1 proj=0.3", "proj+mean, penalty by inner CV"]
     rows: list[dict] = []
     chosen_c: list[float] = []
+    chosen_pen: list[tuple[float, float]] = []
     t0 = time.time()
     for k, ((rep, fold), g) in enumerate(folds.groupby(["repeat", "fold"])):
         train_docs = docs.subset([pos[d] for d in g[g.role == "train"].doc_id])
@@ -176,21 +201,27 @@ def main(argv: list[str] | None = None) -> int:
             train(lin, (x_tr,), y, recipe, {lin.weight: l2} if l2 else {}, wd, seed)
             with torch.no_grad():
                 scores[name] = macro_f1(y_te, torch.softmax(lin(x_te), -1).numpy())
-        segments = train_docs.real_segments(mod)
-        s_mu, s_sd = segments.mean(0), segments.std(0) + 1e-8
-        seg_tr, seg_te = padded(train_docs, mod, s_mu, s_sd), padded(test_docs, mod, s_mu, s_sd)
         for name, lam_head, lam_proj in (("proj+mean", 0, 0), ("proj+mean head=1", 1, 0),
                                          ("proj+mean proj=0.1", 0, 0.1),
                                          ("proj+mean head=1 proj=0.1", 1, 0.1),
                                          ("proj+mean head=1 proj=0.3", 1, 0.3)):
-            torch.manual_seed(seed)
-            net = ProjMean((segments - s_mu) / s_sd, int(model_p["d"]), n_classes,
-                           float(model_p["dropout"]), float(model_p["principal_init"]))
-            pen = {w: lam for w, lam in ((net.head.weight, lam_head), (net.proj.weight, lam_proj))
-                   if lam}
-            train(net, seg_tr, y, recipe, pen, optim_p["weight_decay"], seed)
-            with torch.no_grad():
-                scores[name] = macro_f1(y_te, torch.softmax(net(*seg_te), -1).numpy())
+            scores[name] = fit_text_path(train_docs, test_docs, mod, lam_head, lam_proj, recipe,
+                                         model_p, optim_p, seed)
+        # the penalty chosen per fit, as the regression chooses C: 3 inner folds of the
+        # training documents, the candidate with the best mean held-out macro-F1 (ties: the
+        # weaker penalty)
+        inner = stratified_splitter(3, train_docs.groups, seed)
+        held = {cand: [] for cand in CANDIDATES}
+        for itr, ite in inner.split(np.zeros(len(y_tr)), y_tr, train_docs.groups):
+            a, b = train_docs.subset(itr), train_docs.subset(ite)
+            inner_recipe = {**recipe, "weights": class_weights(
+                np.bincount(np.asarray(a.labels), minlength=n_classes), power).float()}
+            for cand in CANDIDATES:
+                held[cand].append(fit_text_path(a, b, mod, *cand, inner_recipe, model_p, optim_p,
+                                                seed))
+        best = max(CANDIDATES, key=lambda cand: (np.mean(held[cand]), -CANDIDATES.index(cand)))
+        chosen_pen.append(best)
+        scores["proj+mean, penalty by inner CV"] = scores[CANDIDATE_NAMES[best]]
         rows += [{"method": v, "repeat": rep, "fold": fold, "macro_f1": scores[v]}
                  for v in variants]
         print(f"fold {k + 1}/{len(folds.groupby(['repeat', 'fold']))} "
@@ -204,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     picked = ", ".join(f"{c:g} in {n}" for c, n in zip(*np.unique(chosen_c, return_counts=True),
                                                         strict=True))
     print(f"  (the inner CV chose C = {picked} of the folds)")
+    pens = ", ".join(f"{CANDIDATE_NAMES[c]} in {chosen_pen.count(c)}" for c in CANDIDATES)
+    print(f"  (the text path's inner CV chose: {pens} of the folds)")
     for v in variants:
         diff = table[v] - base
         extra = "" if v == variants[0] else (
