@@ -11,15 +11,16 @@ logistic regression with C chosen by inner cross-validation (``text_logreg``'s f
   network's recipe (AdamW, its learning rate, batch size, epochs, weight averaging, label
   smoothing and class weights, from ``conf/base``), with decoupled weight decay ``wd`` or a
   coupled L2 penalty ``l2`` (``l2 · ½‖W‖²`` added to the mean loss, as a logistic regression's);
-* ``proj+mean …``: the network's text path without attention: the segment features
-  standardised per column, ``Linear(d_m, d)`` with the principal start of half the rows, GELU,
-  dropout, the mean over the document's segments, a linear head; ``head`` / ``proj`` are coupled
+* ``proj+mean …``: the network's text path without attention: its own projection
+  (``ModalityProjection``: the segment features standardised per column, ``Linear(d_m, d)``
+  with the principal start of half the rows, GELU, dropout, positions), the mean over the
+  document's segments, a linear head; ``head`` / ``proj`` are coupled
   L2 penalties on the head's and the projection's weights; the last row chooses among three
   of them per fit by 3 inner folds of the training documents, as the regression chooses C.
 
 Usage: ``python benchmarks/bench_readout.py [--regime demo] [--modality text]``. Needs the
 regime's features from ``bench_quality.py`` (built here the same way when missing). On the
-2-core machine, sharing it with two other runs: demo 1090 s, text 791 s (one thread each).
+2-core machine, the two corpora at once: demo 470 s, text 297 s (one thread each).
 """
 
 from __future__ import annotations
@@ -40,47 +41,43 @@ import hilbert_pipeline  # noqa: E402,F401  (pins the CPU kernels before torch l
 # isort: split
 import torch  # noqa: E402
 
-from hilbert_pipeline.documents import DocumentSet, build_document_set  # noqa: E402
+from hilbert_pipeline.documents import (  # noqa: E402
+    DocumentSet,
+    build_document_set,
+    collate,
+    standardisation,
+)
 from hilbert_pipeline.evaluation.evaluate import fold_seed  # noqa: E402
 from hilbert_pipeline.folds import make_folds, stratified_splitter  # noqa: E402
 from hilbert_pipeline.metrics import macro_f1  # noqa: E402
 from hilbert_pipeline.model import class_weights  # noqa: E402
+from hilbert_pipeline.model.layers import ModalityProjection  # noqa: E402
 from hilbert_pipeline.training.logreg import fit_logreg, full_proba  # noqa: E402
 
 
-def padded(docs: DocumentSet, modality: str, mu: np.ndarray, sd: np.ndarray):
-    """Standardised segments (B, N, d_m) and masks (B, N) of one modality."""
-    xs, ms = getattr(docs, modality), getattr(docs, f"{modality}_mask")
-    n = max(x.shape[0] for x in xs)
-    out = np.zeros((len(xs), n, xs[0].shape[1]), np.float32)
-    mask = np.zeros((len(xs), n), bool)
-    for i, (x, m) in enumerate(zip(xs, ms, strict=True)):
-        out[i, :len(x)] = (x - mu) / sd
-        mask[i, :len(m)] = m
-    return torch.from_numpy(out), torch.from_numpy(mask)
+def padded(docs: DocumentSet, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One modality's segments (B, N, d_m) and masks (B, N), padded as the trainer pads them."""
+    batch = collate(docs, range(len(docs)))
+    return batch[modality].float(), batch[f"{modality}_mask"]
 
 
 class ProjMean(torch.nn.Module):
-    """Projection (half the rows at the whitened principal axes), GELU, dropout, mean, head."""
+    """The network's own projection (:class:`ModalityProjection`: per-column standardisation,
+    ``Linear``, GELU, dropout, positions, with the principal start), the mean over the
+    document's segments, a linear head."""
 
-    def __init__(self, segments: np.ndarray, d: int, n_classes: int, dropout: float,
-                 principal: float) -> None:
+    def __init__(self, segments: np.ndarray, n_classes: int, model_p: dict) -> None:
         super().__init__()
-        self.proj = torch.nn.Linear(segments.shape[1], d)
-        self.drop = torch.nn.Dropout(dropout)
-        self.head = torch.nn.Linear(d, n_classes)
-        k = int(round(principal * d))
-        if k:
-            centred = segments - segments.mean(0)
-            _, s, vt = np.linalg.svd(centred, full_matrices=False)
-            rows = vt[:k] / np.sqrt(s[:k] ** 2 / (len(segments) - 1))[:, None]
-            with torch.no_grad():
-                self.proj.weight[:k] = torch.as_tensor(rows, dtype=torch.float32)
-                self.proj.bias[:k] = torch.as_tensor(-(rows @ segments.mean(0)),
-                                                     dtype=torch.float32)
+        self.proj = ModalityProjection(segments.shape[1], int(model_p["d"]),
+                                       float(model_p["dropout"]),
+                                       bool(model_p["position_encoding"]),
+                                       float(model_p["position_scale"]), "standardize")
+        self.head = torch.nn.Linear(int(model_p["d"]), n_classes)
+        self.proj.set_stats(*standardisation(segments))  # as the trainer sets them
+        self.proj.init_principal(torch.as_tensor(segments), float(model_p["principal_init"]))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.drop(torch.nn.functional.gelu(self.proj(x)))
+        h = self.proj(x)
         m = mask.float()[..., None]
         return self.head((h * m).sum(1) / m.sum(1).clamp_min(1.0))
 
@@ -128,14 +125,12 @@ CANDIDATE_NAMES = {(0.0, 0.0): "proj+mean", (1.0, 0.0): "proj+mean head=1",
 def fit_text_path(train_docs: DocumentSet, test_docs: DocumentSet, mod: str, lam_head: float,
                   lam_proj: float, recipe: dict, model_p: dict, optim_p: dict, seed: int) -> float:
     """Macro-F1 on ``test_docs`` of :class:`ProjMean` trained on ``train_docs`` with L2
-    penalties ``lam_head`` / ``lam_proj`` (segments standardised with the training stats)."""
-    segments = train_docs.real_segments(mod)
-    mu, sd = segments.mean(0), segments.std(0) + 1e-8
-    seg_tr, seg_te = padded(train_docs, mod, mu, sd), padded(test_docs, mod, mu, sd)
+    penalties ``lam_head`` / ``lam_proj``."""
+    seg_tr, seg_te = padded(train_docs, mod), padded(test_docs, mod)
     torch.manual_seed(seed)
-    net = ProjMean((segments - mu) / sd, int(model_p["d"]), recipe["weights"].numel(),
-                   float(model_p["dropout"]), float(model_p["principal_init"]))
-    pen = {w: lam for w, lam in ((net.head.weight, lam_head), (net.proj.weight, lam_proj)) if lam}
+    net = ProjMean(train_docs.real_segments(mod), recipe["weights"].numel(), model_p)
+    pen = {w: lam for w, lam in ((net.head.weight, lam_head), (net.proj.linear.weight, lam_proj))
+           if lam}
     train(net, seg_tr, torch.as_tensor(np.asarray(train_docs.labels)), recipe, pen,
           optim_p["weight_decay"], seed)
     with torch.no_grad():
