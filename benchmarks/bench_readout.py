@@ -15,12 +15,17 @@ logistic regression with C chosen by inner cross-validation (``text_logreg``'s f
   (``ModalityProjection``: the segment features standardised per column, ``Linear(d_m, d)``
   with the principal start of half the rows, GELU, dropout, positions), the mean over the
   document's segments, a linear head; ``head`` / ``proj`` are coupled
-  L2 penalties on the head's and the projection's weights; the last row chooses among three
-  of them per fit by 3 inner folds of the training documents, as the regression chooses C.
+  L2 penalties on the head's and the projection's weights; ``principal=1 proj lr x0.1`` starts
+  every projection row at the principal axes and trains the projection at a tenth of the
+  learning rate (a linear probe that is then fine-tuned, in one run);
+* ``penalty by inner CV …``: one of three penalties chosen per fit from ``--inner-folds``
+  inner folds of the training documents, as the regression chooses C, by the mean of the
+  folds' macro-F1, by the macro-F1 of the pooled out-of-fold predictions, or by their log-loss.
 
-Usage: ``python benchmarks/bench_readout.py [--regime demo] [--modality text]``. Needs the
-regime's features from ``bench_quality.py`` (built here the same way when missing). On the
-2-core machine, the two corpora at once: demo 470 s, text 297 s (one thread each).
+Usage: ``python benchmarks/bench_readout.py [--regime demo] [--modality text]
+[--inner-folds 3]``. Needs the regime's features from ``bench_quality.py`` (built here the
+same way when missing). On the 2-core machine, the two corpora at once with 5 inner folds:
+demo about 10 min, text about 6 min (one thread each).
 """
 
 from __future__ import annotations
@@ -66,7 +71,8 @@ class ProjMean(torch.nn.Module):
     ``Linear``, GELU, dropout, positions, with the principal start), the mean over the
     document's segments, a linear head."""
 
-    def __init__(self, segments: np.ndarray, n_classes: int, model_p: dict) -> None:
+    def __init__(self, segments: np.ndarray, n_classes: int, model_p: dict,
+                 principal: float | None = None) -> None:
         super().__init__()
         self.proj = ModalityProjection(segments.shape[1], int(model_p["d"]),
                                        float(model_p["dropout"]),
@@ -74,7 +80,8 @@ class ProjMean(torch.nn.Module):
                                        float(model_p["position_scale"]), "standardize")
         self.head = torch.nn.Linear(int(model_p["d"]), n_classes)
         self.proj.set_stats(*standardisation(segments))  # as the trainer sets them
-        self.proj.init_principal(torch.as_tensor(segments), float(model_p["principal_init"]))
+        self.proj.init_principal(torch.as_tensor(segments), float(
+            model_p["principal_init"] if principal is None else principal))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.proj(x)
@@ -83,12 +90,17 @@ class ProjMean(torch.nn.Module):
 
 
 def train(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, recipe: dict, penalties: dict,
-          weight_decay: float, seed: int) -> None:
+          weight_decay: float, seed: int, slow: tuple[list, float] = ([], 1.0)) -> None:
     """The network's recipe: AdamW, minibatches, label smoothing, class weights, gradient
-    clipping, and the average of the weights over the last ``weight_average`` of the epochs."""
+    clipping, and the average of the weights over the last ``weight_average`` of the epochs.
+    ``slow``: (parameters, factor) trained at ``factor`` times the learning rate."""
     gen = torch.Generator().manual_seed(seed)
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=weight_decay)
+    slow_ids = {id(p) for p in slow[0]}
+    groups = [{"params": [p for p in params if id(p) not in slow_ids]}]
+    if slow_ids:
+        groups.append({"params": list(slow[0]), "lr": recipe["lr"] * slow[1]})
+    opt = torch.optim.AdamW(groups, lr=recipe["lr"], weight_decay=weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(weight=recipe["weights"],
                                         label_smoothing=recipe["label_smoothing"])
     epochs, bs = recipe["epochs"], recipe["batch_size"]
@@ -118,8 +130,17 @@ def train(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, recipe: dict, 
 
 #: the L2 penalties (head, projection) of the text path's rows, and the three of them that the
 #: per-fit choice picks from
-PENALTIES = [(0.0, 0.0), (1.0, 0.0), (0.0, 0.1), (1.0, 0.1), (1.0, 0.3)]
+PENALTIES = [(0.0, 0.0), (1.0, 0.0), (0.0, 0.1), (1.0, 0.1), (1.0, 0.3), (1.0, 0.03)]
 CANDIDATES = [(0.0, 0.0), (1.0, 0.0), (1.0, 0.1)]
+#: how the per-fit choice compares the candidates' inner out-of-fold predictions (higher wins;
+#: a tie goes to the weaker penalty)
+CRITERIA = {
+    "mean macro-F1": lambda y, oof, parts: np.mean([macro_f1(y[b], oof[b]) for b in parts]),
+    "pooled macro-F1": lambda y, oof, parts: macro_f1(y, oof),
+    "log-loss": lambda y, oof, parts: float(np.mean(np.log(np.clip(
+        oof[np.arange(len(y)), y], 1e-12, 1.0)))),
+}
+LPFT = "proj+mean principal=1 proj lr x0.1 head=1"
 
 
 def path_name(lam_head: float, lam_proj: float) -> str:
@@ -129,18 +150,21 @@ def path_name(lam_head: float, lam_proj: float) -> str:
 
 
 def fit_text_path(train_docs: DocumentSet, test_docs: DocumentSet, mod: str, lam_head: float,
-                  lam_proj: float, recipe: dict, model_p: dict, optim_p: dict, seed: int) -> float:
-    """Macro-F1 on ``test_docs`` of :class:`ProjMean` trained on ``train_docs`` with L2
-    penalties ``lam_head`` / ``lam_proj``."""
+                  lam_proj: float, recipe: dict, model_p: dict, optim_p: dict, seed: int,
+                  principal: float | None = None, proj_lr: float = 1.0) -> np.ndarray:
+    """Class probabilities on ``test_docs`` of :class:`ProjMean` trained on ``train_docs`` with
+    L2 penalties ``lam_head`` / ``lam_proj`` (and the projection's ``principal`` start and
+    learning-rate factor ``proj_lr`` when given)."""
     seg_tr, seg_te = padded(train_docs, mod), padded(test_docs, mod)
     torch.manual_seed(seed)
-    net = ProjMean(train_docs.real_segments(mod), recipe["weights"].numel(), model_p)
+    net = ProjMean(train_docs.real_segments(mod), recipe["weights"].numel(), model_p, principal)
     pen = {w: lam for w, lam in ((net.head.weight, lam_head), (net.proj.linear.weight, lam_proj))
            if lam}
+    slow = (list(net.proj.parameters()), proj_lr) if proj_lr != 1.0 else ([], 1.0)
     train(net, seg_tr, torch.as_tensor(np.asarray(train_docs.labels)), recipe, pen,
-          optim_p["weight_decay"], seed)
+          optim_p["weight_decay"], seed, slow)
     with torch.no_grad():
-        return macro_f1(np.asarray(test_docs.labels), torch.softmax(net(*seg_te), -1).numpy())
+        return torch.softmax(net(*seg_te), -1).numpy()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modality", default="text", choices=("text", "audio"))
     ap.add_argument("--corpus-seed", type=int, default=0, help="as bench_quality.py's")
     ap.add_argument("--work-dir", default=str(ROOT / "data/benchmarks/quality"))
+    ap.add_argument("--inner-folds", type=int, default=3,
+                    help="inner folds of the per-fit choice of the penalty")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     params = load_params()
@@ -163,10 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     mod = args.modality
     variants = ["logreg C by inner CV", "logreg C=0.001", "logreg C=1",
                 "probe wd=0.01 (the network's)", "probe wd=10", "probe l2=1", "probe l2=4.5",
-                *(path_name(*pen) for pen in PENALTIES), "proj+mean, penalty by inner CV"]
+                *(path_name(*pen) for pen in PENALTIES), LPFT,
+                *(f"penalty by inner CV, {c}" for c in CRITERIA)]
     rows: list[dict] = []
     chosen_c: list[float] = []
-    chosen_pen: list[tuple[float, float]] = []
+    chosen_pen: dict[str, list[tuple[float, float]]] = {c: [] for c in CRITERIA}
     t0 = time.time()
     groups = folds.groupby(["repeat", "fold"])
     for k, ((rep, fold), g) in enumerate(groups):
@@ -205,23 +232,28 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 scores[name] = macro_f1(y_te, torch.softmax(lin(x_te), -1).numpy())
         for pen in PENALTIES:
-            scores[path_name(*pen)] = fit_text_path(train_docs, test_docs, mod, *pen, recipe,
-                                                    model_p, optim_p, seed)
-        # the penalty chosen per fit, as the regression chooses C: 3 inner folds of the
-        # training documents, the candidate with the best mean held-out macro-F1 (ties: the
-        # weaker penalty)
-        inner = stratified_splitter(3, train_docs.groups, seed)
-        held = {cand: [] for cand in CANDIDATES}
+            scores[path_name(*pen)] = macro_f1(y_te, fit_text_path(
+                train_docs, test_docs, mod, *pen, recipe, model_p, optim_p, seed))
+        scores[LPFT] = macro_f1(y_te, fit_text_path(train_docs, test_docs, mod, 1.0, 0.0, recipe,
+                                                    model_p, optim_p, seed, 1.0, 0.1))
+        # the penalty chosen per fit, as the regression chooses C: inner folds of the training
+        # documents, each candidate's out-of-fold predictions compared by each criterion
+        inner = stratified_splitter(args.inner_folds, train_docs.groups, seed)
+        oof = {cand: np.zeros((len(y_tr), n_classes)) for cand in CANDIDATES}
+        parts = []
         for itr, ite in inner.split(np.zeros(len(y_tr)), y_tr, train_docs.groups):
             a, b = train_docs.subset(itr), train_docs.subset(ite)
+            parts.append(ite)
             inner_recipe = {**recipe, "weights": class_weights(
                 np.bincount(np.asarray(a.labels), minlength=n_classes), power).float()}
             for cand in CANDIDATES:
-                held[cand].append(fit_text_path(a, b, mod, *cand, inner_recipe, model_p, optim_p,
-                                                seed))
-        best = max(CANDIDATES, key=lambda cand: (np.mean(held[cand]), -CANDIDATES.index(cand)))
-        chosen_pen.append(best)
-        scores["proj+mean, penalty by inner CV"] = scores[path_name(*best)]
+                oof[cand][ite] = fit_text_path(a, b, mod, *cand, inner_recipe, model_p, optim_p,
+                                               seed)
+        for crit, rule in CRITERIA.items():
+            best = max(CANDIDATES, key=lambda cand, rule=rule: (
+                rule(y_tr, oof[cand], parts), -CANDIDATES.index(cand)))
+            chosen_pen[crit].append(best)
+            scores[f"penalty by inner CV, {crit}"] = scores[path_name(*best)]
         rows += [{"method": v, "repeat": rep, "fold": fold, "macro_f1": scores[v]}
                  for v in variants]
         print(f"fold {k + 1}/{len(groups)} "
@@ -235,13 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     picked = ", ".join(f"{c:g} in {n}" for c, n in zip(*np.unique(chosen_c, return_counts=True),
                                                         strict=True))
     print(f"  (the inner CV chose C = {picked} of the folds)")
-    pens = ", ".join(f"{path_name(*c)} in {chosen_pen.count(c)}" for c in CANDIDATES)
-    print(f"  (the text path's inner CV chose: {pens} of the folds)")
+    for crit, picks in chosen_pen.items():
+        pens = ", ".join(f"{path_name(*c)} in {picks.count(c)}" for c in CANDIDATES)
+        print(f"  (the text path's {args.inner_folds} inner folds by {crit} chose: {pens} of "
+              "the folds)")
     for v in variants:
         diff = table[v] - base
         extra = "" if v == variants[0] else (
             f"  {diff.mean():+.3f}  {(diff > 0).sum()}/{(diff == 0).sum()}/{(diff < 0).sum()}")
-        print(f"  {v:30s} macro-F1 {table[v].mean():.3f}{extra}")
+        print(f"  {v:42s} macro-F1 {table[v].mean():.3f}{extra}")
     return 0
 
 
