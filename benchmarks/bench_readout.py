@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import log_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import ROOT, load_params, regime_features  # noqa: E402
@@ -137,8 +138,7 @@ CANDIDATES = [(0.0, 0.0), (1.0, 0.0), (1.0, 0.1)]
 CRITERIA = {
     "mean macro-F1": lambda y, oof, parts: np.mean([macro_f1(y[b], oof[b]) for b in parts]),
     "pooled macro-F1": lambda y, oof, parts: macro_f1(y, oof),
-    "log-loss": lambda y, oof, parts: float(np.mean(np.log(np.clip(
-        oof[np.arange(len(y)), y], 1e-12, 1.0)))),
+    "log-loss": lambda y, oof, parts: -log_loss(y, oof, labels=np.arange(oof.shape[1])),
 }
 LPFT = "proj+mean principal=1 proj lr x0.1 head=1"
 
@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             scores[path_name(*pen)] = macro_f1(y_te, fit_text_path(
                 train_docs, test_docs, mod, *pen, recipe, model_p, optim_p, seed))
         scores[LPFT] = macro_f1(y_te, fit_text_path(train_docs, test_docs, mod, 1.0, 0.0, recipe,
-                                                    model_p, optim_p, seed, 1.0, 0.1))
+                                                    model_p, optim_p, seed, principal=1.0,
+                                                    proj_lr=0.1))
         # the penalty chosen per fit, as the regression chooses C: inner folds of the training
         # documents, each candidate's out-of-fold predictions compared by each criterion
         inner = stratified_splitter(args.inner_folds, train_docs.groups, seed)
