@@ -91,15 +91,15 @@ class ProjMean(torch.nn.Module):
 
 
 def train(model: torch.nn.Module, inputs: tuple, y: torch.Tensor, recipe: dict, penalties: dict,
-          weight_decay: float, seed: int, slow: tuple[list, float] = ([], 1.0)) -> None:
+          weight_decay: float, seed: int, slow: tuple[list, float] | None = None) -> None:
     """The network's recipe: AdamW, minibatches, label smoothing, class weights, gradient
     clipping, and the average of the weights over the last ``weight_average`` of the epochs.
-    ``slow``: (parameters, factor) trained at ``factor`` times the learning rate."""
+    ``slow``: (parameters, factor) trained at ``factor`` times the learning rate, or None."""
     gen = torch.Generator().manual_seed(seed)
     params = list(model.parameters())
-    slow_ids = {id(p) for p in slow[0]}
+    slow_ids = {id(p) for p in slow[0]} if slow else set()
     groups = [{"params": [p for p in params if id(p) not in slow_ids]}]
-    if slow_ids:
+    if slow:
         groups.append({"params": list(slow[0]), "lr": recipe["lr"] * slow[1]})
     opt = torch.optim.AdamW(groups, lr=recipe["lr"], weight_decay=weight_decay)
     loss_fn = torch.nn.CrossEntropyLoss(weight=recipe["weights"],
@@ -160,7 +160,7 @@ def fit_text_path(train_docs: DocumentSet, test_docs: DocumentSet, mod: str, lam
     net = ProjMean(train_docs.real_segments(mod), recipe["weights"].numel(), model_p, principal)
     pen = {w: lam for w, lam in ((net.head.weight, lam_head), (net.proj.linear.weight, lam_proj))
            if lam}
-    slow = (list(net.proj.parameters()), proj_lr) if proj_lr != 1.0 else ([], 1.0)
+    slow = (list(net.proj.parameters()), proj_lr) if proj_lr != 1.0 else None
     train(net, seg_tr, torch.as_tensor(np.asarray(train_docs.labels)), recipe, pen,
           optim_p["weight_decay"], seed, slow)
     with torch.no_grad():
