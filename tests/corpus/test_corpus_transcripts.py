@@ -178,6 +178,14 @@ def test_empty_and_unknown_transcripts(tmp_path):
         with pytest.raises(TranscriptError) as err:
             parse_transcript(p)
         assert err.value.problems[0].kind == "transcript_empty", name
+    for ext in (".vtt", ".srt", ".json", ".tsv", ".csv", ".cha", ".txt"):  # 0 bytes / blank
+        for text in ("", " \n\n"):
+            p = tmp_path / f"blank{ext}"
+            p.write_text(text)
+            with pytest.raises(TranscriptError) as err:
+                parse_transcript(p)
+            [problem] = err.value.problems
+            assert (problem.kind, problem.message) == ("transcript_empty", "the file is empty"), ext
     (tmp_path / "x.docx").write_text("hi")
     with pytest.raises(TranscriptError, match="unknown transcript extension"):
         parse_transcript(tmp_path / "x.docx")

@@ -39,6 +39,25 @@ def test_manifest_missing_and_missing_columns(tmp_path):
     assert validate_corpus(tmp_path / "empty").report["problems"][0]["kind"] == "manifest_empty"
 
 
+def test_semicolon_and_tab_separated_manifests_read_like_commas(corpus, tmp_path):
+    """Spreadsheet programs in decimal-comma locales export CSV with ';' between the columns."""
+    rows = [line.split(",") for line in (corpus / "manifest.csv").read_text().splitlines()]
+    want = [(d.doc_id, d.label, d.audio, d.transcript)
+            for d in validate_corpus(corpus, min_docs_per_label=1).documents]
+    assert len(want) == len(DOCS)
+    for sep, name in ((";", "semi"), ("\t", "tab")):
+        c = _copy(corpus, tmp_path / name, "".join(sep.join(r) + "\n" for r in rows))
+        got = validate_corpus(c, min_docs_per_label=1)
+        assert got.ok, got.report["problems"]
+        assert [(d.doc_id, d.label, corpus / d.audio.relative_to(c),
+                 corpus / d.transcript.relative_to(c)) for d in got.documents] == want
+    # a ';' inside a comma-separated manifest's cell stays part of the cell
+    c = _copy(corpus, tmp_path / "commas", ",".join(rows[0]) + "\n"
+              + "".join(",".join([r[0], r[1] + ";x", *r[2:]]) + "\n" for r in rows[1:]))
+    labels = {d.label for d in validate_corpus(c, min_docs_per_label=1).documents}
+    assert labels == {"a;x", "b;x", "c;x"}
+
+
 def test_label_too_few_fails_unless_rare_labels_are_excluded(corpus):
     rep = validate_corpus(corpus).report  # label c has one document
     assert not rep["ok"] and [p["kind"] for p in rep["problems"]] == ["label_too_few"]

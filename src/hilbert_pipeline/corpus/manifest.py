@@ -51,6 +51,17 @@ def natural_key(name: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts), name
 
 
+def _delimiter(text: str) -> str:
+    """``,`` unless the header has no comma and names the columns with ``;`` or a tab between
+    them (what spreadsheet programs write in locales whose decimal mark is a comma)."""
+    header = text.split("\n", 1)[0]
+    if "," not in header:
+        for sep in (";", "\t"):
+            if "doc_id" in [c.strip().lower() for c in header.split(sep)]:
+                return sep
+    return ","
+
+
 def read_manifest(path: str | Path, label_column: bool = True
                   ) -> tuple[list[ManifestRow], list[str]]:
     """Read ``manifest.csv``; return its rows and the (normalised) column names.
@@ -66,7 +77,7 @@ def read_manifest(path: str | Path, label_column: bool = True
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError("manifest_unreadable", f"cannot read as UTF-8 text ({exc})",
                             str(path)) from exc
-    reader = csv.reader(text.splitlines(keepends=True))
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=_delimiter(text))
     try:
         header = next(reader)
     except StopIteration:

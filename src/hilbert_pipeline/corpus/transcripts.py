@@ -482,6 +482,9 @@ def parse_transcript(path: str | Path) -> list[Cue]:
     if not path.is_file():
         raise TranscriptError(path, [Problem("transcript_missing", "transcript file not found",
                                              file=str(path))])
+    if ext in TRANSCRIPT_EXTENSIONS and not path.read_bytes().strip():
+        raise TranscriptError(path, [Problem("transcript_empty", "the file is empty",
+                                             file=str(path))])
     if ext == ".vtt":
         return parse_vtt(path)
     if ext == ".srt":
