@@ -14,7 +14,7 @@ from kedro_helpers import make_project_copy, run_kedro
 from memory_runner import run_in_memory
 
 from hilbert_pipeline.audio import audio_info
-from hilbert_pipeline.corpus import parse_transcript, validate_corpus
+from hilbert_pipeline.corpus import CorpusValidationError, parse_transcript, validate_corpus
 from hilbert_pipeline.demo import synthesize_corpus
 from hilbert_pipeline.pipelines.segmentation import create_pipeline as segmentation_pipeline
 from hilbert_pipeline.transcribe import TranscribeError, TranscribeOptions, transcribe_corpus
@@ -122,6 +122,29 @@ def test_an_unreadable_recording_is_reported_and_the_others_go_on(tmp_path, spok
     [p] = [p for p in res.report["problems"] if p["doc_id"] == "broken"
            and p["kind"] == "transcript_missing"]
     assert "transcription.json" in p["message"]
+
+
+def test_a_silent_recording_is_reported_as_without_speech(tmp_path, spoken):
+    import numpy as np
+    import soundfile as sf
+
+    corpus = _without_transcripts(spoken, tmp_path / "c")
+    sf.write(corpus / "audio" / "quiet.wav", np.zeros(3 * 16000), 16000)
+    with (corpus / "manifest.csv").open("a") as f:
+        f.write("quiet,a,audio/quiet.wav,\n")
+    rep = transcribe_corpus(corpus, tmp_path / "t", OPTS)
+    assert set(rep["transcribed"]) == {"d1", "d2", "quiet"}
+    res = validate_corpus(corpus, min_docs_per_label=1, generated_transcripts=tmp_path / "t")
+    [p] = [p for p in res.report["problems"] if p["doc_id"] == "quiet"]
+    assert p["kind"] == "transcript_no_speech" and "quiet.wav" in p["message"], p
+    assert "listen to the recording" in str(CorpusValidationError(res.report))
+    # a transcript the user gave without cues stays an empty transcript
+    (corpus / "quiet.vtt").write_text("WEBVTT\n\n")
+    text = (corpus / "manifest.csv").read_text().replace("audio/quiet.wav,", "audio/quiet.wav,quiet.vtt")
+    (corpus / "manifest.csv").write_text(text)
+    res = validate_corpus(corpus, min_docs_per_label=1, generated_transcripts=tmp_path / "t")
+    assert [p["kind"] for p in res.report["problems"] if p["doc_id"] == "quiet"] == [
+        "transcript_empty"]
 
 
 def test_a_given_transcript_is_never_replaced(tmp_path, spoken):

@@ -21,6 +21,7 @@ audio_missing            audio path empty or not found                          
 audio_unreadable         soundfile cannot read the header                               document
 audio_empty              zero-length recording or clip                                  document
 transcript_*             transcript missing, unparsable, empty, or wrong type for audio  document
+transcript_no_speech     the transcribe step heard no speech in the recording          document
 cue_negative             a cue starts before 0                                          document
 cue_end_before_start     end <= start                                                   document
 cue_order                a cue starts before the previous cue                           document
@@ -117,6 +118,8 @@ FIXES = {
                              "what each format accepts)",
     "transcript_empty": "give the transcript at least one cue, or leave the cell empty to have "
                         "Whisper transcribe the recording",
+    "transcript_no_speech": "listen to the recording (silence, music or a damaged copy?); give "
+                            "its transcript in manifest.csv, or replace the recording",
     "transcript_format": "pair a recording with a timed transcript (.vtt, .srt, .json, .tsv, "
                          ".csv, .cha) and a clip folder with a .txt of one line per clip",
     "cue_negative": "correct the cue's times (seconds from the start of the recording)",
@@ -248,15 +251,20 @@ def _check_document(row, corpus_dir: Path, opts: dict, speaker_report: dict
     transcript uses the one the ``transcribe`` step wrote (``generated_transcripts``)."""
     at = {"row": row.row, "doc_id": row.doc_id or None}
     generated = opts.get("generated_transcripts")
+    transcribed = False
     if not row.transcript and row.doc_id and generated:
         found = generated_transcript(generated, row.doc_id)
         if found is not None:
-            row = dataclasses.replace(row, transcript=str(found))
+            row, transcribed = dataclasses.replace(row, transcript=str(found)), True
     probs = _row_problems(row, opts, at)
     if not row.audio or not row.transcript:
         return None, probs
     audio, transcript = _resolve(corpus_dir, row.audio), _resolve(corpus_dir, row.transcript)
     cues = _parse_cues(audio, transcript, probs, at)
+    if transcribed:  # Whisper's own transcript without cues: the recording had no speech
+        probs = [dataclasses.replace(p, kind="transcript_no_speech", message=(
+            f"the transcribe step heard no speech in {audio.name} (its transcript has no cues)"))
+            if p.kind == "transcript_empty" else p for p in probs]
     if not audio.exists():
         return None, probs
     rolling = None
