@@ -107,6 +107,14 @@ def test_parameters_are_checked_when_the_run_starts(tmp_path):
     assert proc.returncode == 1
     assert "training.model has unknown keys ['lamda_cka']" in proc.stderr
     assert "nowhere" not in proc.stderr and "Traceback" not in proc.stderr
+    # a misspelt block name would be a new parameter that nothing reads: refused, with the
+    # configured names (conf/base) to choose from
+    proc = run_kedro(project, "run", "--params",
+                     f"corpus={tmp_path / 'nowhere'},trainig.optim.epochs=3",
+                     check=False, timeout=300)
+    assert proc.returncode == 1
+    assert "unknown parameter 'trainig' (did you mean 'training'?" in proc.stderr
+    assert "nowhere" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_check_run_parameters_names_the_block():
@@ -126,6 +134,33 @@ def test_check_run_parameters_names_the_block():
     with pytest.raises(ParamsError, match="no_dual: unknown keys \\['lamda'\\]"):
         check_run_parameters({"evaluation": {"methods": ["hilbert"],
                                              "method_overrides": {"no_dual": {"lamda": 1}}}})
+    for bad, match in [({"n_splits": "abc"}, "n_splits must be an integer >= 2, got 'abc'"),
+                       ({"n_splits": 1}, "n_splits must be an integer >= 2"),
+                       ({"n_repeats": 0}, "n_repeats must be an integer >= 1"),
+                       ({"n_jobs": 1.5}, "n_jobs must be an integer >= 1"),
+                       ({"seed": True}, "seed must be an integer, got True"),
+                       ({"ci": "bootstrap"}, "ci must be 'corrected_t' or 't'"),
+                       ({"progress": "yes"}, "progress must be true or false")]:
+        with pytest.raises(ParamsError, match=match):
+            check_run_parameters({"evaluation": {"seed": 0, "methods": ["hilbert"], **bad}})
+    check_run_parameters({"evaluation": {"seed": -3, "methods": ["hilbert"], "n_splits": 2,
+                                         "n_repeats": 1, "n_jobs": 1, "ci": "t",
+                                         "progress": False}})
     with pytest.raises(ParamsError, match="parameters 'segmentation'.*min_duration"):
         check_run_parameters({"segmentation": {"min_duration": 20.0, "max_duration": 10.0}})
     assert not issubclass(ParamsError, ConfigError)
+
+
+def test_runtime_parameters_must_name_a_configured_block():
+    import pytest
+
+    from hilbert_pipeline.checks import check_runtime_names
+    from hilbert_pipeline.training.params import ParamsError
+
+    known = ["corpus", "evaluation", "training"]
+    check_runtime_names({"training": {"optim": {"epochs": 3}}, "corpus": "/x"}, known)
+    check_runtime_names(None, known)
+    with pytest.raises(ParamsError, match="'trainig' \\(did you mean 'training'\\?"):
+        check_runtime_names({"trainig": {"optim": {"epochs": 3}}}, known)
+    with pytest.raises(ParamsError, match="'zzz' \\(the parameters are: corpus, evaluation"):
+        check_runtime_names({"zzz": 1}, known)

@@ -4,7 +4,8 @@ Kedro hook, :class:`hilbert_pipeline.hooks.ParameterCheckHook`, calls
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hilbert_pipeline.corpus.segmentation import SegmentationConfig
@@ -43,6 +44,17 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
 
     def evaluation(values: Mapping[str, Any]) -> None:
         reject_unknown_keys("parameters 'evaluation'", values, EVAL_KEYS, ParamsError)
+        for key, least in (("n_splits", 2), ("n_repeats", 1), ("n_jobs", 1), ("seed", None)):
+            v = values.get(key)
+            if key in values and (isinstance(v, bool) or not isinstance(v, int)
+                                  or (least is not None and v < least)):
+                want = "an integer" + (f" >= {least}" if least is not None else "")
+                raise ParamsError(f"evaluation.{key} must be {want}, got {v!r}")
+        if values.get("ci", "corrected_t") not in ("corrected_t", "t"):
+            raise ParamsError(f"evaluation.ci must be 'corrected_t' or 't', got {values['ci']!r}")
+        if not isinstance(values.get("progress", True), bool):
+            raise ParamsError(f"evaluation.progress must be true or false, got "
+                              f"{values['progress']!r}")
         resolve_methods(list(values.get("methods") or []))
         overrides = values.get("method_overrides") or {}
         stray = sorted(set(overrides) - set(METHODS))
@@ -62,3 +74,16 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
     block("segmentation", lambda v: (SegmentationConfig.from_params(dict(v)),
                                      SpeakerOptions.from_params(dict(v).get("speakers")),
                                      check_rolling_mode(dict(v).get("rolling_captions", "auto"))))
+
+
+def check_runtime_names(runtime: Mapping[str, Any] | None, known: Iterable[str]) -> None:
+    """Every parameter given on the command line (``kedro run --params a.b=1``) must name a
+    block the configuration has: Kedro itself adds a misspelt name (``trainig.optim.epochs``) as
+    a new parameter that nothing reads, and the run would go on with the default."""
+    known = sorted(known)
+    for name in runtime or {}:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ParamsError(f"--params names an unknown parameter '{name}' ({hint}the "
+                              f"parameters are: {', '.join(known)})")
