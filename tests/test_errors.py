@@ -30,6 +30,7 @@ USER_ERRORS = (
     ("hilbert_pipeline.demo.synthesis", "SynthesisError"),
     ("hilbert_pipeline.demo.regimes", "RegimeError"),
     ("hilbert_pipeline.cluster", "ClusterError"),
+    ("hilbert_pipeline.utils", "DeviceError"),
 )
 
 
@@ -164,3 +165,31 @@ def test_runtime_parameters_must_name_a_configured_block():
         check_runtime_names({"trainig": {"optim": {"epochs": 3}}}, known)
     with pytest.raises(ParamsError, match="'zzz' \\(the parameters are: corpus, evaluation"):
         check_runtime_names({"zzz": 1}, known)
+
+
+def test_a_device_this_machine_cannot_honour_is_one_message():
+    import pytest
+    import torch
+
+    from hilbert_pipeline.checks import check_run_parameters
+    from hilbert_pipeline.utils import DeviceError, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(DeviceError, match="unknown device 'gpu': use auto, cpu, cuda"):
+        resolve_device("gpu")
+    with pytest.raises(DeviceError, match="unknown device 'meta'"):
+        resolve_device("meta")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(DeviceError, match="CUDA GPU"):
+        resolve_device(f"cuda:{n}")  # one past the last GPU (cuda:0 on a machine without one)
+    if n == 0:
+        with pytest.raises(DeviceError, match="no CUDA GPU on this machine.*use auto or cpu"):
+            resolve_device("cuda")
+    from hilbert_pipeline.training.params import ParamsError
+
+    for name in ("embedding", "inference", "training"):  # checked when the run starts
+        with pytest.raises(ParamsError, match=f"parameters '{name}': unknown device 'gpu'"):
+            check_run_parameters({name: {"device": "gpu"}})
+        # the name alone: a cluster's GPUs are its workers', checked where the work runs
+        check_run_parameters({name: {"device": "cuda", "seed": 0}})

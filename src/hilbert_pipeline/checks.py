@@ -14,7 +14,7 @@ from hilbert_pipeline.evaluation.methods import METHODS, resolve_methods
 from hilbert_pipeline.model import HilbertConfig
 from hilbert_pipeline.training.params import ParamsError, resolve_training_settings, route
 from hilbert_pipeline.transcribe.whisper import TranscribeOptions
-from hilbert_pipeline.utils import reject_unknown_keys
+from hilbert_pipeline.utils import check_device_name, reject_unknown_keys
 
 #: the keys of the ``evaluation`` parameter block
 EVAL_KEYS = frozenset({"n_splits", "n_repeats", "seed", "methods", "method_overrides", "ci",
@@ -37,7 +37,11 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
         except ValueError as e:  # the owners' own validation errors, named by block
             raise ParamsError(f"parameters '{name}': {e}") from e
 
+    def device(values: Mapping[str, Any]) -> None:  # a device name (its GPU may be a worker's)
+        check_device_name(str(values.get("device", "auto")))
+
     def training(values: Mapping[str, Any]) -> None:
+        device(values)
         settings = resolve_training_settings(values)
         HilbertConfig.from_dict({"audio_dim": 1, "text_dim": 1, "n_classes": 2,
                                  **settings.model_params})
@@ -69,6 +73,8 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
             raise ParamsError("parameters 'evaluation' needs an explicit 'seed'")
 
     block("training", training)
+    block("embedding", device)
+    block("inference", device)
     block("evaluation", evaluation)
     block("transcribe", lambda v: TranscribeOptions.from_params(dict(v)))
     block("segmentation", lambda v: (SegmentationConfig.from_params(dict(v)),

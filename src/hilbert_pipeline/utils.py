@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from hilbert_pipeline.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -109,18 +111,53 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+class DeviceError(UserError):
+    """A device setting this machine cannot honour (an unknown name, CUDA without a GPU)."""
+
+
 def resolve_device(device: str = "auto") -> "torch.device":  # noqa: F821
-    """``"auto"`` picks CUDA, then Apple MPS, then CPU; any other string is passed to torch."""
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU; ``cpu``, ``cuda``, ``cuda:N`` and
+    ``mps`` must be available here (:class:`DeviceError` says so when they are not, instead of
+    a failure deep inside PyTorch at the first tensor moved)."""
     import torch
 
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = mps is not None and mps.is_available()
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+        return torch.device("mps" if has_mps else "cpu")
+    dev = check_device_name(device)
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            built = "" if torch.version.cuda else ", a build without CUDA"
+            raise DeviceError(f"device {device!r}: PyTorch sees no CUDA GPU on this machine "
+                              f"(torch {torch.__version__}{built}); use auto or cpu")
+        if dev.index is not None and dev.index >= n:
+            raise DeviceError(f"device {device!r}: this machine has {n} CUDA GPU(s), "
+                              f"cuda:0 to cuda:{n - 1}")
+    elif dev.type == "mps" and not has_mps:
+        raise DeviceError(f"device {device!r}: Apple MPS is not available here; use auto or cpu")
+    return dev
+
+
+def check_device_name(device: str) -> "torch.device | None":  # noqa: F821
+    """The device a setting names (None for ``auto``), or :class:`DeviceError` for a name that
+    is none of auto, cpu, cuda, cuda:N, mps. Whether this machine has it is not asked: on a
+    cluster the GPUs are the workers', and :func:`resolve_device` checks there."""
+    import torch
+
+    if device == "auto":
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") \
+            from exc
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+    return dev
 
 
 @contextlib.contextmanager
