@@ -147,7 +147,13 @@ def test_check_run_parameters_names_the_block():
     check_run_parameters({"evaluation": {"seed": -3, "methods": ["hilbert"], "n_splits": 2,
                                          "n_repeats": 1, "n_jobs": 1, "ci": "t",
                                          "progress": False}})
-    with pytest.raises(ParamsError, match="parameters 'segmentation'.*min_duration"):
+    with pytest.raises(ParamsError, match="parameters 'tuning': tuning.n_trials must be an "
+                                          "integer >= 1, got 0"):  # before a study is created
+        check_run_parameters({"tuning": {"seed": 0, "n_trials": 0, "search_space": {}}})
+    with pytest.raises(ParamsError, match="tuning.timeout must be a number of seconds"):
+        check_run_parameters({"tuning": {"seed": 0, "n_trials": 2, "timeout": -1,
+                                         "search_space": {}}})
+    with pytest.raises(ParamsError, match="segmentation'.*min_duration"):
         check_run_parameters({"segmentation": {"min_duration": 20.0, "max_duration": 10.0}})
     assert not issubclass(ParamsError, ConfigError)
 

@@ -14,6 +14,7 @@ from hilbert_pipeline.evaluation.methods import METHODS, resolve_methods
 from hilbert_pipeline.model import HilbertConfig
 from hilbert_pipeline.training.params import ParamsError, resolve_training_settings, route
 from hilbert_pipeline.transcribe.whisper import TranscribeOptions
+from hilbert_pipeline.tuning.run import parse_tuning_params
 from hilbert_pipeline.utils import check_device_name, reject_unknown_keys
 
 #: the keys of the ``evaluation`` parameter block
@@ -76,6 +77,7 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
     block("embedding", device)
     block("inference", device)
     block("evaluation", evaluation)
+    block("tuning", parse_tuning_params)
     block("transcribe", lambda v: TranscribeOptions.from_params(dict(v)))
     block("segmentation", lambda v: (SegmentationConfig.from_params(dict(v)),
                                      SpeakerOptions.from_params(dict(v).get("speakers")),

@@ -38,6 +38,7 @@ from .study import (
     PRUNER_WARMUP_STEPS,
     TuningConfigError,
     WorkerResult,
+    check_budget,
     open_study,
     run_worker,
     sqlite_path,
@@ -88,6 +89,7 @@ def parse_tuning_params(params: Mapping[str, Any]) -> TuningSettings:
     seed = params["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TuningConfigError(f"tuning.seed must be an integer, got {seed!r}")
+    check_budget(params["n_trials"], params.get("timeout"))
     return TuningSettings(
         seed=seed,
         study_name=params.get("study_name") or "hilbert",

@@ -331,6 +331,16 @@ def _finished_numbers(handle: StudyHandle, numbers: set[int]) -> set[int]:
     return {t.number for t in done if t.number in numbers}
 
 
+def check_budget(n_trials: Any, timeout: Any) -> None:
+    """``tuning.n_trials`` (an integer >= 1) and ``tuning.timeout`` (seconds > 0 or None)."""
+    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
+        raise TuningConfigError(f"tuning.n_trials must be an integer >= 1, got {n_trials!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                or timeout <= 0):
+        raise TuningConfigError(f"tuning.timeout must be a number of seconds > 0 or null, "
+                                f"got {timeout!r}")
+
+
 def run_worker(handle: StudyHandle, objective: Callable[[optuna.Trial], float], *,
                n_trials: int, timeout: float | None = None, progress: bool = True
                ) -> WorkerResult:
@@ -340,12 +350,7 @@ def run_worker(handle: StudyHandle, objective: Callable[[optuna.Trial], float], 
     other exception marks the trial FAIL and is re-raised (a bug or bad data must not be turned
     into a silently skipped trial).
     """
-    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
-        raise TuningConfigError(f"tuning.n_trials must be an integer >= 1, got {n_trials!r}")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or timeout <= 0):
-        raise TuningConfigError(f"tuning.timeout must be a number of seconds > 0 or null, "
-                                f"got {timeout!r}")
+    check_budget(n_trials, timeout)
     from tqdm.auto import tqdm
 
     study, storage = handle.study, handle.storage
