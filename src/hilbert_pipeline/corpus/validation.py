@@ -18,7 +18,7 @@ corpus_empty             no valid document remains                              
 split_partial            some rows have a split and others none                         corpus
 doc_id_missing           empty doc_id                                                   document
 audio_missing            audio path empty or not found                                  document
-audio_unreadable         soundfile cannot read the header                               document
+audio_unreadable         neither soundfile nor FFmpeg (PyAV) reads the header           document
 audio_empty              zero-length recording or clip                                  document
 transcript_*             transcript missing, unparsable, empty, or wrong type for audio  document
 transcript_no_speech     the transcribe step heard no speech in the recording          document
