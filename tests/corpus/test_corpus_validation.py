@@ -70,6 +70,31 @@ def test_label_too_few_fails_unless_rare_labels_are_excluded(corpus):
     assert not validate_corpus(corpus, min_docs_per_label=3, exclude_rare_labels=False).ok
 
 
+def test_labels_are_counted_as_the_classes_label_map_makes(corpus, tmp_path):
+    """classes.label_map merges rare labels into one class: validation counts that class, so
+    the merge the parameters document is not refused before it happens."""
+    res = validate_corpus(corpus, label_map={"c": "b"})  # c (1 document) joins b
+    assert res.ok, res.report["problems"]
+    assert res.report["classes"] == {"b": 3, "a": 2} and res.report["labels"]["c"] == 1
+    [p] = validate_corpus(corpus, label_map={"c": "z"}).report["problems"]
+    assert p["kind"] == "label_too_few"
+    assert p["message"].startswith("label 'z' (from 'c' through classes.label_map) has 1")
+    res = validate_corpus(corpus, label_map={"c": "z"}, exclude_rare_labels=True)
+    assert res.ok and [e["doc_id"] for e in res.report["excluded"]] == ["d4"]
+    one = validate_corpus(corpus, label_map={"a": "x", "b": "x", "c": "x"})
+    assert [p["kind"] for p in one.report["problems"]] == ["label_single_class"]
+    # labels that differ only in case are flagged (as written they would be two classes) ...
+    rows = (corpus / "manifest.csv").read_text().splitlines()
+    rows[2] = rows[2].replace(",a,", ",A,", 1)  # d1: "A" beside d0's "a"
+    c = _copy(corpus, tmp_path, "\n".join(rows) + "\n")
+    kinds = [p["kind"] for p in validate_corpus(c, min_docs_per_label=1).report["problems"]]
+    assert kinds == ["label_case"]
+    assert "labels 'A', 'a' differ only in case" in str(
+        CorpusValidationError(validate_corpus(c, min_docs_per_label=1).report))
+    # ... unless the map makes them one class
+    assert validate_corpus(c, label_map={"A": "a", "c": "b"}).ok
+
+
 def test_exclude_invalid_lists_every_exclusion(corpus, tmp_path, caplog):
     c = _copy(corpus, tmp_path, "doc_id,label,audio,transcript\n"
               "d0,a,audio/d0.flac,transcripts/d0.json\nd1,a,audio/d1.flac,transcripts/d1.json\n"

@@ -14,6 +14,7 @@ manifest_*               manifest.csv missing, unreadable, empty or lacking colu
 doc_id_duplicate         the same doc_id on several rows                                corpus
 label_too_few            a label has fewer documents than ``min_docs_per_label``        corpus*
 label_single_class       only one label among the documents (``require_labels``)        corpus
+label_case               labels that differ only in case (``Control``, ``control``)      corpus
 corpus_empty             no valid document remains                                      corpus
 split_partial            some rows have a split and others none                         corpus
 doc_id_missing           empty doc_id                                                   document
@@ -90,8 +91,8 @@ logger = logging.getLogger(__name__)
 _EPS = 1e-6
 CORPUS_LEVEL = frozenset({
     "corpus_missing", "manifest_missing", "manifest_unreadable", "manifest_empty",
-    "manifest_columns", "doc_id_duplicate", "label_too_few", "label_single_class", "split_partial",
-    "corpus_empty"})
+    "manifest_columns", "doc_id_duplicate", "label_too_few", "label_single_class", "label_case",
+    "split_partial", "corpus_empty"})
 
 
 #: what to do about each kind of problem: printed once per kind present, after the list
@@ -118,6 +119,8 @@ FIXES = {
                              "what each format accepts)",
     "transcript_empty": "give the transcript at least one cue, or leave the cell empty to have "
                         "Whisper transcribe the recording",
+    "label_case": "write each label the same way in manifest.csv, or merge the spellings with "
+                  "classes.label_map (conf/base/parameters.yml)",
     "transcript_no_speech": "listen to the recording (silence, music or a damaged copy?); give "
                             "its transcript in manifest.csv, or replace the recording",
     "transcript_format": "pair a recording with a timed transcript (.vtt, .srt, .json, .tsv, "
@@ -434,6 +437,7 @@ def validate_corpus(
     speakers: dict | SpeakerOptions | None = None,
     rolling_captions: str | bool = "auto",
     generated_transcripts: str | Path | None = None,
+    label_map: dict | None = None,
 ) -> ValidationResult:
     """Check a corpus folder and return its valid documents and a report of every problem.
 
@@ -442,6 +446,9 @@ def validate_corpus(
     de-duplication of rolling auto-captions (``corpus.speakers.dedupe_rolling``).
     ``generated_transcripts``: the folder where the ``transcribe`` step wrote transcripts for
     the rows that have none (``<doc_id>.vtt`` / ``.txt``); None: such rows are problems.
+    ``label_map``: the shared ``classes.label_map`` (labels renamed or merged into classes):
+    the label counts (``min_docs_per_label``, one class alone) are those of the classes it
+    makes, so two rare labels merged into one class are not refused.
 
     Nothing is raised for problems in the data (see ``load_corpus``); the report says ``ok``.
     ``default_corpus_hint`` is appended to the report when the folder does not exist (e.g. how to
@@ -457,7 +464,8 @@ def validate_corpus(
             "overlap_tolerance": float(overlap_tolerance),
             "rolling_captions": rolling_captions,
             "generated_transcripts": None if generated_transcripts is None
-            else str(generated_transcripts)}
+            else str(generated_transcripts),
+            "label_map": {str(k): str(v) for k, v in dict(label_map or {}).items()}}
     sp = speakers if isinstance(speakers, SpeakerOptions) else SpeakerOptions.from_params(speakers)
     check_rolling_mode(rolling_captions)  # an invalid mode fails here, before any work
     if opts["duration_tolerance"] < 0 or opts["overlap_tolerance"] < 0:
@@ -560,35 +568,59 @@ def _list_excluded_rows(rows: list, bad_rows: dict[int, list[str]], report: dict
 
 def _check_labels(docs: list[Document], opts: dict, report: dict
                   ) -> tuple[list[Document], list[Problem]]:
-    """Label counts among the documents that remain (unlabelled ones do not count): rare labels
-    fail (named with their documents) or are excluded; one label alone fails when labels are
-    required. Returns the documents kept and the problems."""
+    """Class counts among the documents that remain (unlabelled ones do not count; a label's
+    class is its ``label_map`` entry, else the label): rare classes fail (named with their
+    documents) or are excluded; one class alone fails when labels are required; labels that
+    differ only in case fail. Returns the documents kept and the problems."""
     problems: list[Problem] = []
     kept = docs
     need = opts["min_docs_per_label"]
-    counts = Counter(d.label for d in kept if d.label)
-    rare = {lab: n for lab, n in counts.items() if n < need}
+    lmap = opts.get("label_map") or {}
+
+    def cls(label: str) -> str:
+        return lmap.get(label, label)
+
+    def named(c: str) -> str:
+        merged = sorted({d.label for d in kept if d.label and cls(d.label) == c} - {c})
+        via = ", ".join(repr(m) for m in merged)
+        return f"label {c!r}" + (f" (from {via} through classes.label_map)" if merged else "")
+
+    by_case: dict[str, set[str]] = {}
+    for d in kept:
+        if d.label:
+            by_case.setdefault(d.label.casefold(), set()).add(d.label)
+    for spellings in by_case.values():
+        if len({cls(lab) for lab in spellings}) > 1:
+            problems.append(Problem("label_case", "labels " + ", ".join(
+                repr(lab) for lab in sorted(spellings)) + " differ only in case, so they are "
+                f"{len(spellings)} classes; is that meant?", file="manifest.csv"))
+    counts = Counter(cls(d.label) for d in kept if d.label)
+    if lmap:
+        report["classes"] = dict(counts.most_common())
+    rare = {c: n for c, n in counts.items() if n < need}
     if rare and opts["exclude_rare_labels"]:
         for d in kept:
-            if d.label in rare:
-                reason = (f"label {d.label!r} has {rare[d.label]} document(s), fewer than "
-                          f"min_docs_per_label={need}")
+            if d.label and cls(d.label) in rare:
+                reason = (f"{named(cls(d.label))} has {rare[cls(d.label)]} document(s), fewer "
+                          f"than min_docs_per_label={need}")
                 report["excluded"].append({"row": d.row, "doc_id": d.doc_id, "reasons": [reason]})
                 logger.warning("excluding document %r: %s", d.doc_id, reason)
-        kept = [d for d in kept if d.label not in rare]
+        kept = [d for d in kept if not (d.label and cls(d.label) in rare)]
         rare = {}
-    for lab, n in sorted(rare.items()):
-        members = [d.doc_id for d in kept if d.label == lab]
+    for c, n in sorted(rare.items()):
+        members = [d.doc_id for d in kept if d.label and cls(d.label) == c]
         listed = ", ".join(members[:10]) + (" ..." if len(members) > 10 else "")
-        problems.append(Problem("label_too_few", f"label {lab!r} has {n} document(s) "
+        problems.append(Problem("label_too_few", f"{named(c)} has {n} document(s) "
                                 f"({listed}); the folds "
                                 f"need at least min_docs_per_label={need} (add documents, lower "
-                                "min_docs_per_label, or set exclude_rare_labels: true)",
+                                "min_docs_per_label, merge labels with classes.label_map, or set "
+                                "exclude_rare_labels: true)",
                                 file="manifest.csv"))
-    if opts["require_labels"] and kept and len({d.label for d in kept if d.label}) == 1:
+    classes = {cls(d.label) for d in kept if d.label}
+    if opts["require_labels"] and kept and len(classes) == 1:
         problems.append(Problem("label_single_class", "every document has the same label "
-                                f"{kept[0].label!r}; classification needs at least 2 labels",
-                                file="manifest.csv"))
+                                f"{next(iter(classes))!r}; classification needs at least 2 "
+                                "labels", file="manifest.csv"))
     return kept, problems
 
 

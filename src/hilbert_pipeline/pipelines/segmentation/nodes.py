@@ -24,10 +24,11 @@ _VALIDATION_OPTIONS = ("require_labels", "min_docs_per_label", "exclude_invalid"
                        "speakers", "rolling_captions")
 
 
-def validate_corpus_node(corpus: str, params: dict, transcription: dict | None = None
-                         ) -> ValidationResult:
+def validate_corpus_node(corpus: str, params: dict, transcription: dict | None = None,
+                         label_map: dict | None = None) -> ValidationResult:
     """Validate the corpus folder ``corpus``; on problems write the report and fail the run.
-    ``transcription``: the transcribe node's report (where it wrote the transcripts).
+    ``transcription``: the transcribe node's report (where it wrote the transcripts);
+    ``label_map``: the shared ``classes.label_map`` (labels are counted as the classes it makes).
 
     The report is written here (to ``report_path``) and not only through the catalog because a
     failed node's outputs are never saved, and the user needs the report precisely then.
@@ -44,7 +45,7 @@ def validate_corpus_node(corpus: str, params: dict, transcription: dict | None =
         options["generated_transcripts"] = transcription["output_dir"]
     result = load_corpus(corpus, report_path=params.get("report_path"),
                          progress=bool(params.get("progress", True)), default_corpus_hint=hint,
-                         **options)
+                         label_map=label_map, **options)
     rep = result.report
     logger.info("corpus %s: %d of %d documents valid, %d excluded", rep["corpus"],
                 rep["n_documents"], rep["n_rows"], len(rep["excluded"]))
