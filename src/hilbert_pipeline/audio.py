@@ -37,10 +37,16 @@ def audio_info(path: str | Path) -> tuple[float, int, int]:
         try:
             return _av_info(path)
         except Exception as av_exc:
-            raise AudioError(f"{path}: unreadable audio ({exc}; FFmpeg: {av_exc})") from exc
+            raise AudioError(f"{path}: unreadable audio ({exc}; FFmpeg: {_reason(av_exc)})") \
+                from exc
     if info.samplerate <= 0 or info.frames < 0:
         raise AudioError(f"{path}: invalid header (rate={info.samplerate}, frames={info.frames})")
     return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+
+
+def _reason(exc: Exception) -> str:
+    """PyAV's error without its errno and the path the message already names."""
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _av_info(path: Path) -> tuple[float, int, int]:
@@ -133,7 +139,8 @@ def load_audio(
         try:
             data, file_sr = _av_read(path, s0, s1)
         except Exception as av_exc:
-            raise AudioError(f"{path}: cannot decode audio ({exc}; FFmpeg: {av_exc})") from exc
+            raise AudioError(f"{path}: cannot decode audio ({exc}; FFmpeg: "
+                             f"{_reason(av_exc)})") from exc
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     if not np.isfinite(mono).all():

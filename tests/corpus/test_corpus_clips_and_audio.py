@@ -116,6 +116,10 @@ def test_damaged_float_samples_and_empty_files_are_named_with_what_to_do(tmp_pat
     (tmp_path / "zero.wav").write_bytes(b"")
     with pytest.raises(AudioError, match=r"zero\.wav: the file is empty \(0 bytes"):
         audio_info(tmp_path / "zero.wav")
+    # neither decoder reads it: both reasons, FFmpeg's without its errno
+    (tmp_path / "junk.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 100)
+    with pytest.raises(AudioError, match=r"junk\.m4a: unreadable audio \(.+; FFmpeg: [^\[]+\)$"):
+        audio_info(tmp_path / "junk.m4a")
 
 
 def _encode(path, x: np.ndarray, sr: int, codec: str) -> None:
