@@ -55,6 +55,12 @@ def test_verdict_names_the_best_baseline_and_reads_the_interval():
     assert v["best_alternative"] == "weak" and v["verdict"] == "better"
     md = st.paired_markdown(paired, v)
     assert md.count("\n| ") == 3 and v["sentence"] in md
+    # one fold (a fixed split): no interval, so no claim either way, however large the gap
+    one = table[(table["repeat"] == table["repeat"].min()) & (table["fold"] == table["fold"].min())]
+    v = st.verdict(st.paired_comparison(one), summary, roles)
+    assert v["verdict"] == "untested" and v["ci95"] == [None, None]
+    assert "too few for an interval, so not evidence either way" in v["sentence"]
+    assert "indistinguishable" not in v["sentence"]
 
 
 def test_folds_are_matched_by_repeat_and_fold_not_by_row_order():

@@ -71,7 +71,9 @@ def paired_comparison(fold_table: pd.DataFrame, reference: str = "hilbert",
 def verdict(paired: Mapping[str, Mapping[str, Any]], summary: Mapping[str, Any],
             roles: Mapping[str, str], reference: str = "hilbert",
             metric: str = "macro_f1") -> dict[str, Any]:
-    """The best alternative (role ``baseline``, highest mean) and one plain sentence."""
+    """The best alternative (role ``baseline``, highest mean) and one plain sentence: better
+    than / indistinguishable from / worse than it by the paired interval, or ``untested`` where
+    there is no interval (one fold: a fixed train/test split)."""
     cands = [(summary[m][metric]["mean"], m) for m in paired
              if roles.get(m) == "baseline" and summary.get(m, {}).get(metric, {}).get("mean")
              is not None]
@@ -81,15 +83,21 @@ def verdict(paired: Mapping[str, Mapping[str, Any]], summary: Mapping[str, Any],
     best = max(cands)[1]
     p = paired[best]
     lo, hi = p["ci95"]
-    if lo is None or hi is None:
-        word = "indistinguishable from"
-    elif lo > 0:
+    if lo is None or hi is None:  # one fold (a fixed train/test split): no interval to read
+        diff = "–" if p["mean_diff"] is None else f"{p['mean_diff']:+.3f}"
+        sentence = (f"{reference} against the best alternative, {best}: {metric} difference "
+                    f"{diff} on {p['n_folds']} fold(s), too few for an interval, so not evidence "
+                    "either way (without a split column the evaluation repeats k-fold "
+                    "cross-validation and gives one).")
+        return {"best_alternative": best, "verdict": "untested", "mean_diff": p["mean_diff"],
+                "ci95": [lo, hi], "sentence": sentence}
+    if lo > 0:
         word = "better than"
     elif hi < 0:
         word = "worse than"
     else:
         word = "indistinguishable from"
-    rng = "" if lo is None else f", 95 % interval [{lo:+.3f}, {hi:+.3f}]"
+    rng = f", 95 % interval [{lo:+.3f}, {hi:+.3f}]"
     sentence = (f"{reference} is {word} the best alternative, {best}: mean paired {metric} "
                 f"difference {p['mean_diff']:+.3f}{rng}, {p['wins']} wins / {p['ties']} ties / "
                 f"{p['losses']} losses over {p['n_folds']} folds.")
