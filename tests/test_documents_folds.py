@@ -122,6 +122,29 @@ def test_grouped_folds_never_split_a_group():
         assert not tr & te
 
 
+def test_too_few_groups_say_what_to_do_and_narrow_classes_are_named(caplog):
+    import dataclasses
+    import logging
+
+    sf, docs = synthetic_features([12, 12], seed=7, groups_per_class=2)  # 4 groups
+    ds, _ = build_document_set(sf, docs)
+    with pytest.raises(FoldError, match="only 4 groups .* for evaluation.n_splits=5 folds.*"
+                                        "lower evaluation.n_splits to 4 or fewer"):
+        make_folds(ds, n_splits=5, n_repeats=1, seed=1)
+    one = dataclasses.replace(ds, groups=np.array(["g"] * len(ds), dtype=object))
+    with pytest.raises(FoldError, match="every document is in the same group"):
+        make_folds(one, n_splits=2, n_repeats=1, seed=1)
+    # each class in 2 groups, 3 folds: some fold trains without a class: a warning names them
+    with caplog.at_level(logging.WARNING, logger="hilbert_pipeline.folds"):
+        make_folds(ds, n_splits=3, n_repeats=1, seed=1)
+    [rec] = [r for r in caplog.records if "fewer groups than the 3 folds" in r.getMessage()]
+    assert set(ds.label_names) <= set(rec.getMessage().replace("'", " ").split())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hilbert_pipeline.folds"):
+        make_folds(ds, n_splits=2, n_repeats=1, seed=1)
+    assert not [r for r in caplog.records if "fewer groups" in r.getMessage()]
+
+
 def test_fixed_split_column_gives_one_fold():
     sf, docs = synthetic_features([10, 6], seed=8, split_test_fraction=0.3)
     ds, _ = build_document_set(sf, docs)

@@ -49,7 +49,8 @@ def make_folds(docs: DocumentSet, n_splits: int, n_repeats: int, seed: int) -> p
         test = [d for d, s in zip(docs.doc_ids, docs.splits, strict=True) if s == "test"]
         if not train or not test:
             raise FoldError(f"fixed split needs train and test documents, got {len(train)} train "
-                            f"and {len(test)} test")
+                            f"and {len(test)} test (manifest.csv's split column: mark some rows "
+                            "train and some test, or leave it empty for cross-validation)")
         rows = [(0, 0, d, "train") for d in train] + [(0, 0, d, "test") for d in test]
         return pd.DataFrame(rows, columns=FOLD_COLUMNS)
 
@@ -60,9 +61,28 @@ def make_folds(docs: DocumentSet, n_splits: int, n_repeats: int, seed: int) -> p
     counts = docs.class_counts()
     small = {docs.label_names[k]: int(n) for k, n in enumerate(counts) if n < n_splits}
     if small:
-        raise LabelError(f"classes with fewer documents than the {n_splits} folds: {small}")
-    if docs.groups is not None and len(set(docs.groups)) < n_splits:
-        raise FoldError(f"only {len(set(docs.groups))} groups for {n_splits} folds")
+        raise LabelError(f"classes with fewer documents than the {n_splits} folds: {small} "
+                         "(every test fold needs one of each: add documents, lower "
+                         "evaluation.n_splits, or merge classes with classes.label_map)")
+    if docs.groups is not None:
+        n_groups = len(set(docs.groups))
+        if n_groups < 2:
+            raise FoldError("every document is in the same group (manifest.csv's group column), "
+                            "and a group is never split between train and test: give finer "
+                            "groups, or leave the column empty")
+        if n_groups < n_splits:
+            raise FoldError(
+                f"the documents fall into only {n_groups} groups (manifest.csv's group column) "
+                f"for evaluation.n_splits={n_splits} folds; a group is never split, so every fold "
+                f"needs groups of its own: lower evaluation.n_splits to {n_groups} or "
+                "fewer, or give finer groups")
+        narrow = {docs.label_names[k]: len(set(docs.groups[docs.labels == k]))
+                  for k in range(len(docs.label_names)) if counts[k]}
+        narrow = {c: g for c, g in narrow.items() if g < n_splits}
+        if narrow:
+            log.warning("classes whose documents fall into fewer groups than the %d folds: %s; "
+                        "in a fold that tests all of a class's groups, no training document has "
+                        "the class (finer groups, or fewer folds, avoid it)", n_splits, narrow)
     y = docs.labels
     rows = []
     x_dummy = np.zeros((len(docs), 1))
