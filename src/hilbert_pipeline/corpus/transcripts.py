@@ -109,7 +109,12 @@ def _finish(path: Path, cues: list[Cue], problems: list[Problem], empty: str) ->
 
 
 def _read_text(path: Path) -> str:
+    """The transcript's text (every parser reads it here): UTF-8, newlines normalised; an empty
+    or blank file is ``transcript_empty``."""
     raw = path.read_bytes()
+    if not raw.strip():
+        raise TranscriptError(path, [Problem("transcript_empty", "the file is empty",
+                                             file=str(path))])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -481,9 +486,6 @@ def parse_transcript(path: str | Path) -> list[Cue]:
     ext = path.suffix.lower()
     if not path.is_file():
         raise TranscriptError(path, [Problem("transcript_missing", "transcript file not found",
-                                             file=str(path))])
-    if ext in TRANSCRIPT_EXTENSIONS and not path.read_bytes().strip():
-        raise TranscriptError(path, [Problem("transcript_empty", "the file is empty",
                                              file=str(path))])
     if ext == ".vtt":
         return parse_vtt(path)
