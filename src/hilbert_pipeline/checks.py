@@ -5,6 +5,7 @@ Kedro hook, :class:`hilbert_pipeline.hooks.ParameterCheckHook`, calls
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ from hilbert_pipeline.model import HilbertConfig
 from hilbert_pipeline.training.params import ParamsError, resolve_training_settings, route
 from hilbert_pipeline.transcribe.whisper import TranscribeOptions
 from hilbert_pipeline.tuning.run import parse_tuning_params
-from hilbert_pipeline.utils import check_device_name, reject_unknown_keys
+from hilbert_pipeline.utils import check_device_name, int_at_least, reject_unknown_keys
 
 #: the keys of the ``evaluation`` parameter block
 EVAL_KEYS = frozenset({"n_splits", "n_repeats", "seed", "methods", "method_overrides", "ci",
@@ -51,8 +52,7 @@ def check_run_parameters(blocks: Mapping[str, Any]) -> None:
         reject_unknown_keys("parameters 'evaluation'", values, EVAL_KEYS, ParamsError)
         for key, least in (("n_splits", 2), ("n_repeats", 1), ("n_jobs", 1), ("seed", None)):
             v = values.get(key)
-            if key in values and (isinstance(v, bool) or not isinstance(v, int)
-                                  or (least is not None and v < least)):
+            if key in values and not int_at_least(v, -math.inf if least is None else least):
                 want = "an integer" + (f" >= {least}" if least is not None else "")
                 raise ParamsError(f"evaluation.{key} must be {want}, got {v!r}")
         if values.get("ci", "corrected_t") not in ("corrected_t", "t"):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hilbert_pipeline.errors import UserError
+from hilbert_pipeline.utils import int_at_least
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class ClusterSettings:
                                "tcp://host:8786")
         for name in ("n_workers", "threads_per_worker"):
             v = getattr(s, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if not int_at_least(v, 1):
                 raise ClusterError(f"cluster.{name} must be an integer >= 1, got {v!r}")
         if s.address == "slurm" and not s.jobqueue_config:
             raise ClusterError("cluster.address: slurm needs cluster.jobqueue_config (a "

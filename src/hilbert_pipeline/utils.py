@@ -88,6 +88,12 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def int_at_least(v: Any, lo: int) -> bool:
+    """``v`` is an integer (not a bool) of at least ``lo``: the check of every integer
+    parameter."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
 def reject_unknown_keys(where: str, given, known, error: type[Exception] = ValueError,
                         known_label: str = "known") -> None:
     """Raise ``error`` naming every key of ``given`` that is not in ``known``.

@@ -48,18 +48,13 @@ from hilbert_pipeline.metrics import macro_f1
 from hilbert_pipeline.model import MEMBERS, HilbertConfig, HilbertLoss, HilbertModel
 from hilbert_pipeline.model.losses import mi_estimates
 from hilbert_pipeline.training.logreg import fit_logreg
-from hilbert_pipeline.utils import resolve_device, seed_everything, torch_threads
+from hilbert_pipeline.utils import int_at_least, resolve_device, seed_everything, torch_threads
 
 log = logging.getLogger(__name__)
 
 
 class TrainingError(UserError):
     """Training parameters or data cannot be trained on."""
-
-
-def _int_at_least(v: Any, lo: int) -> bool:
-    """``v`` is an integer (not a bool) of at least ``lo``."""
-    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
 
 @dataclass
@@ -133,7 +128,7 @@ class TrainingParams:
     def __post_init__(self) -> None:
         errs = []
         mf = self.member_folds
-        if not _int_at_least(mf, 0) or mf == 1:
+        if not int_at_least(mf, 0) or mf == 1:
             errs.append(f"member_folds must be 0 (no choice) or an integer >= 2, got {mf!r}")
         for name, lo_open in (("member_floor", False), ("member_step", True)):
             v = getattr(self, name)
@@ -146,14 +141,14 @@ class TrainingParams:
                         f"{self.member_step!r}")
         for name, lo in (("member_max_docs", 2), ("max_steps", 1)):  # None: no limit
             v = getattr(self, name)
-            if v is not None and not _int_at_least(v, lo):
+            if v is not None and not int_at_least(v, lo):
                 errs.append(f"{name} must be an integer >= {lo} or null, got {v!r}")
-        if not _int_at_least(self.pretrain_epochs, 0):
+        if not int_at_least(self.pretrain_epochs, 0):
             errs.append(f"pretrain_epochs must be an integer >= 0, got {self.pretrain_epochs!r}")
         if self.num_threads is not None and (not isinstance(self.num_threads, int)
                                              or self.num_threads < 1):
             errs.append(f"num_threads must be an integer >= 1 or null, got {self.num_threads!r}")
-        if not _int_at_least(self.aux_warmup_epochs, 0):
+        if not int_at_least(self.aux_warmup_epochs, 0):
             errs.append(f"aux_warmup_epochs must be an integer >= 0, got {self.aux_warmup_epochs!r}")
         wa = self.weight_average
         if not isinstance(wa, int | float) or isinstance(wa, bool) or not 0 <= wa <= 1:
@@ -166,7 +161,7 @@ class TrainingParams:
             errs.append(f"refit must be a bool, got {self.refit!r}")
         for name in ("epochs", "batch_size", "patience", "min_epochs", "eval_batch_size"):
             v = getattr(self, name)
-            if not _int_at_least(v, 1):
+            if not int_at_least(v, 1):
                 errs.append(f"{name} must be an integer >= 1, got {v!r}")
         if isinstance(self.batch_size, int) and self.batch_size < 2:
             errs.append("batch_size must be >= 2 (the contrastive losses need negatives)")

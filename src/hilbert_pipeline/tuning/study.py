@@ -54,6 +54,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hilbert_pipeline.errors import UserError
+from hilbert_pipeline.utils import int_at_least
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def open_study(storage: str | None | optuna.storages.BaseStorage, study_name: st
                         ("pruner_startup_trials", pruner_startup_trials, 0),
                         ("pruner_warmup_steps", pruner_warmup_steps, 0),
                         ("heartbeat_interval", heartbeat_interval, 1)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        if not int_at_least(v, lo):
             raise TuningConfigError(f"tuning.{name} must be an integer >= {lo}, got {v!r}")
     if grace_period is not None and (not isinstance(grace_period, int) or
                                      grace_period <= heartbeat_interval):
@@ -333,7 +334,7 @@ def _finished_numbers(handle: StudyHandle, numbers: set[int]) -> set[int]:
 
 def check_budget(n_trials: Any, timeout: Any) -> None:
     """``tuning.n_trials`` (an integer >= 1) and ``tuning.timeout`` (seconds > 0 or None)."""
-    if not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1:
+    if not int_at_least(n_trials, 1):
         raise TuningConfigError(f"tuning.n_trials must be an integer >= 1, got {n_trials!r}")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
                                 or timeout <= 0):
