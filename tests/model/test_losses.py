@@ -342,3 +342,57 @@ def test_members_add_their_own_terms_and_the_fused_terms_are_unchanged():
     member = sum(terms[f"{m}_cls"] + cfg.lambda_lb * terms[f"{m}_lb"] for m in ("text", "audio"))
     torch.testing.assert_close(terms["total"], plain["total"] + member)
     assert not any(k.startswith(("text_", "audio_")) for k in HilbertLoss(cfg)(out, None))
+
+
+def test_distillation_is_the_class_weighted_cross_entropy_against_the_teacher():
+    from hilbert_pipeline.model import DistillationLoss
+
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(6, 3, generator=g)
+    teacher = torch.softmax(torch.randn(6, 3, generator=g), -1)
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    counts = torch.tensor([3.0, 2.0, 1.0])
+    loss = DistillationLoss(0.5, counts, power=0.5)(logits, teacher, labels)
+    w = class_weights(counts, 0.5)[labels]
+    per_doc = -(teacher * F.log_softmax(logits, -1)).sum(-1)
+    torch.testing.assert_close(loss, (w * per_doc).sum() / w.sum())
+    # a one-hot teacher is the (unsmoothed) classification term
+    onehot = F.one_hot(labels, 3).float()
+    torch.testing.assert_close(DistillationLoss(0.5, counts)(logits, onehot, labels),
+                               ClassificationLoss(1.0, 3, counts)(logits, labels))
+    # smoothing: a one-hot teacher is the smoothed classification term (unweighted: PyTorch
+    # weighs the smoothed part of a class-weighted cross-entropy per class, not per document)
+    torch.testing.assert_close(
+        DistillationLoss(0.5, label_smoothing=0.2)(logits, onehot, labels),
+        ClassificationLoss(1.0, 3, label_smoothing=0.2)(logits, labels))
+    with pytest.raises(ValueError, match="shape"):
+        DistillationLoss(0.5)(logits, teacher[:, :2], labels)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        DistillationLoss(1.0)
+
+
+def test_hilbert_loss_mixes_the_labels_and_the_teacher_only_when_given_one():
+    cfg = tiny_config(distill_weight=0.75, label_smoothing=0.0)
+    _, out, y = _run(cfg)
+    loss = HilbertLoss(cfg)
+    plain = loss(out, y)
+    assert "distill" not in plain  # validation and prediction: no teacher, the labels alone
+    teacher = torch.softmax(torch.randn(len(y), cfg.n_classes, generator=_g(9)), -1)
+    res = loss(out, y, teacher=teacher)
+    assert res["cls"].item() == pytest.approx(plain["cls"].item())
+    expect = plain["total"] - plain["cls"] + 0.25 * res["cls"] + 0.75 * res["distill"]
+    assert res["total"].item() == pytest.approx(expect.item(), rel=1e-6)
+    # a teacher that repeats the labels changes nothing, with label smoothing too
+    for eps in (0.0, 0.2):
+        smoothed = HilbertLoss(cfg.replace(label_smoothing=eps))
+        same = smoothed(out, y, teacher=F.one_hot(y, cfg.n_classes).float())
+        assert same["total"].item() == pytest.approx(smoothed(out, y)["total"].item(), rel=1e-6)
+    # off (the weight 0): the teacher is ignored
+    off = HilbertLoss(tiny_config(distill_weight=0.0, label_smoothing=0.0))(out, y,
+                                                                            teacher=teacher)
+    assert "distill" not in off and off["total"].item() == pytest.approx(plain["total"].item())
+    with pytest.raises(ValueError, match="distill_weight"):
+        tiny_config(distill_weight=1.0)
+    # the members are never distilled (a teacher reading both modalities would hand a member
+    # the other one)
+    assert tiny_config(distill_weight=0.5).member_config("text").distill_weight == 0.0

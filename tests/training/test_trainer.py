@@ -763,3 +763,29 @@ def test_principal_init_reads_the_segments_and_never_the_labels(docs):
         w0 = random_start.model.proj[m].linear.weight.detach()
         assert not torch.equal(w[0][:4], w0[:4])      # d=8: the first half is principal
         assert torch.equal(w[0][4:], w0[4:])          # the other half is the random start
+
+
+def test_distillation_targets_are_the_selected_regressions_and_only_train_the_network():
+    """The teacher is the logistic regression the linear member would be (modalities and C by
+    the repeated inner CV on the training documents), read on those documents; it shapes the
+    training loss and nothing of it is kept: the distilled model has the same parameters as
+    the plain one and predicts through the network."""
+    from hilbert_pipeline.training.trainer import _wide_selection, teacher_probabilities
+
+    docs = _noise_audio_docs()
+    proba = teacher_probabilities(docs, ("audio", "text"), 0.5, seed=0)
+    clf, subset = _wide_selection(docs, docs.pooled_features(("audio", "text")),
+                                  ("audio", "text"), 0.5, 0)
+    assert subset == ("text",)  # the noise modality is not read
+    np.testing.assert_allclose(proba, clf.predict_proba(docs.pooled_features(("text",))))
+    plain_cfg = build_config(docs, MODEL)
+    cfg = plain_cfg.replace(distill_weight=0.8)
+    run = _Run(cfg, docs, docs.subset([]), tp(epochs=1), seed=0)
+    torch.testing.assert_close(run.teacher, torch.as_tensor(proba, dtype=torch.float32))
+    res = fit(cfg, docs, None, tp(epochs=3), seed=0)
+    plain = fit(plain_cfg, docs, None, tp(epochs=3), seed=0)
+    assert np.isfinite(res.history["train_distill"]).all()
+    assert "train_distill" not in plain.history
+    assert res.model.state_dict().keys() == plain.model.state_dict().keys()
+    assert not np.allclose(predict(res.model, docs), predict(plain.model, docs))
+    assert _Run(plain_cfg, docs, docs.subset([]), tp(epochs=1), seed=0).teacher is None

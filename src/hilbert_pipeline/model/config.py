@@ -181,6 +181,12 @@ class HilbertConfig:
         ``class_loss``: ``"ce"`` or ``"focal"`` (``focal_gamma``); ``label_smoothing``: the
         cross-entropy's target smoothing (0 = none); ``class_weight_power``:
         class weights = (1 / count) ** power, normalised to mean 1 over training samples.
+        ``distill_weight``: knowledge distillation from a pooled logistic regression (Hinton et
+        al. 2015): the share ``α`` of the classification target given to the class
+        probabilities that the logistic regression on the training documents' pooled features
+        (modalities and C by repeated inner CV, the ``with_wide`` member's fit) gives each
+        training document; the loss is ``(1 − α) CE(y) + α CE(p_teacher)``. Training only: the
+        network alone predicts, and nothing of the regression is kept. 0 = off.
         ``crop_segments``: random crops as augmentation (0 = off): in training, a document
         longer than this many segments is cut to a random window of that many consecutive
         segments (masks and label kept), and a prediction averages the class probabilities of
@@ -233,6 +239,7 @@ class HilbertConfig:
     class_loss: str = "ce"
     focal_gamma: float = 2.0
     label_smoothing: float = 0.2
+    distill_weight: float = 0.0
     class_weight_power: float = 0.5
     crop_segments: int = 0
     unimodal_members: bool = True
@@ -269,8 +276,10 @@ class HilbertConfig:
 
     def member_config(self, modality: str) -> HilbertConfig:
         """The config of the ``modality`` member: the same fields on that modality alone, no
-        linear member and no members of its own."""
-        return self.replace(modalities=modality, unimodal_members=False, wide_path=False)
+        linear member, no members of its own and no distillation (a teacher reading both
+        modalities would hand a member the other one)."""
+        return self.replace(modalities=modality, unimodal_members=False, wide_path=False,
+                            distill_weight=0.0)
 
     @property
     def expert_hidden_dim(self) -> int:
@@ -357,6 +366,9 @@ class HilbertConfig:
             errs.append(f"d={self.d} is not divisible by n_heads={self.n_heads}")
         if (is_int(self.top_k) and is_int(self.n_experts) and self.top_k > self.n_experts):
             errs.append(f"top_k={self.top_k} exceeds n_experts={self.n_experts}")
+        v = self.distill_weight
+        if not is_num(v) or not 0.0 <= v < 1.0:
+            errs.append(f"distill_weight must be in [0, 1), got {v!r}")
         v = self.label_smoothing
         if not is_num(v) or not 0.0 <= v < 1.0:
             errs.append(f"label_smoothing must be in [0, 1), got {v!r}")

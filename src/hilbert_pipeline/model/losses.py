@@ -192,6 +192,44 @@ class ClassificationLoss(_Weighted):
         return (wy * fl).sum() / wy.sum()
 
 
+class DistillationLoss(_Weighted):
+    """Knowledge distillation (Hinton et al. 2015): the cross-entropy of the logits against a
+    teacher's class probabilities, ``−Σ_c p_teacher,c log softmax(z)_c``, averaged with the
+    class weights of the documents' labels as :class:`ClassificationLoss` averages, so that the
+    distilled and the labelled parts of the target weigh the classes alike. ``weight`` is the
+    teacher's share ``α`` of the target: :class:`HilbertLoss` adds ``(1 − α)`` of the
+    classification term and ``α`` of this one. ``label_smoothing`` ε smooths the teacher as
+    the classification term smooths the labels, ``(1 − ε) p_teacher + ε / C``, so the whole
+    target is ``(1 − ε)[(1 − α) y + α p_teacher] + ε / C``: a teacher that is sure of the
+    labels leaves the smoothed classification term as it was."""
+
+    def __init__(self, weight: float = 0.0,
+                 class_counts: Sequence[int | float] | torch.Tensor | None = None,
+                 power: float = 0.5, label_smoothing: float = 0.0) -> None:
+        super().__init__(weight)
+        if not self.weight < 1.0:
+            raise ValueError(f"the distillation weight must be in [0, 1), got {weight!r}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        self.label_smoothing = float(label_smoothing)
+        if class_counts is not None:
+            self.register_buffer("class_weight", class_weights(class_counts, power))
+        else:
+            self.class_weight = None
+
+    def forward(self, logits: torch.Tensor, teacher: torch.Tensor,
+                labels: torch.Tensor) -> torch.Tensor:
+        if teacher.shape != logits.shape:
+            raise ValueError(f"teacher probabilities must have the logits' shape "
+                             f"{tuple(logits.shape)}, got {tuple(teacher.shape)}")
+        eps = self.label_smoothing
+        target = (1.0 - eps) * teacher + eps / logits.shape[-1]
+        per_doc = -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+        w = self.class_weight
+        wy = w[labels.long()] if w is not None else torch.ones_like(per_doc)
+        return (wy * per_doc).sum() / wy.sum()
+
+
 class HilbertLoss(nn.Module):
     """``L = L_cls + s·(λ_dual L_dual + λ_cka L_cka + λ_mi L_mi) + λ_lb L_lb`` (docs/model.md).
 
@@ -213,6 +251,10 @@ class HilbertLoss(nn.Module):
       skipped for a batch with fewer than 2 such documents (4 for unbiased CKA);
     - ``joint_stop_gradient``: z_j enters the dual, CKA and MI terms detached;
     - ``contrastive_positives="label"``: the dual term treats same-class documents as positives;
+    - ``teacher`` (the trainer's teacher probabilities of the batch's documents) with
+      ``distill_weight`` α > 0: ``distill`` is computed on the same logits as ``cls`` and the
+      two enter ``total`` as ``(1 − α) cls + α distill``; without ``teacher`` (validation,
+      prediction) ``cls`` alone;
     - ``labels=None`` (unsupervised pretraining): no ``cls`` and no ``lb`` (the head is not
       trained), and the dual term takes instance positives whatever ``contrastive_positives``;
     - ``wide_combine="mixture"`` (or ``"wide"``): ``cls`` is computed on the fused network's
@@ -232,6 +274,8 @@ class HilbertLoss(nn.Module):
         self.config = c
         self.cls = ClassificationLoss(1.0, c.n_classes, class_counts, c.class_weight_power,
                                       c.class_loss, c.focal_gamma, c.label_smoothing)
+        self.distill = DistillationLoss(c.distill_weight, class_counts, c.class_weight_power,
+                                        c.label_smoothing)
         both = c.modalities == "both"
         joint = both and c.alignment == "joint"
         self.dual = DualContrastiveLoss(c.lambda_dual if joint else 0.0)
@@ -245,7 +289,8 @@ class HilbertLoss(nn.Module):
             if c.has_members else {})
 
     def forward(self, output: HilbertOutput, labels: torch.Tensor | None,
-                aux_scale: float = 1.0) -> dict[str, torch.Tensor]:
+                aux_scale: float = 1.0,
+                teacher: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         c = self.config
         out: dict[str, torch.Tensor] = {}
         if labels is None:  # unsupervised (pretraining): the alignment terms alone
@@ -254,9 +299,15 @@ class HilbertLoss(nn.Module):
             # the fused network learns on its own logits (as if the wide path and the members
             # were absent), except in the residual form, which trains through the sum
             fused = output.fused_logits if output.fused_logits is not None else output.head_logits
-            term = self.cls(output.logits if c.prediction_form == "residual" else fused, labels)
+            logits = output.logits if c.prediction_form == "residual" else fused
+            term = self.cls(logits, labels)
             out["cls"] = term
             total = self.cls.weight * term
+            if self.distill.active and teacher is not None:
+                soft = self.distill(logits, teacher, labels)
+                out["distill"] = soft
+                alpha = self.distill.weight
+                total = (1.0 - alpha) * total + alpha * soft
         tau = output.temperature
         if c.modalities == "both":
             if tau is None:

@@ -673,6 +673,23 @@ def _wide_logreg(docs: DocumentSet, pooled: np.ndarray, mods: tuple[str, ...], p
     return weight, bias
 
 
+def teacher_probabilities(docs: DocumentSet, mods: tuple[str, ...], power: float,
+                          seed: int) -> np.ndarray:
+    """Distillation targets ``(len(docs), C)``: the class probabilities that the logistic
+    regression of :func:`_wide_selection` (modalities among ``mods`` and C by repeated inner CV
+    on ``docs``, the linear member's fit) gives the documents it was fitted on. A class absent
+    from ``docs`` gets probability 0. Where the inner CV keeps the regression close to the
+    labels, these are nearly the labels; where it shrinks the regression hard (a label spread
+    thinly over every segment), they are soft."""
+
+    pooled = docs.pooled_features(mods)
+    clf, subset = _wide_selection(docs, pooled, mods, power, seed)
+    proba = np.zeros((len(docs), docs.n_classes))
+    proba[:, np.asarray(clf[-1].classes_, dtype=np.int64)] = clf.predict_proba(
+        docs.pooled_features(subset))
+    return proba
+
+
 def _aux_scale(epoch: int, warmup: int) -> float:
     """Linear warm-up factor of the auxiliary loss weights for 1-based ``epoch``."""
     return 1.0 if warmup <= 0 else min(1.0, epoch / (warmup + 1))
@@ -698,6 +715,11 @@ class _Run:
             _init_wide_path(model, train_docs, seed, fit_wide)
         self.model = model.to(self.device)
         counts = train_docs.class_counts()
+        self.teacher = None
+        if cfg.distill_weight > 0 and cfg.prediction.trains_network:
+            self.teacher = torch.as_tensor(teacher_probabilities(
+                train_docs, model.pooled_modalities, cfg.class_weight_power, seed),
+                dtype=torch.float32)
         self.loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32)
                                    ).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -751,10 +773,13 @@ class _Run:
         sums: dict[str, float] = {}
         seen: dict[str, int] = {}  # a term may be skipped in some batches
         for idx in _batches(len(self.train_docs), self.tp.batch_size, self.gen, self.weights):
-            batch = _to_device(collate(self.train_docs, idx, self.crops(self.train_docs, idx)),
-                               self.device)
+            batch = collate(self.train_docs, idx, self.crops(self.train_docs, idx))
+            if self.teacher is not None:
+                batch["teacher"] = self.teacher[torch.as_tensor(idx)]
+            batch = _to_device(batch, self.device)
             output = _forward(self.model, batch)
-            terms = self.loss_fn(output, batch["labels"], aux_scale=scale)
+            terms = self.loss_fn(output, batch["labels"], aux_scale=scale,
+                                 teacher=batch.get("teacher"))
             self.opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             if self.tp.grad_clip > 0:
