@@ -378,21 +378,38 @@ def test_hilbert_loss_mixes_the_labels_and_the_teacher_only_when_given_one():
     plain = loss(out, y)
     assert "distill" not in plain  # validation and prediction: no teacher, the labels alone
     teacher = torch.softmax(torch.randn(len(y), cfg.n_classes, generator=_g(9)), -1)
-    res = loss(out, y, teacher=teacher)
+    res = loss(out, y, teacher={"both": teacher})
     assert res["cls"].item() == pytest.approx(plain["cls"].item())
     expect = plain["total"] - plain["cls"] + 0.25 * res["cls"] + 0.75 * res["distill"]
     assert res["total"].item() == pytest.approx(expect.item(), rel=1e-6)
+    # a teacher for other modalities than the network's is not this network's
+    assert "distill" not in loss(out, y, teacher={"text": teacher})
     # a teacher that repeats the labels changes nothing, with label smoothing too
     for eps in (0.0, 0.2):
         smoothed = HilbertLoss(cfg.replace(label_smoothing=eps))
-        same = smoothed(out, y, teacher=F.one_hot(y, cfg.n_classes).float())
+        same = smoothed(out, y, teacher={"both": F.one_hot(y, cfg.n_classes).float()})
         assert same["total"].item() == pytest.approx(smoothed(out, y)["total"].item(), rel=1e-6)
     # off (the weight 0): the teacher is ignored
-    off = HilbertLoss(tiny_config(distill_weight=0.0, label_smoothing=0.0))(out, y,
-                                                                            teacher=teacher)
+    off = HilbertLoss(tiny_config(distill_weight=0.0, label_smoothing=0.0))(
+        out, y, teacher={"both": teacher})
     assert "distill" not in off and off["total"].item() == pytest.approx(plain["total"].item())
     with pytest.raises(ValueError, match="distill_weight"):
         tiny_config(distill_weight=1.0)
-    # the members are never distilled (a teacher reading both modalities would hand a member
-    # the other one)
-    assert tiny_config(distill_weight=0.5).member_config("text").distill_weight == 0.0
+
+
+def test_each_member_is_distilled_from_the_teacher_of_its_own_modality():
+    cfg = tiny_config(distill_weight=0.5, label_smoothing=0.0, unimodal_members=True)
+    _, out, y = _run(cfg)
+    loss = HilbertLoss(cfg)
+    g = _g(11)
+    teachers = {k: torch.softmax(torch.randn(len(y), cfg.n_classes, generator=g), -1)
+                for k in ("both", "text", "audio")}
+    res = loss(out, y, teacher=teachers)
+    assert {"distill", "text_distill", "audio_distill"} <= set(res)
+    for m in ("text", "audio"):
+        alone = HilbertLoss(cfg.member_config(m))(out.members[m], y, teacher=teachers)
+        assert res[f"{m}_distill"].item() == pytest.approx(alone["distill"].item())
+        # the member's term reads its own modality's teacher, not the fused network's
+        other = HilbertLoss(cfg.member_config(m))(out.members[m], y,
+                                                 teacher={m: teachers["both"]})
+        assert other["distill"].item() != pytest.approx(alone["distill"].item())

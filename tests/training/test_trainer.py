@@ -778,10 +778,17 @@ def test_distillation_targets_are_the_selected_regressions_and_only_train_the_ne
                                   ("audio", "text"), 0.5, 0)
     assert subset == ("text",)  # the noise modality is not read
     np.testing.assert_allclose(proba, clf.predict_proba(docs.pooled_features(("text",))))
-    plain_cfg = build_config(docs, MODEL)
+    plain_cfg = build_config(docs, {**MODEL, "unimodal_members": False})
     cfg = plain_cfg.replace(distill_weight=0.8)
     run = _Run(cfg, docs, docs.subset([]), tp(epochs=1), seed=0)
-    torch.testing.assert_close(run.teacher, torch.as_tensor(proba, dtype=torch.float32))
+    assert set(run.teacher) == {"both"}
+    torch.testing.assert_close(run.teacher["both"], torch.as_tensor(proba, dtype=torch.float32))
+    # with members, each member's teacher reads its own modality only
+    run = _Run(cfg.replace(unimodal_members=True), docs, docs.subset([]), tp(epochs=1), seed=0)
+    assert set(run.teacher) == {"both", "text", "audio"}
+    for m in ("text", "audio"):
+        torch.testing.assert_close(run.teacher[m], torch.as_tensor(
+            teacher_probabilities(docs, (m,), 0.5, seed=0), dtype=torch.float32))
     res = fit(cfg, docs, None, tp(epochs=3), seed=0)
     plain = fit(plain_cfg, docs, None, tp(epochs=3), seed=0)
     assert np.isfinite(res.history["train_distill"]).all()

@@ -184,8 +184,8 @@ class HilbertConfig:
         ``distill_weight``: knowledge distillation from a pooled logistic regression (Hinton et
         al. 2015): the share ``α`` of the classification target given to the class
         probabilities that the logistic regression on the training documents' pooled features
-        (modalities and C by repeated inner CV, the ``with_wide`` member's fit) gives each
-        training document; the loss is ``(1 − α) CE(y) + α CE(p_teacher)``. Training only: the
+        (modalities and C by repeated inner CV, the ``with_wide`` member's fit; for a unimodal
+        member, the regression on that member's modality) gives each training document; the loss is ``(1 − α) CE(y) + α CE(p_teacher)``. Training only: the
         network alone predicts, and nothing of the regression is kept. 0 = off.
         ``crop_segments``: random crops as augmentation (0 = off): in training, a document
         longer than this many segments is cut to a random window of that many consecutive
@@ -276,10 +276,9 @@ class HilbertConfig:
 
     def member_config(self, modality: str) -> HilbertConfig:
         """The config of the ``modality`` member: the same fields on that modality alone, no
-        linear member, no members of its own and no distillation (a teacher reading both
-        modalities would hand a member the other one)."""
-        return self.replace(modalities=modality, unimodal_members=False, wide_path=False,
-                            distill_weight=0.0)
+        linear member and no members of its own (distilled, with ``distill_weight``, from the
+        regression on its own modality)."""
+        return self.replace(modalities=modality, unimodal_members=False, wide_path=False)
 
     @property
     def expert_hidden_dim(self) -> int:

@@ -13,7 +13,7 @@ fewer, :class:`HilbertLoss` skips them for that batch (the key is absent from it
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -251,10 +251,12 @@ class HilbertLoss(nn.Module):
       skipped for a batch with fewer than 2 such documents (4 for unbiased CKA);
     - ``joint_stop_gradient``: z_j enters the dual, CKA and MI terms detached;
     - ``contrastive_positives="label"``: the dual term treats same-class documents as positives;
-    - ``teacher`` (the trainer's teacher probabilities of the batch's documents) with
-      ``distill_weight`` α > 0: ``distill`` is computed on the same logits as ``cls`` and the
-      two enter ``total`` as ``(1 − α) cls + α distill``; without ``teacher`` (validation,
-      prediction) ``cls`` alone;
+    - ``teacher``: the trainer's teacher probabilities of the batch's documents, by the
+      modalities each network reads (``"both"``, ``"text"``, ``"audio"``). With
+      ``distill_weight`` α > 0 and a teacher for its modalities, a network's ``distill`` is
+      computed on the same logits as its ``cls`` and the two enter ``total`` as
+      ``(1 − α) cls + α distill``; the members (``text_distill``, ``audio_distill``) read the
+      teacher of their own modality. Without a teacher (validation, prediction) ``cls`` alone;
     - ``labels=None`` (unsupervised pretraining): no ``cls`` and no ``lb`` (the head is not
       trained), and the dual term takes instance positives whatever ``contrastive_positives``;
     - ``wide_combine="mixture"`` (or ``"wide"``): ``cls`` is computed on the fused network's
@@ -290,7 +292,7 @@ class HilbertLoss(nn.Module):
 
     def forward(self, output: HilbertOutput, labels: torch.Tensor | None,
                 aux_scale: float = 1.0,
-                teacher: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                teacher: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         c = self.config
         out: dict[str, torch.Tensor] = {}
         if labels is None:  # unsupervised (pretraining): the alignment terms alone
@@ -303,8 +305,8 @@ class HilbertLoss(nn.Module):
             term = self.cls(logits, labels)
             out["cls"] = term
             total = self.cls.weight * term
-            if self.distill.active and teacher is not None:
-                soft = self.distill(logits, teacher, labels)
+            if self.distill.active and teacher is not None and c.modalities in teacher:
+                soft = self.distill(logits, teacher[c.modalities], labels)
                 out["distill"] = soft
                 alpha = self.distill.weight
                 total = (1.0 - alpha) * total + alpha * soft
@@ -345,7 +347,7 @@ class HilbertLoss(nn.Module):
             total = total + self.lb_weight * output.lb_loss
         if labels is not None:
             for m, loss in self.members.items():
-                terms = loss(output.members[m], labels)
+                terms = loss(output.members[m], labels, teacher=teacher)
                 out.update({f"{m}_{k}": v for k, v in terms.items() if k != "total"})
                 total = total + terms["total"]
         out["total"] = total

@@ -715,11 +715,15 @@ class _Run:
             _init_wide_path(model, train_docs, seed, fit_wide)
         self.model = model.to(self.device)
         counts = train_docs.class_counts()
-        self.teacher = None
+        # distillation targets by the modalities each network reads: the fused network's
+        # regression chooses among both modalities and each alone, a member's reads its own
+        self.teacher: dict[str, torch.Tensor] | None = None
         if cfg.distill_weight > 0 and cfg.prediction.trains_network:
-            self.teacher = torch.as_tensor(teacher_probabilities(
-                train_docs, model.pooled_modalities, cfg.class_weight_power, seed),
-                dtype=torch.float32)
+            reads = {cfg.modalities: model.pooled_modalities}
+            reads.update({m: (m,) for m in getattr(model, "members", {})})
+            self.teacher = {k: torch.as_tensor(teacher_probabilities(
+                train_docs, mods, cfg.class_weight_power, seed), dtype=torch.float32)
+                for k, mods in reads.items()}
         self.loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32)
                                    ).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -774,12 +778,11 @@ class _Run:
         seen: dict[str, int] = {}  # a term may be skipped in some batches
         for idx in _batches(len(self.train_docs), self.tp.batch_size, self.gen, self.weights):
             batch = collate(self.train_docs, idx, self.crops(self.train_docs, idx))
-            if self.teacher is not None:
-                batch["teacher"] = self.teacher[torch.as_tensor(idx)]
             batch = _to_device(batch, self.device)
+            teacher = None if self.teacher is None else {
+                k: t[torch.as_tensor(idx)].to(self.device) for k, t in self.teacher.items()}
             output = _forward(self.model, batch)
-            terms = self.loss_fn(output, batch["labels"], aux_scale=scale,
-                                 teacher=batch.get("teacher"))
+            terms = self.loss_fn(output, batch["labels"], aux_scale=scale, teacher=teacher)
             self.opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             if self.tp.grad_clip > 0:
