@@ -44,8 +44,8 @@ def test_default_pipeline_end_to_end(trained_project):
     metrics = json.loads((reports / "metrics.json").read_text())
     methods = ["hilbert", "text_only", "audio_only", "concat_logreg", "text_logreg",
                "audio_logreg", "direct", "no_dual", "no_cka", "no_mi", "mlp_head", "with_wide",
-               "no_members", "no_fusion", "no_segment_head", "random_init", "bilinear_logreg",
-               "segment_mil", "majority", "stratified"]
+               "no_members", "no_distill", "no_fusion", "no_segment_head", "random_init",
+               "bilinear_logreg", "segment_mil", "majority", "stratified"]
     assert list(metrics) == methods + ["paired", "platform"]
     # the kedro CLI pinned the CPU kernels before torch loaded, over the shell's `default`
     platform = metrics["platform"]

@@ -79,6 +79,6 @@ def test_every_ablation_row_differs_from_hilbert(pairing_split):
     ref = run_method(METHODS["hilbert"], train, test, TINY, TINY_OPTIM, seed=0)
     assert ref.info["form"] == "deep"
     for name in ("no_dual", "no_cka", "no_mi", "mlp_head", "with_wide", "no_fusion",
-                 "no_segment_head", "random_init", "direct"):
+                 "no_segment_head", "random_init", "no_distill", "direct"):
         res = run_method(METHODS[name], train, test, TINY, TINY_OPTIM, seed=0)
         assert not np.allclose(res.proba, ref.proba, atol=1e-6), name

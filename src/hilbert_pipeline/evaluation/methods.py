@@ -40,6 +40,9 @@ no_members         ablation    ``unimodal_members=False``: the fused network alo
 with_members       ablation    ``unimodal_members=True``: the fused network averaged with its
                                text and audio members, weights by inner CV (the default
                                hilbert; an ablation when hilbert is set to have no members)
+no_distill         ablation    ``distill_weight=0``: trained on the labels alone, without
+                               the pooled logistic regression's probabilities as part of the
+                               target
 =================  ==========  ========================================================
 """
 
@@ -130,6 +133,9 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
     MethodSpec("with_members", "neural", "ablation",
                "the fused network averaged with its text and audio members (weights by inner "
                "cross-validation)", {"unimodal_members": True}),
+    MethodSpec("no_distill", "neural", "ablation",
+               "trained on the labels alone, without distillation from the pooled logistic "
+               "regression", {"distill_weight": 0.0}),
     MethodSpec("bilinear_logreg", "bilinear", "baseline",
                "pooled means + mean outer product of low-rank audio/text segment projections, "
                "logistic regression (C by inner CV)", options={"rank": 8}),

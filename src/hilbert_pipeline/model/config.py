@@ -239,7 +239,7 @@ class HilbertConfig:
     class_loss: str = "ce"
     focal_gamma: float = 2.0
     label_smoothing: float = 0.2
-    distill_weight: float = 0.0
+    distill_weight: float = 0.8
     class_weight_power: float = 0.5
     crop_segments: int = 0
     unimodal_members: bool = True
