@@ -185,8 +185,9 @@ class HilbertConfig:
         al. 2015): the share ``α`` of the classification target given to the class
         probabilities that the logistic regression on the training documents' pooled features
         (modalities and C by repeated inner CV, the ``with_wide`` member's fit; for a unimodal
-        member, the regression on that member's modality) gives each training document; the loss is ``(1 − α) CE(y) + α CE(p_teacher)``. Training only: the
-        network alone predicts, and nothing of the regression is kept. 0 = off.
+        member, the regression on that member's modality) gives each training document; the
+        loss is ``(1 − α) CE(y) + α CE(p_teacher)``. Training only: the network alone
+        predicts, and nothing of the regression is kept. 0 = off.
         ``crop_segments``: random crops as augmentation (0 = off): in training, a document
         longer than this many segments is cut to a random window of that many consecutive
         segments (masks and label kept), and a prediction averages the class probabilities of

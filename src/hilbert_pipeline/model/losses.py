@@ -231,7 +231,8 @@ class DistillationLoss(_Weighted):
 
 
 class HilbertLoss(nn.Module):
-    """``L = L_cls + s·(λ_dual L_dual + λ_cka L_cka + λ_mi L_mi) + λ_lb L_lb`` (docs/model.md).
+    """``L = (1 − α) L_cls + α L_distill + s·(λ_dual L_dual + λ_cka L_cka + λ_mi L_mi) +
+    λ_lb L_lb`` (docs/model.md; ``α L_distill`` only with a teacher).
 
     ``s`` is the auxiliary warm-up factor the trainer passes as ``aux_scale`` (1 by default).
     The InfoNCE temperature is the model's (``output.temperature``), as open_clip keeps
