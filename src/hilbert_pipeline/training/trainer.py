@@ -722,8 +722,8 @@ class _Run:
             reads = {cfg.modalities: model.pooled_modalities}
             reads.update({m: (m,) for m in getattr(model, "members", {})})
             self.teacher = {k: torch.as_tensor(teacher_probabilities(
-                train_docs, mods, cfg.class_weight_power, seed), dtype=torch.float32)
-                for k, mods in reads.items()}
+                train_docs, mods, cfg.class_weight_power, seed), dtype=torch.float32,
+                device=self.device) for k, mods in reads.items()}
         self.loss_fn = HilbertLoss(cfg, class_counts=torch.as_tensor(counts, dtype=torch.float32)
                                    ).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -777,10 +777,10 @@ class _Run:
         sums: dict[str, float] = {}
         seen: dict[str, int] = {}  # a term may be skipped in some batches
         for idx in _batches(len(self.train_docs), self.tp.batch_size, self.gen, self.weights):
-            batch = collate(self.train_docs, idx, self.crops(self.train_docs, idx))
-            batch = _to_device(batch, self.device)
+            batch = _to_device(collate(self.train_docs, idx, self.crops(self.train_docs, idx)),
+                               self.device)
             teacher = None if self.teacher is None else {
-                k: t[torch.as_tensor(idx)].to(self.device) for k, t in self.teacher.items()}
+                k: t[torch.as_tensor(idx, device=self.device)] for k, t in self.teacher.items()}
             output = _forward(self.model, batch)
             terms = self.loss_fn(output, batch["labels"], aux_scale=scale, teacher=teacher)
             self.opt.zero_grad(set_to_none=True)
