@@ -42,7 +42,28 @@ def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("au
     smaller C. ``inner_repeats`` > 1 repeats the inner k-fold with other shuffles (ungrouped
     documents only), which steadies the choice on small training sets. ``features``: the
     training documents' feature rows to use instead of their pooled ``modalities``.
+
+    The fit runs on one BLAS thread (:func:`one_blas_thread`), so that it gives the same
+    numbers in a Dask worker, in a process with one BLAS thread per core and on a busy machine.
     """
+    with one_blas_thread():
+        return _fit_logreg(train, seed, modalities, class_weight_power, C, C_grid, inner_folds,
+                           max_iter, inner_repeats, features)
+
+
+def one_blas_thread():
+    """Context: NumPy's and SciPy's BLAS (OpenBLAS) on one thread inside the block. A Dask
+    worker starts with one BLAS thread and the main process with one per core, and OpenBLAS may
+    add a product's terms in another order with more threads. The logistic regressions feed the
+    network (its linear member and its distillation targets), so a difference in the last bit
+    of their fit would become a difference in the trained weights."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _fit_logreg(train, seed, modalities, class_weight_power, C, C_grid,  # noqa: N803
+                inner_folds, max_iter, inner_repeats, features):
     counts = train.class_counts()
     weights = class_weights(counts, class_weight_power).numpy()
     cw = {int(k): float(weights[k]) for k in np.flatnonzero(counts)}
