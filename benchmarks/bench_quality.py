@@ -228,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  hilbert - best unimodal: {interaction:+.3f}; hilbert - concat_logreg: "
                       f"{means['hilbert'] - means.get('concat_logreg', float('nan')):+.3f}")
         results[regime] = {"means": means, "verdict": v, "classes": res["classes"],
-                           "paired": res["paired"]}
+                           "paired": res["paired"],
+                           # per fold: scores, chosen C, member weights (what a fold chose)
+                           "fold_metrics": res["fold_metrics"].to_dict(orient="records")}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))
     worst = min(gaps, key=lambda r: gaps[r]) if gaps else None
