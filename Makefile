@@ -75,7 +75,7 @@ test: setup system-deps-test
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do \
-		case $$b in *learning_curve*) echo "== $$b skipped (about 20 minutes; run it by name)"; continue;; esac; \
+		case $$b in *learning_curve*|*member_rules*) echo "== $$b skipped (20 minutes or more; run it by name)"; continue;; esac; \
 		echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 viz: setup
