@@ -43,11 +43,11 @@ from hilbert_pipeline.evaluation import evaluate as ev  # noqa: E402
 from hilbert_pipeline.evaluation.methods import resolve_methods  # noqa: E402
 from hilbert_pipeline.folds import make_folds  # noqa: E402
 from hilbert_pipeline.metrics import macro_f1  # noqa: E402
+from hilbert_pipeline.training.logreg import full_proba  # noqa: E402
 from hilbert_pipeline.training.params import resolve_training_settings  # noqa: E402
 from hilbert_pipeline.training.trainer import (  # noqa: E402
     MEMBERS,
     _log_loss,
-    member_grid,
     weights_from_oof,
 )
 
@@ -92,10 +92,8 @@ def _record_fold(spec, train, test, model_params, training_params, seed, member_
     def linear(fit_docs, pred_docs):
         clf, subset = trainer._wide_selection(fit_docs, fit_docs.pooled_features(mods), mods,
                                               power, seed)
-        out = np.zeros((len(pred_docs), train.n_classes))
-        out[:, np.asarray(clf[-1].classes_, dtype=np.int64)] = clf.predict_proba(
-            pred_docs.pooled_features(subset))
-        return out
+        return full_proba(clf[-1], clf.predict_proba(pred_docs.pooled_features(subset)),
+                          train.n_classes)
 
     if "oof" in rec:  # the same inner folds as the members' (choose_member_weights)
         with warnings.catch_warnings():
@@ -138,7 +136,7 @@ def record(regime: str, cache: Path, n_jobs: int) -> list[dict]:
     return recs
 
 
-def grid(step: float = 0.25, floor: float = 0.5) -> list[tuple[float, ...]]:
+def grid(step: float, floor: float) -> list[tuple[float, ...]]:
     """Weights of (fused, text, audio, linear) on a ``step`` grid, fused at least ``floor``,
     the larger fused weight first (ties go to it)."""
     vals = np.arange(0, 1 + 1e-9, step)
@@ -147,15 +145,15 @@ def grid(step: float = 0.25, floor: float = 0.5) -> list[tuple[float, ...]]:
     return sorted(out, key=lambda w: -w[0])
 
 
-def chooser(allowed: tuple[str, ...], admit: bool, score: str):
-    """A rule: among the grid weights that give weight only to ``allowed`` members (and, with
+def chooser(allowed: tuple[str, ...], admit: bool, score: str, step: float, floor: float):
+    """A rule: among the :func:`grid` weights that give weight only to ``allowed`` members (and, with
     ``admit``, only to those whose own out-of-fold macro-F1 reaches the fused network's), the
     one whose out-of-fold average has the best ``score`` (``log_loss`` or ``macro_f1``)."""
     def rule(labels, oof):
         f1 = {k: macro_f1(labels, oof[k]) for k in M4}
         ok = {k for k in M4[1:] if k in allowed and (not admit or f1[k] >= f1["fused"])}
         best = None
-        for w in grid():
+        for w in grid(step, floor):
             if any(wi > 0 and k not in ok for wi, k in zip(w[1:], M4[1:], strict=True)):
                 continue
             mix = sum(wi * oof[k] for wi, k in zip(w, M4, strict=True))
@@ -171,17 +169,19 @@ def rules(step: float, floor: float) -> dict:
         w = weights_from_oof(labels, {k: oof[k] for k in MEMBERS}, step, floor)["weights"]
         return {**w, "linear": 0.0}
 
-    assert len(member_grid(step, floor)) > 0
+    def pick(allowed, admit, score):
+        return chooser(allowed, admit, score, step, floor)
+
     return {
         "current": current,
         "fused": lambda labels, oof: {"fused": 1.0, "text": 0.0, "audio": 0.0, "linear": 0.0},
-        "members_no_gate": chooser(MEMBERS, False, "log_loss"),
-        "members_f1": chooser(MEMBERS, False, "macro_f1"),
-        "linear_gate_logloss": chooser(("fused", "linear"), True, "log_loss"),
-        "linear_logloss": chooser(("fused", "linear"), False, "log_loss"),
-        "linear_f1": chooser(("fused", "linear"), False, "macro_f1"),
-        "all_gate_logloss": chooser(M4, True, "log_loss"),
-        "all_f1": chooser(M4, False, "macro_f1"),
+        "members_no_gate": pick(MEMBERS, False, "log_loss"),
+        "members_f1": pick(MEMBERS, False, "macro_f1"),
+        "linear_gate_logloss": pick(("fused", "linear"), True, "log_loss"),
+        "linear_logloss": pick(("fused", "linear"), False, "log_loss"),
+        "linear_f1": pick(("fused", "linear"), False, "macro_f1"),
+        "all_gate_logloss": pick(M4, True, "log_loss"),
+        "all_f1": pick(M4, False, "macro_f1"),
     }
 
 

@@ -75,7 +75,7 @@ def test_evaluation_on_the_cluster_equals_evaluation_in_process(dask_client):
     """The in-process side runs in a fresh interpreter, as a user's `kedro run` does: this test
     process has run other tests before (under pytest-xdist, which ones depends on the run), and
     one of them leaves state that moves a network's probabilities in the third decimal
-    (docs/reproducibility.md, "What still differs")."""
+    (docs/reproducibility.md, "Known open problem")."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

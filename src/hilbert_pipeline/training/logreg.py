@@ -44,7 +44,7 @@ def fit_logreg(train: DocumentSet, seed: int, modalities: tuple[str, ...] = ("au
     training documents' feature rows to use instead of their pooled ``modalities``.
 
     The fit runs on one BLAS thread (:func:`one_blas_thread`), so that it gives the same
-    numbers in a Dask worker, in a process with one BLAS thread per core and on a busy machine.
+    numbers in a Dask worker (one BLAS thread) and in a process with one BLAS thread per core.
     """
     with one_blas_thread():
         return _fit_logreg(train, seed, modalities, class_weight_power, C, C_grid, inner_folds,

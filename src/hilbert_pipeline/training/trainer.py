@@ -47,7 +47,7 @@ from hilbert_pipeline.folds import stratified_splitter
 from hilbert_pipeline.metrics import macro_f1
 from hilbert_pipeline.model import MEMBERS, HilbertConfig, HilbertLoss, HilbertModel
 from hilbert_pipeline.model.losses import mi_estimates
-from hilbert_pipeline.training.logreg import fit_logreg, one_blas_thread
+from hilbert_pipeline.training.logreg import fit_logreg, full_proba, one_blas_thread
 from hilbert_pipeline.utils import int_at_least, resolve_device, seed_everything, torch_threads
 
 log = logging.getLogger(__name__)
@@ -684,11 +684,9 @@ def teacher_probabilities(docs: DocumentSet, mods: tuple[str, ...], power: float
 
     pooled = docs.pooled_features(mods)
     clf, subset = _wide_selection(docs, pooled, mods, power, seed)
-    proba = np.zeros((len(docs), docs.n_classes))
     with one_blas_thread():
-        proba[:, np.asarray(clf[-1].classes_, dtype=np.int64)] = clf.predict_proba(
-            docs.pooled_features(subset))
-    return proba
+        return full_proba(clf[-1], clf.predict_proba(docs.pooled_features(subset)),
+                          docs.n_classes)
 
 
 def _aux_scale(epoch: int, warmup: int) -> float:
