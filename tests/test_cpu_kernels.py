@@ -173,6 +173,46 @@ def test_network_numerics_switches_onednn_off_in_portable_mode_only():
         cpu_kernels.STATE.update(saved)
 
 
+def test_onednn_stays_off_while_any_thread_is_inside_network_numerics():
+    """One process may run two fits at once (a Dask worker does): a block that ends in one thread
+    must not switch oneDNN back on under a block still open in another."""
+    import threading
+
+    import torch
+
+    if not cpu_kernels._onednn_off():
+        pytest.skip("oneDNN is switched only in portable mode on x86 with AVX2")
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = True
+    try:
+        a_in, a_out, b_in, b_out = (threading.Event() for _ in range(4))
+        seen = {}
+
+        def first():  # opens, waits for the second to open, closes first
+            with cpu_kernels.network_numerics():
+                a_in.set()
+                b_in.wait(10)
+            a_out.set()
+
+        def second():  # opens after the first, looks after the first has closed
+            a_in.wait(10)
+            with cpu_kernels.network_numerics():
+                b_in.set()
+                a_out.wait(10)
+                seen["after the first closed"] = torch.backends.mkldnn.enabled
+            b_out.set()
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert seen == {"after the first closed": False}
+        assert torch.backends.mkldnn.enabled is True  # the last block out restores it
+    finally:
+        torch.backends.mkldnn.enabled = before
+
+
 # the project's entry points: each must import hilbert_pipeline (which pins) before torch
 ENTRY_POINTS = [ROOT / "src" / "hilbert_pipeline" / "settings.py",
                 ROOT / "src" / "hilbert_pipeline" / "__main__.py",
