@@ -87,6 +87,28 @@ def test_evaluation_on_the_cluster_equals_evaluation_in_process(dask_client):
                                       remote.predictions[cols].to_numpy())
 
 
+def _nested_joblib_backend() -> tuple[str, str]:
+    """In a task of joblib's Dask backend: the backend that a joblib call inside it (scikit-learn's
+    grid search) would use, outside and inside ``fit_context``."""
+    from joblib.parallel import get_active_backend
+
+    outside = type(get_active_backend()[0]).__name__
+    with ev.fit_context({}):
+        inside = type(get_active_backend()[0]).__name__
+    return outside, inside
+
+
+def test_joblib_calls_inside_a_fit_stay_in_its_thread_on_a_dask_worker(dask_client):
+    """A fit's own joblib calls must not go to the cluster: waiting for them, the fit's thread
+    would leave the worker's pool and the worker would start a second fit beside it in the same
+    process (random state and torch's switches shared: numbers that depend on the timing)."""
+    from joblib import Parallel, delayed, parallel_config
+
+    with parallel_config(backend="dask", n_jobs=-1):
+        seen = Parallel(n_jobs=-1)(delayed(_nested_joblib_backend)() for _ in range(2))
+    assert seen == [("DaskDistributedBackend", "SequentialBackend")] * 2
+
+
 def _worker_kernels() -> tuple[str | None, str]:
     import os
 

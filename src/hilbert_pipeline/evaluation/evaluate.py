@@ -43,10 +43,27 @@ def fold_seed(seed: int, repeat: int, fold: int) -> int:
     return int(seed) + 1000 * int(repeat) + int(fold)
 
 
+def fit_context(training_params: Mapping[str, Any]) -> contextlib.ExitStack:
+    """What every (method, fold) fit of an evaluation runs under: the training thread count,
+    the network's CPU kernels, and joblib's sequential backend.
+
+    Joblib calls inside the fit (scikit-learn's grid search of a regression's C) run in this
+    thread, one after the other: on a Dask worker they would otherwise go to the cluster through
+    joblib's Dask backend, and while the fit waits for them its thread leaves the worker's pool,
+    so that the worker starts another fit beside it in the same process; two fits at once share
+    the process's random state (``seed_everything``) and torch's switches, and the numbers
+    depend on the timing (measured: a fold's probabilities moved by up to 0.0022)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(parallel_config(backend="sequential"))
+    stack.enter_context(torch_threads(training_params.get("num_threads")))
+    stack.enter_context(network_numerics())
+    return stack
+
+
 def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_params, seed,
           overrides):
     """One (method, fold) fit in a joblib worker (module level so that it can be pickled)."""
-    with torch_threads(training_params.get("num_threads")), network_numerics():
+    with fit_context(training_params):
         return run_method(spec, train, test, model_params, training_params, seed, overrides)
 
 
