@@ -72,10 +72,10 @@ def _evaluate(client=None):
 
 
 def test_evaluation_on_the_cluster_equals_evaluation_in_process(dask_client):
-    """Three runs on the cluster: which worker runs which fit, and which fits overlap in one
-    worker (joblib's Dask backend runs two at once in a worker), changes between runs. Before
-    oneDNN's switch was held per process (``cpu_kernels.network_numerics``), about half the runs
-    had a fit with oneDNN back on and moved a fold's probabilities."""
+    """Three runs on the cluster: which worker runs which fit changes between runs. Before every
+    fit ran under ``evaluate.fit_context`` and oneDNN's switch was held per process
+    (``cpu_kernels.network_numerics``), a worker could run two fits at once, and about half the
+    runs had a fit with oneDNN back on that moved a fold's probabilities."""
     local = _evaluate()
     cols = [c for c in local.predictions if c.startswith("p_")]
     for _ in range(3):

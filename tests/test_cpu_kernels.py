@@ -185,7 +185,7 @@ def test_onednn_stays_off_while_any_thread_is_inside_network_numerics():
     before = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = True
     try:
-        a_in, a_out, b_in, b_out = (threading.Event() for _ in range(4))
+        a_in, a_out, b_in = (threading.Event() for _ in range(3))
         seen = {}
 
         def first():  # opens, waits for the second to open, closes first
@@ -200,7 +200,6 @@ def test_onednn_stays_off_while_any_thread_is_inside_network_numerics():
                 b_in.set()
                 a_out.wait(10)
                 seen["after the first closed"] = torch.backends.mkldnn.enabled
-            b_out.set()
 
         threads = [threading.Thread(target=first), threading.Thread(target=second)]
         for t in threads:
