@@ -8,8 +8,9 @@ the training documents (the inner cross-validation that chooses the weights, wit
 member fitted the way the network fits it on the same inner folds) and each member's
 probabilities on the fold's test documents. Each rule then chooses weights from the out-of-fold
 evidence alone, and its test macro-F1 is the average of the members' test probabilities with
-those weights. The ``current`` rule reproduces hilbert's benchmark score, and ``fused`` its
-``no_members`` row, to the last digit (a check that the replay is exact).
+those weights. The ``current`` rule (the default: the network's members weighted, then the
+linear member's share) reproduces hilbert's benchmark score, ``network`` its ``no_wide`` row and
+``fused`` its ``no_members`` row, to the last digit (a check that the replay is exact).
 
     python benchmarks/bench_member_rules.py [--regimes demo,text,both,pairing]
 
@@ -48,6 +49,7 @@ from hilbert_pipeline.training.params import resolve_training_settings  # noqa: 
 from hilbert_pipeline.training.trainer import (  # noqa: E402
     MEMBERS,
     _log_loss,
+    linear_weight_from_oof,
     weights_from_oof,
 )
 
@@ -125,8 +127,10 @@ def record(regime: str, cache: Path, n_jobs: int) -> list[dict]:
     calls = [(docs.subset(tr), docs.subset(te), ev.fold_seed(ep["seed"], r, f))
              for r, f, tr, te in ev.iter_folds(folds, docs)]
     t0 = time.perf_counter()
+    # the network alone: the replay records the network's members and fits its own linear one
+    mp = {**settings.model_params, "wide_path": False}
     recs = Parallel(n_jobs=n_jobs)(
-        delayed(_record_fold)(spec, tr, te, settings.model_params, tp, s, tp["member_folds"])
+        delayed(_record_fold)(spec, tr, te, mp, tp, s, tp["member_folds"])
         for tr, te, s in calls)
     print(f"{regime}: {len(recs)} folds recorded in {time.perf_counter() - t0:.0f} s")
     cache.mkdir(parents=True, exist_ok=True)
@@ -165,15 +169,22 @@ def chooser(allowed: tuple[str, ...], admit: bool, score: str, step: float, floo
 
 
 def rules(step: float, floor: float) -> dict:
-    def current(labels, oof):
+    def network(labels, oof):
         w = weights_from_oof(labels, {k: oof[k] for k in MEMBERS}, step, floor)["weights"]
         return {**w, "linear": 0.0}
+
+    def current(labels, oof):  # the default: the network's members, then the linear member
+        w = network(labels, oof)
+        net = sum(w[k] * oof[k] for k in MEMBERS)
+        lin = linear_weight_from_oof(labels, net, oof["linear"], step, floor)["linear"]
+        return {**{k: (1 - lin) * w[k] for k in MEMBERS}, "linear": lin}
 
     def pick(allowed, admit, score):
         return chooser(allowed, admit, score, step, floor)
 
     return {
         "current": current,
+        "network": network,
         "fused": lambda labels, oof: {"fused": 1.0, "text": 0.0, "audio": 0.0, "linear": 0.0},
         "members_no_gate": pick(MEMBERS, False, "log_loss"),
         "members_f1": pick(MEMBERS, False, "macro_f1"),

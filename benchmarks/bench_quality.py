@@ -71,7 +71,7 @@ from hilbert_pipeline.training.params import resolve_training_settings  # noqa: 
 
 UNIMODAL = ("text_only", "audio_only", "text_logreg", "audio_logreg")
 LOGREGS = ("concat_logreg", "text_logreg", "audio_logreg")
-DEFAULT_METHODS = ("hilbert", "with_wide", "no_members", "concat_logreg",
+DEFAULT_METHODS = ("hilbert", "no_wide", "with_wide", "no_members", "concat_logreg",
                    "text_logreg", "audio_logreg", "bilinear_logreg", "segment_mil")
 #: regimes where the network alone is held to the best logistic regression (-0.03)
 POOLED_REGIMES = ("text", "audio", "both", "demo")

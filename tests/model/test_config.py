@@ -30,6 +30,10 @@ from hilbert_pipeline.model import ConfigError, HilbertConfig, HilbertModel
     ({"position_encoding": "yes"}, "position_encoding must be a bool"),
     ({"text_dim": 0}, "text_dim"),
     ({"wide_combine": "sum"}, "wide_combine must be one of"),
+    ({"wide_weight": "half"}, "wide_weight must be 'auto' or a number in"),
+    ({"wide_weight": 1.5}, "wide_weight must be"),
+    ({"wide_weight": -0.25}, "wide_weight must be"),
+    ({"wide_weight": True}, "wide_weight must be"),
 ])
 def test_invalid_configs_raise(overrides, match):
     with pytest.raises(ValueError, match=match):

@@ -350,7 +350,7 @@ def test_wide_path_combines_with_the_deep_head_as_configured(combine):
     out = model(*batch)
     plain = _model(0)  # same seed, no wide path: the same deep branches
     plain.load_state_dict({k: v for k, v in model.state_dict().items()
-                           if not k.startswith(("wide.", "pooled_"))})
+                           if not k.startswith(("wide", "pooled_"))})
     head = plain(*batch).logits
     torch.testing.assert_close(out.head_logits, head)
     wide = model._wide_logits({"audio": batch[0], "text": batch[1]},
@@ -362,6 +362,35 @@ def test_wide_path_combines_with_the_deep_head_as_configured(combine):
         torch.testing.assert_close(out.logits, wide)
     else:
         torch.testing.assert_close(out.logits, head + wide)
+
+
+def test_the_linear_members_weight_sets_the_mixture():
+    """``logits = log((1 − w) p_net + w p_wide)`` with ``w`` the model's ``wide_weight``
+    buffer: the config's number, 0.5 for "auto" until the trainer sets it; 0 is the network
+    alone and 1 the linear member alone; a weight outside [0, 1] or on a model that is no
+    mixture is refused; a mixture saved before the buffer existed loads as the plain
+    average."""
+    model = _with_wide_path("mixture")
+    assert model.config.wide_weight == "auto" and float(model.wide_weight) == 0.5
+    batch = make_batch()
+    head = model(*batch).head_logits
+    wide = model._wide_logits({"audio": batch[0], "text": batch[1]},
+                              {"audio": batch[2], "text": batch[3]})
+    for w in (0.0, 0.25, 1.0):
+        model.set_wide_weight(w)
+        expect = torch.log((1 - w) * torch.softmax(head, -1) + w * torch.softmax(wide, -1))
+        torch.testing.assert_close(model(*batch).logits, expect)
+    assert float(_model(0, wide_path=True, wide_weight=0.3).wide_weight) == pytest.approx(0.3)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+            model.set_wide_weight(bad)
+    with pytest.raises(ValueError, match="mixture"):
+        _model(0, wide_path=True, wide_combine="residual").set_wide_weight(0.5)
+    old = {k: v for k, v in model.state_dict().items() if k != "wide_weight"}
+    fresh = _model(0, wide_path=True)
+    fresh.set_wide_weight(0.0)
+    fresh.load_state_dict(old)
+    assert float(fresh.wide_weight) == 0.5
 
 
 def test_the_deep_head_starts_at_zero_only_in_the_residual_form():

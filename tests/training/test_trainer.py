@@ -33,7 +33,8 @@ from hilbert_pipeline.training.trainer import (
 
 # the deep model's training mechanics; the wide (pooled logistic-regression) path has its own tests
 MODEL = {"d": 8, "n_heads": 2, "pool_hops": 2, "n_experts": 2, "wide_path": False}
-WIDE = {**MODEL, "wide_path": True}
+#: a mixture with the plain average (``with_wide``); the default's weight by inner CV: AUTO
+WIDE = {**MODEL, "wide_path": True, "wide_weight": 0.5}
 RESIDUAL = {**WIDE, "wide_combine": "residual"}
 #: the early-stopping machinery is what most tests here check: an inner validation split on
 #: (the default schedule, fixed epochs with weight averaging, has its own test)
@@ -419,17 +420,22 @@ def test_the_untrained_model_is_never_an_early_stopping_candidate():
 
 
 def test_the_default_trains_the_network_in_every_fold():
-    """The default HILBERT is the trained network alone, whatever the modalities carry: on a
-    corpus whose audio is noise (where the old ``auto`` form predicted with a logistic
-    regression alone) as on one where both carry the class; a mixture trains it too."""
+    """The default HILBERT trains the network in every fold, whatever the modalities carry: on
+    a corpus whose audio is noise (where the old ``auto`` form predicted with a logistic
+    regression alone) as on one where both carry the class; its linear member joins the
+    average with at most half the weight (the network carries the rest), and the network
+    without a linear member trains too."""
     for docs in (_noise_audio_docs(), _both_signal_docs()):
         default = build_config(docs, {k: v for k, v in MODEL.items() if k != "wide_path"})
-        assert not default.wide_path and default.prediction_form == "deep"
-        for cfg in (default, build_config(docs, WIDE)):
-            res = fit(cfg, docs, None, tp(epochs=3), seed=0)
+        assert default.prediction_form == "mixture" and default.wide_weight == "auto"
+        for cfg in (default, build_config(docs, MODEL)):
+            res = fit(cfg, docs, None, tp(epochs=3, member_folds=2), seed=0)
             assert res.config.prediction_form in ("deep", "mixture")
             assert res.best_epoch >= 1 and res.refit_epochs >= 1
             assert np.isfinite(res.history["train_cls"]).all()
+            if cfg is default:
+                assert res.members["folds"] == 2 and res.members["linear"] <= 0.5
+                assert float(res.model.wide_weight) == res.members["linear"]
 
 
 def _both_signal_docs():
@@ -799,3 +805,112 @@ def test_distillation_targets_are_the_selected_regressions_and_only_train_the_ne
     assert res.model.state_dict().keys() == plain.model.state_dict().keys()
     assert not np.allclose(predict(res.model, docs), predict(plain.model, docs))
     assert _Run(plain_cfg, docs, docs.subset([]), tp(epochs=1), seed=0).teacher is None
+
+
+# ------------------------------------------------------------------ the linear member's weight
+#: the default form: the linear member's weight chosen by inner CV (without unimodal members,
+#: so that the network's out-of-fold predictions are the fused network's own)
+AUTO = {**MODEL, "wide_path": True, "wide_weight": "auto", "unimodal_members": False}
+
+
+def test_the_linear_members_weight_is_chosen_on_out_of_fold_predictions(docs):
+    """The weight is the grid value (0, 1/4, 1/2) whose average of the network's and the
+    regression's out-of-fold probabilities has the lowest log-loss, recomputed here by hand
+    from networks and regressions fitted on the inner folds; the prediction is that average of
+    the final network and the final regression."""
+    from hilbert_pipeline.folds import stratified_splitter
+    from hilbert_pipeline.training.logreg import full_proba
+    from hilbert_pipeline.training.trainer import _train, _wide_selection
+
+    cfg = build_config(docs, AUTO)
+    optim = TrainingParams(**MEMBER_OPTIM)
+    res = fit(cfg, docs, None, optim, seed=3)
+    assert res.members["folds"] == 2 and res.members["reason"] is None
+    n, mods = len(docs), ("audio", "text")
+    net, lin = np.zeros((n, docs.n_classes)), np.zeros((n, docs.n_classes))
+    inner = cfg.replace(wide_path=False)
+    for a, b in stratified_splitter(2, docs.groups, 3).split(np.zeros(n), docs.labels):
+        sub, held = docs.subset(a), docs.subset(b)
+        model = _train(inner, sub, sub.subset([]), optim, 3, None, optim.epochs_for(len(sub)))[0]
+        net[b] = predict(model, held)
+        clf, subset = _wide_selection(sub, sub.pooled_features(mods), mods,
+                                      cfg.class_weight_power, 3)
+        lin[b] = full_proba(clf[-1], clf.predict_proba(held.pooled_features(subset)),
+                            docs.n_classes)
+
+    def log_loss(p):
+        return -np.mean(np.log(p[np.arange(n), docs.labels]))
+
+    losses = {w: log_loss((1 - w) * net + w * lin) for w in (0.0, 0.25, 0.5)}
+    for w, v in losses.items():
+        assert res.members["linear_log_loss"][f"{w:g}"] == pytest.approx(v, rel=1e-6)
+    best = min(losses, key=lambda w: (losses[w], w))
+    assert res.members["linear"] == best and float(res.model.wide_weight) == best
+    assert res.members["linear_macro_f1"] == pytest.approx(macro_f1(docs.labels, lin))
+    b = collate(docs, range(n))
+    with torch.no_grad():
+        wide = torch.softmax(res.model._wide_logits(
+            {"audio": b["audio"], "text": b["text"]},
+            {"audio": b["audio_mask"], "text": b["text_mask"]}), -1).numpy()
+    np.testing.assert_allclose(predict(res.model, docs),
+                               (1 - best) * predict(res.model, docs, member=True) + best * wide,
+                               atol=1e-5)
+
+
+def test_the_linear_weight_goes_to_the_network_on_ties_and_to_the_floor_at_chance():
+    """Equal evidence keeps the network alone (weight 0); a network at chance beside a good
+    regression gives the regression the most the floor allows (1 − member_floor); a good
+    network beside a regression at chance keeps it all."""
+    from hilbert_pipeline.training.trainer import linear_weight_from_oof
+
+    labels = np.array([0, 0, 1, 1])
+    p = np.array([[.8, .2], [.6, .4], [.3, .7], [.4, .6]])
+    chance = np.full((4, 2), .5)
+    good = np.array([[.9, .1], [.9, .1], [.1, .9], [.1, .9]])
+    same = linear_weight_from_oof(labels, p, p.copy(), 0.25, 0.5)
+    assert same["linear"] == 0.0 and set(same["linear_log_loss"]) == {"0", "0.25", "0.5"}
+    assert linear_weight_from_oof(labels, chance, good, 0.25, 0.5)["linear"] == 0.5
+    assert linear_weight_from_oof(labels, chance, good, 0.25, 0.25)["linear"] == 0.75
+    assert linear_weight_from_oof(labels, good, chance, 0.25, 0.5)["linear"] == 0.0
+
+
+def test_without_inner_cv_the_linear_member_takes_no_weight_and_the_network_predicts(docs):
+    """Above ``member_max_docs`` (or with ``member_folds: 0``) no inner cross-validation runs:
+    the linear member's weight is 0 and the prediction is the network's without a wide path."""
+    alone = fit(build_config(docs, {**AUTO, "wide_path": False}), docs, None,
+                TrainingParams(**MEMBER_OPTIM), seed=0)
+    for changes in ({"member_max_docs": len(docs) - 1}, {"member_folds": 0}):
+        res = fit(build_config(docs, AUTO), docs, None,
+                  TrainingParams(**{**MEMBER_OPTIM, **changes}), seed=0)
+        assert res.members["linear"] == 0.0 and res.members["reason"]
+        assert float(res.model.wide_weight) == 0.0
+        np.testing.assert_allclose(predict(res.model, docs), predict(alone.model, docs),
+                                   atol=1e-6)
+
+
+def test_hilberts_one_fit_serves_no_wide_and_with_wide_and_its_weight_mixes_them(docs):
+    """The default hilbert (members, linear weight by inner CV): its one fit gives the rows of
+    no_wide (the network) and with_wide (the plain average), each equal to the method
+    evaluated alone; per fold hilbert = (1 − w) · network + w · regression, the regression
+    read off the plain average, with ``w`` the fold's ``weight_linear``."""
+    model = {**MODEL, "wide_path": True, "wide_weight": "auto"}
+    folds = make_folds(docs, 3, 1, seed=0)
+    run = ev.run_evaluation(docs, folds, ["hilbert", "no_wide", "with_wide"], model,
+                            MEMBER_OPTIM, seed=0)
+    fm, p = run.fold_metrics, run.predictions
+    cols = [c for c in p.columns if c.startswith("p_")]
+    assert fm["method"].tolist() == ["hilbert", "no_wide", "with_wide"] * 3
+    for name in ("no_wide", "with_wide"):
+        alone = ev.run_evaluation(docs, folds, [name], model, MEMBER_OPTIM, seed=0)
+        np.testing.assert_allclose(p.loc[p.method == name, cols].to_numpy(),
+                                   alone.predictions[cols].to_numpy(), atol=1e-6)
+    h = fm[fm.method == "hilbert"]
+    assert set(h["weight_linear"]) <= {0.0, 0.25, 0.5}
+    assert (fm.loc[fm.method == "with_wide", "weight_linear"] == 0.5).all()
+    for (_, row), fold in zip(h.iterrows(), sorted(set(p.fold)), strict=True):
+        sel = {m: p[(p.method == m) & (p.fold == fold)][cols].to_numpy()
+               for m in ("hilbert", "no_wide", "with_wide")}
+        linear = 2 * sel["with_wide"] - sel["no_wide"]
+        w = row["weight_linear"]
+        np.testing.assert_allclose(sel["hilbert"], (1 - w) * sel["no_wide"] + w * linear,
+                                   atol=1e-5)

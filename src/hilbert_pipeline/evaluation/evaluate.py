@@ -70,7 +70,7 @@ def _task(spec, train: DocumentSet, test: DocumentSet, model_params, training_pa
 
 #: the fields that say whether and how a linear member joins the network, and whether the network
 #: has unimodal members
-_WIDE_FIELDS = ("wide_path", "wide_init", "wide_trainable", "wide_combine")
+_WIDE_FIELDS = ("wide_path", "wide_init", "wide_trainable", "wide_combine", "wide_weight")
 _VARIANT_FIELDS = (*_WIDE_FIELDS, "unimodal_members")
 
 
@@ -82,6 +82,9 @@ def shared_fits(specs, overrides: Mapping[str, Any], model_params: Mapping[str, 
     - view ``"network"``: a ``mixture`` trains its network exactly as a method that differs
       from it only by having no linear member (e.g. ``with_wide`` and the default
       ``hilbert``);
+    - view ``"half"``: a ``mixture`` trains its network and members exactly as a mixture that
+      differs from it only by the linear member's fixed weight 0.5 (the default ``hilbert``,
+      weight by inner CV, and ``with_wide``): the view averages the two equally;
     - view ``"fused"``: a network with unimodal members trains its fused network exactly as a
       method that differs from it only by having none and no linear member (e.g. ``hilbert``
       and ``no_members``; or ``with_wide`` and ``no_members``).
@@ -100,12 +103,19 @@ def shared_fits(specs, overrides: Mapping[str, Any], model_params: Mapping[str, 
         form = PredictionForm.of(eff["wide_path"], eff["wide_combine"]).name
         members = members_apply(eff["unimodal_members"], eff["modalities"], form)
         network = {k: v for k, v in eff.items() if k not in _VARIANT_FIELDS}
+        wide = {k: eff[k] for k in _WIDE_FIELDS}
         effective[spec.name] = (form, members, repr(sorted(network.items())),
-                                repr(sorted(tr_over.items())))
+                                repr(sorted(tr_over.items())), wide)
 
     def view(source, target) -> str | None:
-        (f1, m1, n1, t1), (f2, m2, n2, t2) = source, target
-        if (n1, t1) != (n2, t2) or f2 != "deep":
+        (f1, m1, n1, t1, w1), (f2, m2, n2, t2, w2) = source, target
+        if (n1, t1) != (n2, t2):
+            return None
+        if f1 == f2 == "mixture" and m1 == m2 and w2["wide_weight"] == 0.5 \
+                and {k: v for k, v in w1.items() if k != "wide_weight"} \
+                == {k: v for k, v in w2.items() if k != "wide_weight"}:
+            return "half"
+        if f2 != "deep":
             return None
         if f1 == "mixture" and m1 == m2:
             return "network"
@@ -116,7 +126,8 @@ def shared_fits(specs, overrides: Mapping[str, Any], model_params: Mapping[str, 
     shared: dict[str, tuple[tuple[str, str], ...]] = {}
     taken: set[str] = set()
     # the richest fits first (a mixture with members serves the most views)
-    order = sorted(effective, key=lambda n: (effective[n][0] != "mixture", not effective[n][1]))
+    order = sorted(effective, key=lambda n: (effective[n][0] != "mixture", not effective[n][1],
+                                             effective[n][4]["wide_weight"] != "auto"))
     for name in order:
         if name in taken:
             continue

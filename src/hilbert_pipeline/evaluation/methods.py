@@ -26,10 +26,11 @@ bilinear_logreg    baseline    pooled means + mean outer product of 8-d PCA proj
                                of each segment's audio and text, logistic regression
 segment_mil        baseline    multiple-instance model: per-segment fusion and class
                                scores, log-mean-exp over segments (segment_baselines.py)
-no_wide            ablation    ``wide_path=False``: the network alone, no linear member (the
-                               default hilbert; an ablation when hilbert is set to a mixture)
-with_wide          ablation    ``wide_path=True, wide_combine="mixture"``: the network's
-                               probabilities averaged with its linear member's
+no_wide            ablation    ``wide_path=False``: the network alone, no linear member (what
+                               the default hilbert predicts where its member takes weight 0)
+with_wide          ablation    ``wide_path=True, wide_combine="mixture", wide_weight=0.5``: the
+                               network's probabilities averaged equally with its linear
+                               member's (hilbert chooses the weight by inner CV)
 no_fusion          ablation    ``segment_fusion=False, segment_head=False``
 no_segment_head    ablation    ``segment_head=False`` (the fusion tokens stay in the pool)
 random_init        ablation    ``principal_init=0``: every projection row starts at PyTorch's
@@ -117,8 +118,9 @@ METHODS: dict[str, MethodSpec] = {s.name: s for s in (
                "the network alone, without its linear member (wide path)",
                {"wide_path": False}),
     MethodSpec("with_wide", "neural", "ablation",
-               "the network averaged with its linear member (a logistic regression on pooled "
-               "features)", {"wide_path": True, "wide_combine": "mixture"}),
+               "the network averaged equally with its linear member (a logistic regression on "
+               "pooled features)", {"wide_path": True, "wide_combine": "mixture",
+                                    "wide_weight": 0.5}),
     MethodSpec("no_fusion", "neural", "ablation",
                "without same-segment fusion (and its segment head)",
                {"segment_fusion": False, "segment_head": False}),
@@ -195,18 +197,28 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
         info: dict[str, Any] = {"refit_epochs": res.refit_epochs,
                                 "form": res.config.prediction_form, "views": {}}
         if res.members is not None:
-            info["members"] = res.members["weights"]
+            info["members"] = dict(res.members["weights"]) if res.config.has_members else {}
+            if res.members.get("linear") is not None:
+                info["members"]["linear"] = res.members["linear"]
 
         def view(p: np.ndarray) -> MethodResult:
             return MethodResult(p, gate, mi, res.best_epoch, seconds,
                                 {"refit_epochs": res.refit_epochs, "form": "deep"})
 
         # one fit, more predictions (evaluate.shared_fits): a mixture's network is trained
-        # exactly as without the linear member, and the fused network exactly as without its
-        # members (same seed, same weights: tested properties)
+        # exactly as without the linear member, whatever the member's weight, and the fused
+        # network exactly as without its members (same seed, same weights: tested properties)
         if res.config.prediction.averages_members:
             info["views"]["network"] = view(predict(res.model, test, tp.eval_batch_size,
                                                     member=True))
+            kept = float(res.model.wide_weight)
+            res.model.set_wide_weight(0.5)  # the plain average (``with_wide``)
+            half = view(predict(res.model, test, tp.eval_batch_size))
+            res.model.set_wide_weight(kept)
+            half.info["form"] = "mixture"
+            if res.config.has_members:
+                half.info["members"] = {**res.members["weights"], "linear": 0.5}
+            info["views"]["half"] = half
         if res.config.has_members:
             info["views"]["fused"] = view(member_probabilities(res.model, test,
                                                                tp.eval_batch_size)["fused"])

@@ -172,18 +172,20 @@ def form_sentence(fold_metrics, method: str = "hilbert") -> str | None:
 
 def members_sentence(fold_metrics, method: str = "hilbert") -> str | None:
     """One sentence: the mean weights of ``method``'s members (fused network, text member,
-    audio member) over the folds and how often each member took part; None when the method has
-    no members."""
-    cols = [f"weight_{m}" for m in ("fused", "text", "audio")]
-    if not set(cols) <= set(fold_metrics.columns):
-        return None
-    w = fold_metrics.loc[fold_metrics["method"] == method, cols].dropna()
-    if w.empty:
+    audio member; the linear member's share of the final mixture) over the folds and how often
+    each took part; None when the method has no members."""
+    cols = [c for c in (f"weight_{m}" for m in ("fused", "text", "audio", "linear"))
+            if c in fold_metrics.columns]
+    rows = fold_metrics.loc[fold_metrics["method"] == method, cols]
+    cols = [c for c in cols if rows[c].notna().any()]
+    w = rows[cols].dropna()
+    if not cols or w.empty:
         return None
     parts = [f"{c.removeprefix('weight_')} {w[c].mean():.2f} (in {int((w[c] > 0).sum())} of "
              f"{len(w)} folds)" for c in cols]
     return (f"Member weights of {method} (mean over folds; chosen by inner cross-validation, "
-            f"docs/model.md \"Members\"): " + ", ".join(parts) + ".")
+            f"docs/model.md \"Members\"; linear: the regression's share of the final "
+            f"average): " + ", ".join(parts) + ".")
 
 
 def headline_metrics(summary: Mapping[str, Any], reference: str = "hilbert",

@@ -110,6 +110,13 @@ def inference_html(predictions: pd.DataFrame, explanations: pd.DataFrame,
         out.append(f"<p>It averages the fused network and its unimodal members with the weights "
                    f"{w} (chosen on held-out predictions when it was trained; docs/model.md, "
                    f"unimodal members).</p>")
+    lw = info.get("linear_weight")
+    if lw is not None:
+        out.append(f"<p>The linear member (a logistic regression on the pooled features) takes "
+                   f"{float(lw):.2f} of the final average and the network {1 - float(lw):.2f}"
+                   + (" (the network predicts alone)" if float(lw) == 0 else "")
+                   + " (chosen on held-out predictions when it was trained; docs/model.md, "
+                   "item 5).</p>")
     out.append(_metrics_html(metrics))
     out.append(_table_html(predictions))
     for _, row in predictions.iterrows():

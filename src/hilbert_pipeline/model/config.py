@@ -67,8 +67,9 @@ class PredictionForm:
     @property
     def description(self) -> str:
         """One phrase for the reports."""
-        return {"mixture": "the average of the trained network and its linear member "
-                           "(wide path)",
+        return {"mixture": "a weighted average of the trained network and its linear member "
+                           "(wide path; the weight, 0 to 1/2, chosen by inner cross-validation "
+                           "unless set)",
                 "wide": "the logistic regression (wide path) alone, no network (a user's "
                         "choice)",
                 "residual": "the trained network on top of its linear member (wide path)",
@@ -129,8 +130,10 @@ class HilbertConfig:
         away; needs ``segment_fusion``.
     Head
         ``head``: ``"moe"`` (mixture of experts, docs/model.md) or ``"mlp"`` (ablation).
-        ``wide_path``: a linear member beside the network (wide and deep, Cheng et al. 2016; off
-        by default: HILBERT is the network alone, docs/model.md "Default recipe"):
+        ``wide_path``: a linear member beside the network (wide and deep, Cheng et al. 2016; on
+        by default, in the ``"mixture"`` form with its weight chosen by inner cross-validation,
+        so that the trained network always predicts and the regression joins it only where
+        held-out predictions say it helps; docs/model.md item 5):
         a linear map of the standardised masked mean of the raw segment features of each used
         modality (the standardisation, mean/std of the training documents, is model state set
         by the trainer with :meth:`HilbertModel.set_pooled_stats`). ``wide_init``: ``"logreg"``
@@ -138,9 +141,15 @@ class HilbertConfig:
         documents, its modalities and C chosen by repeated inner CV) or ``"zero"``.
         ``wide_trainable``: whether its weights keep learning after that start.
         ``wide_combine``: how the linear member and the network make one prediction.
-        ``"mixture"``: the average of their class probabilities
-        (``logits = log(p_net / 2 + p_wide / 2)``); the network is trained and early-stopped on
-        its own logits (``HilbertOutput.head_logits``), exactly as without the linear member.
+        ``"mixture"``: a weighted average of their class probabilities
+        (``logits = log((1 − w) p_net + w p_wide)``, ``w`` = ``wide_weight``); the network is
+        trained and early-stopped on its own logits (``HilbertOutput.head_logits``), exactly as
+        without the linear member. ``wide_weight``: ``"auto"`` (the default: the trainer
+        chooses ``w`` among 0, ``member_step``, ..., ``1 − member_floor`` by the lowest log-loss
+        of the inner cross-validation's out-of-fold predictions of the network and of the
+        regression, ``TrainingParams.member_folds``; 0, the network alone, when no inner
+        cross-validation runs) or a fixed number in [0, 1] (0.5: the plain average, the
+        ``with_wide`` method).
         ``"residual"``: the logits add up and the network is trained through the sum (it learns
         what the linear member misses; its output layers start at 0 when the member starts from
         the logistic regression). ``"wide"``: the linear member alone, nothing trained (a
@@ -216,10 +225,11 @@ class HilbertConfig:
     segment_fusion: bool = True
     segment_head: bool = True
     head: str = "moe"
-    wide_path: bool = False
+    wide_path: bool = True
     wide_init: str = "logreg"
     wide_trainable: bool = False
     wide_combine: str = "mixture"
+    wide_weight: float | str = "auto"
     n_experts: int = 4
     top_k: int | None = None
     expert_hidden: int | None = None
@@ -357,6 +367,9 @@ class HilbertConfig:
         if self.wide_path is True and self.wide_combine == "wide" and self.wide_init == "zero":
             errs.append("wide_combine='wide' with wide_init='zero' is a constant predictor "
                         "(use wide_init='logreg')")
+        v = self.wide_weight
+        if v != "auto" and (not is_num(v) or not 0.0 <= v <= 1.0):
+            errs.append(f"wide_weight must be 'auto' or a number in [0, 1], got {v!r}")
         if not is_int(self.crop_segments) or self.crop_segments == 1 or self.crop_segments < 0:
             errs.append(f"crop_segments must be 0 (off) or an integer >= 2, "
                         f"got {self.crop_segments!r}")

@@ -162,6 +162,11 @@ class HilbertModel(nn.Module):
             nn.init.zeros_(self.wide.bias)
             self.register_buffer("pooled_mean", torch.zeros(width))
             self.register_buffer("pooled_std", torch.ones(width))
+            if c.prediction.averages_members:
+                # the linear member's share of the mixture: the config's number, or (``"auto"``)
+                # 0.5 until the trainer sets it from inner cross-validation
+                w = 0.5 if c.wide_weight == "auto" else float(c.wide_weight)
+                self.register_buffer("wide_weight", torch.tensor(w))
             if c.wide_init == "logreg" and not c.prediction.network_on_its_own:  # deep logits
                 last_layers = list(self.head.output_layers())  # start at 0: the model
                 if hasattr(self, "segment_head"):  # starts as the logistic regression
@@ -224,6 +229,26 @@ class HilbertModel(nn.Module):
             raise ValueError(f"member weights must be {len(MEMBERS)} non-negative numbers "
                              f"summing to 1 (fused, text, audio), got {w.tolist()}")
         self.member_weights.copy_(w)
+
+    def set_wide_weight(self, weight: float) -> None:
+        """The linear member's weight ``w`` in the mixture ``(1 − w) p_net + w p_wide``
+        (a number in [0, 1])."""
+        if not self.config.prediction.averages_members:
+            raise ValueError("set_wide_weight needs wide_path=True and wide_combine='mixture'")
+        w = float(weight)
+        if not math.isfinite(w) or not 0.0 <= w <= 1.0:
+            raise ValueError(f"the linear member's weight must be in [0, 1], got {weight!r}")
+        self.wide_weight.fill_(w)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+        # a mixture saved before the weight was a buffer averaged its two parts equally
+        key = prefix + "wide_weight"
+        if hasattr(self, "wide_weight") and key not in state_dict \
+                and prefix + "wide.weight" in state_dict:
+            state_dict[key] = torch.tensor(0.5)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
 
     def set_pooled_stats(self, mean, std) -> None:
         """Standardisation of the linear member's input: per-column mean and std of the training
@@ -395,8 +420,8 @@ class HilbertModel(nn.Module):
         if form.linear_member:
             wide = self._wide_logits(feats, masks)
             if form.averages_members:  # log of the network's and the linear member's average
-                logits = log_average_probability([head_logits, wide],
-                                                 head_logits.new_full((2,), 0.5))
+                w = self.wide_weight.to(head_logits.dtype)
+                logits = log_average_probability([head_logits, wide], torch.stack([1 - w, w]))
             elif not form.trains_network:
                 logits = wide
             else:

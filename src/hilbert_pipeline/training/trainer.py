@@ -435,11 +435,12 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
                          training_params=tp, seconds=time.perf_counter() - t0)
     with torch_threads(tp.num_threads), network_numerics():
         fitted_on = all_docs if refit else train_docs
-        members = choose_member_weights(cfg, fitted_on, tp, seed) if cfg.has_members else None
+        members = choose_member_weights(cfg, fitted_on, tp, seed) if chooses_weights(cfg) \
+            else None
         # unimodal members that took no weight are not trained: the fused network trains
         # exactly as without them, so the prediction is the same and their cost is saved
         train_cfg = cfg
-        if members is not None and not any(members["weights"][m] for m in MEMBERS[1:]):
+        if cfg.has_members and not any(members["weights"][m] for m in MEMBERS[1:]):
             train_cfg = cfg.replace(unimodal_members=False)
         # a mixture's deep member is selected on its own logits: the wide path of a run that
         # the refit replaces is never used, and its inner-CV search is skipped
@@ -453,9 +454,12 @@ def fit(cfg, train_docs: DocumentSet, val_docs: DocumentSet | None,
             model, _, _, _ = _train(train_cfg, all_docs, all_docs.subset([]), tp, seed, None,
                                     refit_epochs, desc="refit")
         if members is not None:
-            if train_cfg is not cfg:
-                model = _with_members(cfg, model)
-            model.set_member_weights([members["weights"][m] for m in MEMBERS])
+            if cfg.has_members:
+                if train_cfg is not cfg:
+                    model = _with_members(cfg, model)
+                model.set_member_weights([members["weights"][m] for m in MEMBERS])
+            if members.get("linear") is not None:
+                model.set_wide_weight(members["linear"])
             members = {**members, "trained": train_cfg is cfg}
     return FitResult(model=model, config=cfg, history=history, best_epoch=best_epoch,
                      best_val_macro_f1=best_f1,
@@ -475,6 +479,12 @@ def _with_members(cfg: HilbertConfig, fused: HilbertModel) -> HilbertModel:
         raise TrainingError(f"cannot add members to the fused network: missing {missing}, "
                             f"unexpected {unexpected}")
     return model.to(next(fused.parameters()).device).train(fused.training)
+
+
+def chooses_weights(cfg: HilbertConfig) -> bool:
+    """Whether a fit runs :func:`choose_member_weights`: the network has unimodal members, or
+    its linear member's weight is ``"auto"``."""
+    return cfg.has_members or (cfg.prediction.averages_members and cfg.wide_weight == "auto")
 
 
 def member_grid(step: float, floor: float) -> list[tuple[float, ...]]:
@@ -519,11 +529,20 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
     the documents it is weaker than on all of them, more so than a unimodal member, and the
     log-loss of a mixture rewards any hedging. The fused network alone (1, 0, 0) when
     ``member_folds`` is 0 or the documents are too few for the folds (fewer than 2 per fold,
-    or a class smaller than 2). Returns ``{"weights": {member: w}, "folds": k, "log_loss":
-    {member: out-of-fold log-loss, ..., "chosen": ...}, "macro_f1": {member: out-of-fold
-    macro-F1}, "admitted": [members], "reason": why nothing was chosen or None}``."""
+    or a class smaller than 2). With a linear member of weight ``"auto"``
+    (:func:`chooses_weights`), each inner fold also fits the regression the fit would build
+    (:func:`_wide_selection` on the fold's training part) and predicts the held-out part; the
+    member's weight then comes from :func:`linear_weight_from_oof` on those predictions and
+    the network's (its members averaged with the chosen weights); 0 (the network alone) where
+    no inner cross-validation runs. Returns ``{"weights": {member: w}, "folds": k,
+    "log_loss": {member: out-of-fold log-loss, ..., "chosen": ...}, "macro_f1": {member:
+    out-of-fold macro-F1}, "admitted": [members], "reason": why nothing was chosen or None,
+    "linear": the linear member's weight, or None without an "auto" one}`` (with an "auto"
+    weight chosen by the inner CV, also ``"linear_log_loss"`` and ``"linear_macro_f1"``)."""
+    auto = cfg.prediction.averages_members and cfg.wide_weight == "auto"
     alone = {"weights": dict(zip(MEMBERS, (1.0, 0.0, 0.0), strict=True)), "folds": 0,
-             "log_loss": {}, "macro_f1": {}, "admitted": [], "reason": None}
+             "log_loss": {}, "macro_f1": {}, "admitted": [], "reason": None,
+             "linear": 0.0 if auto else None}
     k = tp.member_folds
     counts = docs.class_counts()
     present = counts[counts > 0]
@@ -539,6 +558,8 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
     itp = tp.replace(val_fraction=0.0)
     n = len(docs)
     oof = {m: np.zeros((n, docs.n_classes)) for m in MEMBERS}
+    linear = np.zeros((n, docs.n_classes))
+    mods = tuple(m for m, used in (("audio", cfg.uses_audio), ("text", cfg.uses_text)) if used)
     splitter = stratified_splitter(k, docs.groups, seed)
     with warnings.catch_warnings():  # a class smaller than k: sklearn warns, the split holds
         warnings.filterwarnings("ignore", message="The least populated class",
@@ -550,10 +571,50 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
         part = docs.subset(a)
         model, *_ = _train(inner_cfg, part, part.subset([]), itp, seed, None,
                            itp.epochs_for(len(part)), desc=f"members {i}/{k}")
-        for m, p in member_probabilities(model, docs.subset(b), tp.eval_batch_size).items():
-            oof[m][b] = p
-    return {**weights_from_oof(docs.labels, oof, tp.member_step, tp.member_floor), "folds": k,
-            "reason": None}
+        held_out = docs.subset(b)
+        if inner_cfg.has_members:
+            for m, p in member_probabilities(model, held_out, tp.eval_batch_size).items():
+                oof[m][b] = p
+        else:  # a network without members: the fused network alone
+            oof[MEMBERS[0]][b] = predict(model, held_out, tp.eval_batch_size)
+        if auto:  # the linear member as the fit would build it on this part
+            clf, subset = _wide_selection(part, part.pooled_features(mods), mods,
+                                          cfg.class_weight_power, seed)
+            with one_blas_thread():
+                linear[b] = full_proba(clf[-1], clf.predict_proba(
+                    held_out.pooled_features(subset)), docs.n_classes)
+    if inner_cfg.has_members:
+        chosen = weights_from_oof(docs.labels, oof, tp.member_step, tp.member_floor)
+    else:
+        chosen = {"weights": alone["weights"],
+                  "log_loss": {MEMBERS[0]: _log_loss(docs.labels, oof[MEMBERS[0]])},
+                  "macro_f1": {MEMBERS[0]: macro_f1(docs.labels, oof[MEMBERS[0]])},
+                  "admitted": []}
+    res = {**chosen, "folds": k, "reason": None, "linear": None}
+    if auto:
+        network = sum(w * oof[m] for m, w in chosen["weights"].items())
+        res.update(linear_weight_from_oof(docs.labels, network, linear, tp.member_step,
+                                          tp.member_floor))
+    return res
+
+
+def linear_weight_from_oof(labels: np.ndarray, network: np.ndarray, linear: np.ndarray,
+                           step: float, floor: float) -> dict[str, Any]:
+    """The linear member's weight ``w`` in ``(1 − w) · network + w · linear`` from the
+    out-of-fold probabilities of the network (its members already averaged) and of the
+    regression: among 0, ``step``, ..., ``1 − floor`` (the network keeps at least ``floor``),
+    the lowest out-of-fold log-loss; a tie goes to the smaller weight (the network). Returns
+    ``{"linear": w, "linear_log_loss": {w: log-loss}, "linear_macro_f1": the regression's
+    out-of-fold macro-F1}``."""
+    n = round(1 / step)
+    grid = [i / n for i in range(n + 1) if i / n <= 1 - floor + 1e-9]
+    losses = {w: _log_loss(labels, (1 - w) * network + w * linear) for w in grid}
+    best = grid[0]
+    for w in grid[1:]:
+        if losses[w] < losses[best] - 1e-12:
+            best = w
+    return {"linear": best, "linear_log_loss": {f"{w:g}": v for w, v in losses.items()},
+            "linear_macro_f1": macro_f1(labels, linear)}
 
 
 def weights_from_oof(labels: np.ndarray, oof: dict[str, np.ndarray], step: float,

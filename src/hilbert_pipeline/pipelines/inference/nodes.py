@@ -98,6 +98,9 @@ def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFr
                                              strict=True))
         # why the fused network predicts alone, when no inner cross-validation chose
         metrics["member_reason"] = (model.extra.get("members") or {}).get("reason")
+    if model.model.config.prediction.averages_members:
+        # the linear member's share of the final average (chosen when the model was trained)
+        metrics["linear_weight"] = float(model.model.wide_weight)
     metrics["corpus"] = str(Path(corpus).resolve())
     report = inference_html(table, explanations, segments,
                             segment_timeline(iset, pred, segments), metrics,
@@ -105,7 +108,8 @@ def predict_node(model: Checkpoint, segment_features: dict, documents: pd.DataFr
                              "label_names": model.label_names,
                              "form": FORMS[metrics["model_form"]],
                              "members": metrics.get("member_weights"),
-                             "member_reason": metrics.get("member_reason")})
+                             "member_reason": metrics.get("member_reason"),
+                             "linear_weight": metrics.get("linear_weight")})
     m = metrics.get("metrics")
     log.info("inference: %d document(s) predicted%s", len(iset.docs),
              (f"; macro-F1 {m['macro_f1']:.3f} on {metrics['n_scored']} labelled documents"

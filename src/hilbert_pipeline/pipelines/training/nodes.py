@@ -91,6 +91,9 @@ def train_model_node(docs: DocumentSet, label_report: dict, settings: TrainingSe
     elif result.members is not None:
         log.info("member weights (from %s-fold inner cross-validation): %s",
                  result.members["folds"], result.members["weights"])
+    if result.members is not None and result.members.get("linear") is not None:
+        log.info("the linear member's weight in the final average: %.2f",
+                 result.members["linear"])
     note = None
     if not result.config.prediction.trains_network:
         note = ("No network trained: wide_combine='wide' predicts with the\n"
