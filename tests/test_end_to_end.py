@@ -43,7 +43,8 @@ def test_default_pipeline_end_to_end(trained_project):
 
     metrics = json.loads((reports / "metrics.json").read_text())
     methods = ["hilbert", "text_only", "audio_only", "concat_logreg", "text_logreg",
-               "audio_logreg", "direct", "no_dual", "no_cka", "no_mi", "mlp_head", "with_wide",
+               "audio_logreg", "direct", "no_dual", "no_cka", "no_mi", "mlp_head", "no_wide",
+               "with_wide",
                "no_members", "no_distill", "no_fusion", "no_segment_head", "random_init",
                "bilinear_logreg", "segment_mil", "majority", "stratified"]
     assert list(metrics) == methods + ["paired", "platform"]
@@ -133,4 +134,5 @@ def test_results_notebook_runs_on_pipeline_outputs(trained_project):
               if "image/png" in o.get("data", {})]
     assert len(images) == 2, "expected the confusion matrix and the PCA map"
     assert "model classes: ['defense', 'economy', 'science']" in text
-    assert "the model's prediction is the " in text  # its form, in words
+    # its form, in words
+    assert "the model's prediction is a weighted average of the trained network" in text

@@ -38,8 +38,8 @@ def test_form_sentence_counts_the_folds_of_each_form():
     fm = pd.DataFrame({"method": ["hilbert"] * 3 + ["concat_logreg"],
                        "form": ["mixture", "mixture", "residual", None]})
     text = form_sentence(fm)
-    assert "the average of the trained network and its linear member (wide path) in 2 of 3 " \
-        "folds" in text
+    assert "a weighted average of the trained network and its linear member (wide path; the " \
+        "weight, 0 to 1/2, chosen by inner cross-validation unless set) in 2 of 3 folds" in text
     assert "the trained network on top of its linear member (wide path) in 1 of 3 folds" in text
     assert form_sentence(fm, "concat_logreg") is None
     assert form_sentence(fm.drop(columns="form")) is None
@@ -74,3 +74,9 @@ def test_members_sentence_gives_the_mean_weights_and_how_often_each_member_took_
     assert "audio 0.00 (in 0 of 2 folds)" in s
     assert members_sentence(fm, "text_logreg") is None
     assert members_sentence(fm.drop(columns="weight_text")) is None
+    # the linear member's share of the final average, beside the members' weights or alone
+    fm["weight_linear"] = [0.0, 0.5, None]
+    s = members_sentence(fm)
+    assert "text 0.25 (in 1 of 2 folds)" in s and s.endswith("linear 0.25 (in 1 of 2 folds).")
+    s = members_sentence(fm.drop(columns="weight_text"))
+    assert "fused" not in s and "linear 0.25 (in 1 of 2 folds)" in s

@@ -77,8 +77,14 @@ def test_every_ablation_row_differs_from_hilbert(pairing_split):
     nothing)."""
     train, test = pairing_split
     ref = run_method(METHODS["hilbert"], train, test, TINY, TINY_OPTIM, seed=0)
-    assert ref.info["form"] == "deep"
-    for name in ("no_dual", "no_cka", "no_mi", "mlp_head", "with_wide", "no_fusion",
+    assert ref.info["form"] == "mixture"
+    for name in ("no_dual", "no_cka", "no_mi", "mlp_head", "no_fusion",
                  "no_segment_head", "random_init", "no_distill", "direct"):
         res = run_method(METHODS[name], train, test, TINY, TINY_OPTIM, seed=0)
         assert not np.allclose(res.proba, ref.proba, atol=1e-6), name
+    # the linear member's two ablations differ from hilbert unless its inner CV chose their
+    # weight (0: the network alone, no_wide; 1/2: the plain average, with_wide)
+    w = ref.info["members"]["linear"]
+    for name, same in (("no_wide", 0.0), ("with_wide", 0.5)):
+        res = run_method(METHODS[name], train, test, TINY, TINY_OPTIM, seed=0)
+        assert np.allclose(res.proba, ref.proba, atol=1e-6) == (w == same), (name, w)

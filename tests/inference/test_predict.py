@@ -289,9 +289,10 @@ def test_document_embeddings_are_what_the_model_predicts_from():
     np.testing.assert_allclose(z, expect.numpy(), atol=1e-6)
 
     wide = HilbertModel(model.config.replace(wide_combine="wide")).eval()
-    # the wide form has no members (nothing of the network predicts): their weights stay behind
+    # the wide form has no members and no mixture weight (nothing of the network predicts):
+    # they stay behind
     wide.load_state_dict({k: v for k, v in model.state_dict().items()
-                          if not k.startswith("member")})
+                          if not k.startswith("member") and k != "wide_weight"})
     with torch.no_grad():
         wide.wide.weight.zero_()
         wide.wide.weight[:, docs.audio_dim:] = 1.0  # the wide path reads the text only

@@ -174,13 +174,17 @@ def members_sentence(fold_metrics, method: str = "hilbert") -> str | None:
     """One sentence: the mean weights of ``method``'s members (fused network, text member,
     audio member; the linear member's share of the final mixture) over the folds and how often
     each took part; None when the method has no members."""
-    cols = [c for c in (f"weight_{m}" for m in ("fused", "text", "audio", "linear"))
-            if c in fold_metrics.columns]
-    rows = fold_metrics.loc[fold_metrics["method"] == method, cols]
-    cols = [c for c in cols if rows[c].notna().any()]
-    w = rows[cols].dropna()
-    if not cols or w.empty:
+    rows = fold_metrics.loc[fold_metrics["method"] == method]
+
+    def given(names: list[str]) -> list[str]:  # all of them, recorded in every fold, or none
+        cols = [f"weight_{m}" for m in names]
+        ok = set(cols) <= set(rows.columns) and not rows.empty and rows[cols].notna().all().all()
+        return cols if ok else []
+
+    cols = given(["fused", "text", "audio"]) + given(["linear"])
+    if not cols:
         return None
+    w = rows[cols]
     parts = [f"{c.removeprefix('weight_')} {w[c].mean():.2f} (in {int((w[c] > 0).sum())} of "
              f"{len(w)} folds)" for c in cols]
     return (f"Member weights of {method} (mean over folds; chosen by inner cross-validation, "

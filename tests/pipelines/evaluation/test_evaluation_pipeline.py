@@ -14,7 +14,7 @@ from synthetic import synthetic_features
 from hilbert_pipeline.pipelines.evaluation import create_pipeline
 from hilbert_pipeline.pipelines.evaluation.nodes import report_node, tuned_on_test_documents
 
-METHODS = ["hilbert", "concat_logreg", "majority", "mlp_head"]
+METHODS = ["hilbert", "no_wide", "concat_logreg", "majority", "mlp_head"]
 
 
 def _run(class_sizes=(7, 6, 4, 2), label_map=None, min_class_size=1):
@@ -50,20 +50,27 @@ def test_evaluation_outputs_and_label_handling(caplog):
     assert sorted(out["fold_metrics"]["method"].unique()) == sorted(METHODS)
     assert set(out["per_class_metrics"]["class"]) == {"c0", "c1", "merged"}
     gates = out["gate_usage"]
-    assert set(gates["method"]) == {"hilbert"} and len(gates) == 2
+    # no_wide is hilbert's own network (one fit): the same gates and MI estimates
+    assert set(gates["method"]) == {"hilbert", "no_wide"} and len(gates) == 4
     mi = out["mi_estimates"]
-    assert set(mi) == {"hilbert", "mlp_head"} and set(mi["hilbert"]) == {"mi_audio", "mi_text"}
+    assert set(mi) == {"hilbert", "no_wide", "mlp_head"}
+    assert set(mi["hilbert"]) == {"mi_audio", "mi_text"}
     for name in ("confusion_hilbert", "confusion_best_baseline"):
         assert len(out[name].axes) >= 1
     assert "| concat_logreg | baseline |" in out["comparison_table"]
     assert "| hilbert | proposed |" in caplog.text  # the table is logged
-    # the default: hilbert is the trained network alone in every fold, and the report says so
+    # the default: hilbert averages the trained network with its linear member in every fold,
+    # the weight per fold recorded, and the report says so beside the network alone (no_wide)
     fm = out["fold_metrics"]
-    assert fm.loc[fm["method"] == "hilbert", "form"].tolist() == ["deep"] * 3
+    assert fm.loc[fm["method"] == "hilbert", "form"].tolist() == ["mixture"] * 3
+    assert fm.loc[fm["method"] == "no_wide", "form"].tolist() == ["deep"] * 3
+    assert fm.loc[fm["method"] == "hilbert", "weight_linear"].between(0, 0.5).all()
     assert fm.loc[fm["method"] == "concat_logreg", "form"].isna().all()
-    assert "Form of hilbert's prediction" in out["comparison_table"]
-    assert "the trained network alone in 3 of 3 folds" in out["comparison_table"]
-    assert "hilbert is the trained network alone (no linear member)" in out["comparison_table"]
+    table = out["comparison_table"]
+    assert "Form of hilbert's prediction" in table
+    assert "a weighted average of the trained network and its linear member" in table
+    assert "The network alone (`no_wide`, no linear member)" in table
+    assert "linear: the regression's share of the final average" in table
     headline = out["headline_metrics"]
     assert headline["best"] in set(METHODS) - {"hilbert", "majority"}
     assert headline["fit_seconds"] == pytest.approx(fm["seconds"].sum(), abs=0.1)

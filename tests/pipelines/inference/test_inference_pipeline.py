@@ -136,8 +136,12 @@ def test_unseen_documents_are_predicted_flagged_and_explained(trained):
     assert 'href="#doc-wordless"' in html and 'id="doc-wordless"' in html
     # the report says what the model is
     form = ck.model.config.prediction_form
-    assert m["model_form"] == form == "deep"
+    assert m["model_form"] == form == "mixture"
     assert f"The model's prediction is {FORMS[form]}" in html
+    # the linear member's share, as trained, in the metrics and the report
+    lw = ck.extra["members"]["linear"]
+    assert m["linear_weight"] == lw == float(ck.model.wide_weight) and 0 <= lw <= 0.5
+    assert f"takes {lw:.2f} of the final average and the network {1 - lw:.2f}" in html
     # the default network has unimodal members: their weights are reported
     assert ck.model.config.has_members
     w = m["member_weights"]

@@ -50,7 +50,8 @@ def test_a_modality_without_signal_still_trains_the_network():
     out = run_in_memory(create_pipeline(), inputs={"segment_features": sf,
                                                    "documents": documents}, params=_params())
     summary = out["training_summary"]
-    assert summary["form"] == "deep" and summary["config"]["wide_path"] is False
+    assert summary["form"] == "mixture" and summary["config"]["wide_weight"] == "auto"
+    assert summary["members"]["linear"] <= 0.5  # the network carries at least half
     assert out["training_history"]["epoch"].min() == 1 and summary["epochs_run"] >= 1
     texts = [t.get_text() for ax in out["training_curves"].axes for t in ax.texts]
     assert not any("No network trained" in t for t in texts)
@@ -69,8 +70,10 @@ def test_training_pipeline_writes_a_reloadable_checkpoint(tmp_path: Path):
     hist = out["training_history"]
     assert {"train_total", "train_cls", "train_dual", "train_cka", "train_mi", "train_lb",
             "train_mi_audio", "train_mi_text", "val_macro_f1"} <= set(hist.columns)
-    # the default: the trained network alone (one row per epoch run, no untrained "epoch 0")
-    assert summary["form"] == "deep" and summary["config"]["wide_path"] is False
+    # the default: the trained network averaged with its linear member, weight by inner CV
+    # (one row per epoch run, no untrained "epoch 0")
+    assert summary["form"] == "mixture" and summary["config"]["wide_path"] is True
+    assert summary["members"]["linear"] in (0.0, 0.25, 0.5)
     assert hist["epoch"].tolist() == list(range(1, summary["epochs_run"] + 1))
     assert len(out["training_curves"].axes) >= 1
 
@@ -85,8 +88,10 @@ def test_training_pipeline_writes_a_reloadable_checkpoint(tmp_path: Path):
     with torch.no_grad():
         logits = ck.model(b["audio"], b["text"], b["audio_mask"], b["text_mask"]).logits
     assert logits.shape == (len(docs), 3) and torch.isfinite(logits).all()
-    # the form travels with the checkpoint: the reloaded model is the same network
-    assert ck.model.config.prediction_form == "deep"
+    # the form and the linear member's weight travel with the checkpoint: the reloaded model
+    # is the same model
+    assert ck.model.config.prediction_form == "mixture"
+    assert float(ck.model.wide_weight) == summary["members"]["linear"]
     with torch.no_grad():
         again = model_from_payload(out["hilbert_model"]).model(
             b["audio"], b["text"], b["audio_mask"], b["text_mask"]).logits
