@@ -904,6 +904,8 @@ def test_hilberts_one_fit_serves_no_wide_and_with_wide_and_its_weight_mixes_them
         alone = ev.run_evaluation(docs, folds, [name], model, MEMBER_OPTIM, seed=0)
         np.testing.assert_allclose(p.loc[p.method == name, cols].to_numpy(),
                                    alone.predictions[cols].to_numpy(), atol=1e-6)
+        assert ("weight_linear" in alone.fold_metrics) == (name == "with_wide")
+    assert (alone.fold_metrics["weight_linear"] == 0.5).all()  # with_wide's own fit
     h = fm[fm.method == "hilbert"]
     assert set(h["weight_linear"]) <= {0.0, 0.25, 0.5}
     assert (fm.loc[fm.method == "with_wide", "weight_linear"] == 0.5).all()

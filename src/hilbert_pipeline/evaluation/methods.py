@@ -196,10 +196,13 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
         seconds = time.perf_counter() - t0
         info: dict[str, Any] = {"refit_epochs": res.refit_epochs,
                                 "form": res.config.prediction_form, "views": {}}
-        if res.members is not None:
-            info["members"] = dict(res.members["weights"]) if res.config.has_members else {}
-            if res.members.get("linear") is not None:
-                info["members"]["linear"] = res.members["linear"]
+        # the weights of what the prediction averages: the network's members, and the linear
+        # member's share of a mixture (chosen by inner CV or fixed)
+        members = dict(res.members["weights"]) if res.config.has_members else {}
+        if res.config.prediction.averages_members:
+            members["linear"] = float(res.model.wide_weight)
+        if members:
+            info["members"] = members
 
         def view(p: np.ndarray) -> MethodResult:
             return MethodResult(p, gate, mi, res.best_epoch, seconds,
@@ -215,9 +218,7 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
             res.model.set_wide_weight(0.5)  # the plain average (``with_wide``)
             half = view(predict(res.model, test, tp.eval_batch_size))
             res.model.set_wide_weight(kept)
-            half.info["form"] = "mixture"
-            if res.config.has_members:
-                half.info["members"] = {**res.members["weights"], "linear": 0.5}
+            half.info.update(form="mixture", members={**members, "linear": 0.5})
             info["views"]["half"] = half
         if res.config.has_members:
             info["views"]["fused"] = view(member_probabilities(res.model, test,
