@@ -114,8 +114,8 @@ def inference_html(predictions: pd.DataFrame, explanations: pd.DataFrame,
     if lw is not None:
         out.append(f"<p>The linear member (a logistic regression on the pooled features) takes "
                    f"{float(lw):.2f} of the final average and the network {1 - float(lw):.2f}"
-                   + (" (the network predicts alone)" if float(lw) == 0 else "")
-                   + " (chosen on held-out predictions when it was trained; docs/model.md, "
+                   + ("; the network predicts alone" if float(lw) == 0 else "")
+                   + " (the weight was chosen when the model was trained; docs/model.md, "
                    "item 5).</p>")
     out.append(_metrics_html(metrics))
     out.append(_table_html(predictions))
