@@ -44,7 +44,6 @@ from hilbert_pipeline.evaluation import evaluate as ev  # noqa: E402
 from hilbert_pipeline.evaluation.methods import resolve_methods  # noqa: E402
 from hilbert_pipeline.folds import make_folds  # noqa: E402
 from hilbert_pipeline.metrics import macro_f1  # noqa: E402
-from hilbert_pipeline.training.logreg import full_proba  # noqa: E402
 from hilbert_pipeline.training.params import resolve_training_settings  # noqa: E402
 from hilbert_pipeline.training.trainer import (  # noqa: E402
     MEMBERS,
@@ -92,10 +91,7 @@ def _record_fold(spec, train, test, model_params, training_params, seed, member_
     power = float(model_params.get("class_weight_power", 1.0))
 
     def linear(fit_docs, pred_docs):
-        clf, subset = trainer._wide_selection(fit_docs, fit_docs.pooled_features(mods), mods,
-                                              power, seed)
-        return full_proba(clf[-1], clf.predict_proba(pred_docs.pooled_features(subset)),
-                          train.n_classes)
+        return trainer.linear_member_probabilities(fit_docs, pred_docs, mods, power, seed)
 
     if "oof" in rec:  # the same inner folds as the members' (choose_member_weights)
         with warnings.catch_warnings():

@@ -268,6 +268,19 @@ class HilbertConfig:
         return self.modalities in ("both", "text")
 
     @property
+    def pooled_modalities(self) -> tuple[str, ...]:
+        """The modalities whose pooled raw features feed the linear member (wide path), in
+        order."""
+        return tuple(m for m, used in (("audio", self.uses_audio), ("text", self.uses_text))
+                     if used)
+
+    @property
+    def wide_weight_by_cv(self) -> bool:
+        """The linear member's weight in the mixture is chosen by the trainer's inner
+        cross-validation (``wide_weight="auto"`` on a ``"mixture"``)."""
+        return self.prediction.averages_members and self.wide_weight == "auto"
+
+    @property
     def prediction(self) -> PredictionForm:
         """What predicts (:class:`PredictionForm`)."""
         return PredictionForm.of(self.wide_path, self.wide_combine)

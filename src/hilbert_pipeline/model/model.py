@@ -191,8 +191,7 @@ class HilbertModel(nn.Module):
     @property
     def pooled_modalities(self) -> tuple[str, ...]:
         """The modalities whose pooled raw features feed the linear member (wide path), in order."""
-        return tuple(m for m, used in (("audio", self.config.uses_audio),
-                                       ("text", self.config.uses_text)) if used)
+        return self.config.pooled_modalities
 
     def set_segment_stats(self, modality: str, mean, std) -> None:
         """Standardisation of one modality's segment features (``input_norm="standardize"``):

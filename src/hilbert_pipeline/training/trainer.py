@@ -484,7 +484,7 @@ def _with_members(cfg: HilbertConfig, fused: HilbertModel) -> HilbertModel:
 def chooses_weights(cfg: HilbertConfig) -> bool:
     """Whether a fit runs :func:`choose_member_weights`: the network has unimodal members, or
     its linear member's weight is ``"auto"``."""
-    return cfg.has_members or (cfg.prediction.averages_members and cfg.wide_weight == "auto")
+    return cfg.has_members or cfg.wide_weight_by_cv
 
 
 def member_grid(step: float, floor: float) -> list[tuple[float, ...]]:
@@ -539,7 +539,7 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
     out-of-fold macro-F1}, "admitted": [members], "reason": why nothing was chosen or None,
     "linear": the linear member's weight, or None without an "auto" one}`` (with an "auto"
     weight chosen by the inner CV, also ``"linear_log_loss"`` and ``"linear_macro_f1"``)."""
-    auto = cfg.prediction.averages_members and cfg.wide_weight == "auto"
+    auto = cfg.wide_weight_by_cv
     alone = {"weights": dict(zip(MEMBERS, (1.0, 0.0, 0.0), strict=True)), "folds": 0,
              "log_loss": {}, "macro_f1": {}, "admitted": [], "reason": None,
              "linear": 0.0 if auto else None}
@@ -559,7 +559,6 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
     n = len(docs)
     oof = {m: np.zeros((n, docs.n_classes)) for m in MEMBERS}
     linear = np.zeros((n, docs.n_classes))
-    mods = tuple(m for m, used in (("audio", cfg.uses_audio), ("text", cfg.uses_text)) if used)
     splitter = stratified_splitter(k, docs.groups, seed)
     with warnings.catch_warnings():  # a class smaller than k: sklearn warns, the split holds
         warnings.filterwarnings("ignore", message="The least populated class",
@@ -578,11 +577,8 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
         else:  # a network without members: the fused network alone
             oof[MEMBERS[0]][b] = predict(model, held_out, tp.eval_batch_size)
         if auto:  # the linear member as the fit would build it on this part
-            clf, subset = _wide_selection(part, part.pooled_features(mods), mods,
-                                          cfg.class_weight_power, seed)
-            with one_blas_thread():
-                linear[b] = full_proba(clf[-1], clf.predict_proba(
-                    held_out.pooled_features(subset)), docs.n_classes)
+            linear[b] = linear_member_probabilities(part, held_out, cfg.pooled_modalities,
+                                                    cfg.class_weight_power, seed)
     if inner_cfg.has_members:
         chosen = weights_from_oof(docs.labels, oof, tp.member_step, tp.member_floor)
     else:
@@ -743,11 +739,19 @@ def teacher_probabilities(docs: DocumentSet, mods: tuple[str, ...], power: float
     labels, these are nearly the labels; where it shrinks the regression hard (a label spread
     thinly over every segment), they are soft."""
 
-    pooled = docs.pooled_features(mods)
-    clf, subset = _wide_selection(docs, pooled, mods, power, seed)
+    return linear_member_probabilities(docs, docs, mods, power, seed)
+
+
+def linear_member_probabilities(fit_docs: DocumentSet, pred_docs: DocumentSet,
+                                mods: tuple[str, ...], power: float, seed: int) -> np.ndarray:
+    """Class probabilities ``(len(pred_docs), C)`` that the logistic regression of
+    :func:`_wide_selection` fitted on ``fit_docs`` (modalities among ``mods`` and C by repeated
+    inner CV: the linear member's fit) gives ``pred_docs``; a class absent from ``fit_docs``
+    gets probability 0. On one BLAS thread, as every regression fit here."""
+    clf, subset = _wide_selection(fit_docs, fit_docs.pooled_features(mods), mods, power, seed)
     with one_blas_thread():
-        return full_proba(clf[-1], clf.predict_proba(docs.pooled_features(subset)),
-                          docs.n_classes)
+        return full_proba(clf[-1], clf.predict_proba(pred_docs.pooled_features(subset)),
+                          fit_docs.n_classes)
 
 
 def _aux_scale(epoch: int, warmup: int) -> float:
