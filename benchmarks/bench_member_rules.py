@@ -106,21 +106,22 @@ def _record_fold(spec, train, test, model_params, training_params, seed, member_
     return rec
 
 
-def record(regime: str, cache: Path, n_jobs: int) -> list[dict]:
-    path = cache / f"{regime}.pkl"
+def record(regime: str, cache: Path, n_jobs: int, seed: int | None = None) -> list[dict]:
+    params = load_params()
+    ep = params["evaluation"]
+    seed = ep["seed"] if seed is None else seed
+    path = cache / (f"{regime}.pkl" if seed == ep["seed"] else f"{regime}_seed{seed}.pkl")
     if path.is_file():
         return pickle.loads(path.read_bytes())
     from joblib import Parallel, delayed
 
-    params = load_params()
     features, documents = regime_features(regime, ROOT / "data/benchmarks/quality", params, 0)
-    ep = params["evaluation"]
     docs, _ = build_document_set(features, documents, min_docs_per_class=ep["n_splits"])
-    folds = make_folds(docs, ep["n_splits"], ep["n_repeats"], ep["seed"])
+    folds = make_folds(docs, ep["n_splits"], ep["n_repeats"], seed)
     settings = resolve_training_settings(params["training"])
     tp = {**settings.training_params, "progress": False}
     spec = resolve_methods(["hilbert"])[0]
-    calls = [(docs.subset(tr), docs.subset(te), ev.fold_seed(ep["seed"], r, f))
+    calls = [(docs.subset(tr), docs.subset(te), ev.fold_seed(seed, r, f))
              for r, f, tr, te in ev.iter_folds(folds, docs)]
     t0 = time.perf_counter()
     # the network alone: the replay records the network's members and fits its own linear one
@@ -169,11 +170,23 @@ def rules(step: float, floor: float) -> dict:
         w = weights_from_oof(labels, {k: oof[k] for k in MEMBERS}, step, floor)["weights"]
         return {**w, "linear": 0.0}
 
-    def current(labels, oof):  # the default: the network's members, then the linear member
-        w = network(labels, oof)
-        net = sum(w[k] * oof[k] for k in MEMBERS)
-        lin = linear_weight_from_oof(labels, net, oof["linear"], step, floor)["linear"]
-        return {**{k: (1 - lin) * w[k] for k in MEMBERS}, "linear": lin}
+    def then_linear(lin_step, score):
+        """The network's members, then the linear member's share on a ``lin_step`` grid by
+        the lowest out-of-fold ``score`` (``current`` is ``member_step`` and log-loss)."""
+        def rule(labels, oof):
+            w = network(labels, oof)
+            net = sum(w[k] * oof[k] for k in MEMBERS)
+            if score == "log_loss":
+                lin = linear_weight_from_oof(labels, net, oof["linear"], lin_step, floor)["linear"]
+            else:
+                n = round(1 / lin_step)
+                ws = [i / n for i in range(n + 1) if i / n <= 1 - floor + 1e-9]
+                f1 = [macro_f1(labels, (1 - x) * net + x * oof["linear"]) for x in ws]
+                lin = ws[int(np.argmax(f1))]  # the first best: a tie to the network
+            return {**{k: (1 - lin) * w[k] for k in MEMBERS}, "linear": lin}
+        return rule
+
+    current = then_linear(step, "log_loss")
 
     def pick(allowed, admit, score):
         return chooser(allowed, admit, score, step, floor)
@@ -181,6 +194,11 @@ def rules(step: float, floor: float) -> dict:
     return {
         "current": current,
         "network": network,
+        "linear_step_8th": then_linear(0.125, "log_loss"),
+        "linear_by_f1": then_linear(step, "macro_f1"),
+        "linear_step_8th_f1": then_linear(0.125, "macro_f1"),
+        "linear_half": lambda labels, oof: {**{k: 0.5 * v for k, v in network(labels, oof).items()
+                                              if k != "linear"}, "linear": 0.5},
         "fused": lambda labels, oof: {"fused": 1.0, "text": 0.0, "audio": 0.0, "linear": 0.0},
         "members_no_gate": pick(MEMBERS, False, "log_loss"),
         "members_f1": pick(MEMBERS, False, "macro_f1"),
@@ -206,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--regimes", default="demo,text,both,pairing")
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="fold seed (default: evaluation.seed, the benchmark's folds)")
     ap.add_argument("--cache", default=str(ROOT / "data" / "benchmarks" / "member_rules"))
     args = ap.parse_args(argv)
     tp = resolve_training_settings(load_params()["training"]).training_params
@@ -213,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     regimes = [r.strip() for r in args.regimes.split(",") if r.strip()]
     table = {}
     for regime in regimes:
-        recs = record(regime, Path(args.cache), args.n_jobs)
+        recs = record(regime, Path(args.cache), args.n_jobs, args.seed)
         table[regime] = {name: replay(recs, rule)[0] for name, rule in rule_set.items()}
         table[regime]["linear alone"] = float(np.mean(
             [macro_f1(r["test_labels"], r["test"]["linear"]) for r in recs]))

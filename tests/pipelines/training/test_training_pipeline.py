@@ -113,3 +113,20 @@ def test_use_tuned_overrides_parameters(tmp_path: Path):
     assert summary["config"]["n_experts"] == 3 and summary["config"]["lambda_cka"] == 0.3
     assert summary["training_params"]["lr"] == 0.004
     assert model_from_payload(out["hilbert_model"]).config.n_experts == 3
+
+
+def test_the_log_names_the_linear_weight_without_member_weights(caplog):
+    """A network without unimodal members whose linear weight is chosen by the inner CV logs
+    that weight and no member weights (it has none to log)."""
+    import logging
+
+    sf, documents = _inputs()
+    params = _params()
+    params["training"]["model"]["unimodal_members"] = False
+    with caplog.at_level(logging.INFO, logger="hilbert_pipeline.pipelines.training.nodes"):
+        out = run_in_memory(create_pipeline(), inputs={"segment_features": sf,
+                                                       "documents": documents}, params=params)
+    text = caplog.text
+    w = out["training_summary"]["members"]["linear"]
+    assert f"the linear member's weight in the final average: {w:.2f}" in text
+    assert "member weights" not in text

@@ -85,15 +85,19 @@ def train_model_node(docs: DocumentSet, label_report: dict, settings: TrainingSe
     }
     log.info("training done: %s; best epoch %d, inner-validation macro-F1 %s, %.1fs",
              FORMS[form], result.best_epoch, result.best_val_macro_f1, result.seconds)
-    if result.members is not None and result.members.get("reason"):
+    # the network's member weights exist only for a network with members; a network without
+    # them may still have its linear member's weight chosen by the inner CV (logged below)
+    members = result.members if result.config.has_members else None
+    if members is not None and members.get("reason"):
         log.info("member weights %s: no inner cross-validation (%s)",
-                 result.members["weights"], result.members["reason"])
-    elif result.members is not None:
+                 members["weights"], members["reason"])
+    elif members is not None:
         log.info("member weights (from %s-fold inner cross-validation): %s",
-                 result.members["folds"], result.members["weights"])
+                 members["folds"], members["weights"])
     if result.members is not None and result.members.get("linear") is not None:
-        log.info("the linear member's weight in the final average: %.2f",
-                 result.members["linear"])
+        why = result.members.get("reason")
+        log.info("the linear member's weight in the final average: %.2f%s",
+                 result.members["linear"], f" (no inner cross-validation: {why})" if why else "")
     note = None
     if not result.config.prediction.trains_network:
         note = ("No network trained: wide_combine='wide' predicts with the\n"
