@@ -9,13 +9,15 @@ member fitted the way the network fits it on the same inner folds) and each memb
 probabilities on the fold's test documents. Each rule then chooses weights from the out-of-fold
 evidence alone, and its test macro-F1 is the average of the members' test probabilities with
 those weights. The ``current`` rule (the default: the network's members weighted, then the
-linear member's share) reproduces hilbert's benchmark score, ``network`` its ``no_wide`` row and
-``fused`` its ``no_members`` row, to the last digit (a check that the replay is exact).
+linear member's share) reproduces hilbert's benchmark score and ``network`` its ``no_wide`` row,
+to the last digit (a check that the replay is exact). ``fused`` is the fused network of these
+fits alone; it is not bench_quality's ``no_members`` row, a fit of its own that keeps the
+linear member.
 
-    python benchmarks/bench_member_rules.py [--regimes demo,text,both,pairing]
+    python benchmarks/bench_member_rules.py [--regimes demo,text,both,pairing] [--seed N]
 
-The records are cached under ``data/benchmarks/member_rules/`` (one pickle per regime: about 8
-minutes per regime on 2 cores, 20 for ``long``). Last line:
+The records are cached under ``data/benchmarks/member_rules/`` (one pickle per regime and fold
+seed: 15 to 20 minutes per regime on 2 cores). Last line:
 ``member_rules: <rule>=<mean over regimes of the difference from current> ...``.
 It is a tool for choosing the next default, not a test: the rules here were compared on these
 folds, so a rule chosen from this table must be confirmed on other fold seeds.
