@@ -599,6 +599,28 @@ def test_no_members_rows_come_from_hilberts_fused_network(docs):
                                alone.predictions[cols].to_numpy(), atol=1e-6)
 
 
+def test_no_members_rows_of_the_default_mixture_come_from_hilberts_fit(docs):
+    """The default form (unimodal members, the linear member weighted by inner CV): hilbert's
+    fit serves the no_members rows (view "fused_linear": its fused network with the linear
+    member, at the weight the inner CV chooses against the fused network alone), and they
+    equal no_members fitted on its own, the linear member's weight per fold included."""
+    mix = {**MEMBER_MODEL, "wide_path": True, "wide_weight": "auto"}
+    assert ev.shared_fits(resolve_methods(["hilbert", "no_members"]), {}, mix) == {
+        "hilbert": (("no_members", "fused_linear"),)}
+    folds = make_folds(docs, 3, 1, seed=0)
+    both = ev.run_evaluation(docs, folds, ["hilbert", "no_members"], mix, MEMBER_OPTIM, seed=0)
+    alone = ev.run_evaluation(docs, folds, ["no_members"], mix, MEMBER_OPTIM, seed=0)
+    p, fb, fa = both.predictions, both.fold_metrics, alone.fold_metrics
+    cols = [c for c in p.columns if c.startswith("p_")]
+    np.testing.assert_allclose(p.loc[p.method == "no_members", cols].to_numpy(),
+                               alone.predictions[cols].to_numpy(), atol=1e-5)
+    np.testing.assert_array_equal(fb.loc[fb.method == "no_members", "weight_linear"].to_numpy(),
+                                  fa["weight_linear"].to_numpy())
+    # one fit: the view's row carries the fit's time, the fit's own row too
+    np.testing.assert_array_equal(fb.loc[fb.method == "no_members", "seconds"].to_numpy(),
+                                  fb.loc[fb.method == "hilbert", "seconds"].to_numpy())
+
+
 def test_member_weights_are_chosen_on_out_of_fold_predictions(docs):
     """The weights are those of the grid (members admitted by their out-of-fold macro-F1) whose
     average has the lowest log-loss on predictions of documents that the predicting network

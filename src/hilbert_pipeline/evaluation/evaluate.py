@@ -87,9 +87,14 @@ def shared_fits(specs, overrides: Mapping[str, Any], model_params: Mapping[str, 
       weight by inner CV, and ``with_wide``): the view averages the two equally;
     - view ``"fused"``: a network with unimodal members trains its fused network exactly as a
       method that differs from it only by having none and no linear member (e.g. ``hilbert``
-      and ``no_members``; or ``with_wide`` and ``no_members``).
+      and ``no_members``; or ``with_wide`` and ``no_members``);
+    - view ``"fused_linear"``: a mixture with unimodal members trains its fused network, and
+      (in its inner CV) the fused networks of the inner folds, exactly as the same mixture
+      without members (e.g. the default ``hilbert`` and ``no_members``): the view averages
+      the fused network with the linear member, at the weight the mixture without members
+      would choose (the fit's ``members["fused_linear"]``) or its fixed weight.
 
-    Both are tested properties (same seed, same weights). Empty when no such pair is listed."""
+    Each is a tested property (same seed, same weights). Empty when no such pair is listed."""
 
     fields = HilbertConfig.__dataclass_fields__
     effective = {}
@@ -115,6 +120,8 @@ def shared_fits(specs, overrides: Mapping[str, Any], model_params: Mapping[str, 
                 and {k: v for k, v in w1.items() if k != "wide_weight"} \
                 == {k: v for k, v in w2.items() if k != "wide_weight"}:
             return "half"
+        if f1 == f2 == "mixture" and m1 and not m2 and w1 == w2:
+            return "fused_linear"
         if f2 != "deep":
             return None
         if f1 == "mixture" and m1 == m2:

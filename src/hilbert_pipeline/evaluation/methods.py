@@ -221,8 +221,21 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
             half.info.update(form="mixture", members={**members, "linear": 0.5})
             info["views"]["half"] = half
         if res.config.has_members:
-            info["views"]["fused"] = view(member_probabilities(res.model, test,
-                                                               tp.eval_batch_size)["fused"])
+            fused = member_probabilities(res.model, test, tp.eval_batch_size)["fused"]
+            info["views"]["fused"] = view(fused)
+            if res.config.prediction.averages_members:
+                # the fused network with the linear member, weighted as the same mixture
+                # without members would weigh it (``no_members``): its inner CV trains the same
+                # fused networks, so its weight comes from this fit's (``fused_linear``)
+                w = (res.members["fused_linear"] if res.config.wide_weight_by_cv
+                     else float(res.model.wide_weight))
+                kept = float(res.model.wide_weight)
+                res.model.set_wide_weight(1.0)  # the linear member's own probabilities
+                linear = predict(res.model, test, tp.eval_batch_size)
+                res.model.set_wide_weight(kept)
+                mixed = view((1 - w) * fused + w * linear)
+                mixed.info.update(form="mixture", members={"linear": float(w)})
+                info["views"]["fused_linear"] = mixed
         return MethodResult(proba, gate, mi, res.best_epoch, seconds, info)
     if cfg_over or tr_over:
         raise MethodError(f"method {spec.name} has no model/training parameters; got "

@@ -537,12 +537,14 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
     no inner cross-validation runs. Returns ``{"weights": {member: w}, "folds": k,
     "log_loss": {member: out-of-fold log-loss, ..., "chosen": ...}, "macro_f1": {member:
     out-of-fold macro-F1}, "admitted": [members], "reason": why nothing was chosen or None,
-    "linear": the linear member's weight, or None without an "auto" one}`` (with an "auto"
-    weight chosen by the inner CV, also ``"linear_log_loss"`` and ``"linear_macro_f1"``)."""
+    "linear": the linear member's weight, or None without an "auto" one, "fused_linear": the
+    weight chosen against the fused network alone (what the network without members would
+    choose), or None}`` (with an "auto" weight chosen by the inner CV, also
+    ``"linear_log_loss"`` and ``"linear_macro_f1"``)."""
     auto = cfg.wide_weight_by_cv
     alone = {"weights": dict(zip(MEMBERS, (1.0, 0.0, 0.0), strict=True)), "folds": 0,
              "log_loss": {}, "macro_f1": {}, "admitted": [], "reason": None,
-             "linear": 0.0 if auto else None}
+             "linear": 0.0 if auto else None, "fused_linear": 0.0 if auto else None}
     k = tp.member_folds
     counts = docs.class_counts()
     present = counts[counts > 0]
@@ -586,11 +588,15 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
                   "log_loss": {MEMBERS[0]: _log_loss(docs.labels, oof[MEMBERS[0]])},
                   "macro_f1": {MEMBERS[0]: macro_f1(docs.labels, oof[MEMBERS[0]])},
                   "admitted": []}
-    res = {**chosen, "folds": k, "reason": None, "linear": None}
+    res = {**chosen, "folds": k, "reason": None, "linear": None, "fused_linear": None}
     if auto:
         network = sum(w * oof[m] for m, w in chosen["weights"].items())
         res.update(linear_weight_from_oof(docs.labels, network, linear, tp.member_step,
                                           tp.member_floor))
+        # the weight the same network without members would choose: its inner CV trains the
+        # same fused networks on the same folds (the ``no_members`` view of this fit)
+        res["fused_linear"] = linear_weight_from_oof(docs.labels, oof[MEMBERS[0]], linear,
+                                                     tp.member_step, tp.member_floor)["linear"]
     return res
 
 
