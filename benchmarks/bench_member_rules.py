@@ -51,6 +51,7 @@ from hilbert_pipeline.training.trainer import (  # noqa: E402
     MEMBERS,
     _log_loss,
     linear_weight_from_oof,
+    linear_weight_grid,
     weights_from_oof,
 )
 
@@ -181,8 +182,7 @@ def rules(step: float, floor: float) -> dict:
             if score == "log_loss":
                 lin = linear_weight_from_oof(labels, net, oof["linear"], lin_step, floor)["linear"]
             else:
-                n = round(1 / lin_step)
-                ws = [i / n for i in range(n + 1) if i / n <= 1 - floor + 1e-9]
+                ws = linear_weight_grid(lin_step, floor)
                 f1 = [macro_f1(labels, (1 - x) * net + x * oof["linear"]) for x in ws]
                 lin = ws[int(np.argmax(f1))]  # the first best: a tie to the network
             return {**{k: (1 - lin) * w[k] for k in MEMBERS}, "linear": lin}

@@ -600,6 +600,13 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
     return res
 
 
+def linear_weight_grid(step: float, floor: float) -> list[float]:
+    """The linear member's candidate weights: 0, ``step``, ..., up to ``1 − floor`` (the
+    network keeps at least ``floor``), the network's side first."""
+    n = round(1 / step)
+    return [i / n for i in range(n + 1) if i / n <= 1 - floor + 1e-9]
+
+
 def linear_weight_from_oof(labels: np.ndarray, network: np.ndarray, linear: np.ndarray,
                            step: float, floor: float) -> dict[str, Any]:
     """The linear member's weight ``w`` in ``(1 − w) · network + w · linear`` from the
@@ -608,8 +615,7 @@ def linear_weight_from_oof(labels: np.ndarray, network: np.ndarray, linear: np.n
     the lowest out-of-fold log-loss; a tie goes to the smaller weight (the network). Returns
     ``{"linear": w, "linear_log_loss": {w: log-loss}, "linear_macro_f1": the regression's
     out-of-fold macro-F1}``."""
-    n = round(1 / step)
-    grid = [i / n for i in range(n + 1) if i / n <= 1 - floor + 1e-9]
+    grid = linear_weight_grid(step, floor)
     losses = {w: _log_loss(labels, (1 - w) * network + w * linear) for w in grid}
     best = grid[0]
     for w in grid[1:]:
