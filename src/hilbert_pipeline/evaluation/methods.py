@@ -208,16 +208,23 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
             return MethodResult(p, gate, mi, res.best_epoch, seconds,
                                 {"refit_epochs": res.refit_epochs, "form": "deep"})
 
+        def predict_at(weight: float) -> np.ndarray:
+            """The mixture's prediction with the linear member at ``weight`` (the fitted
+            weight is restored afterwards, also on an error)."""
+            kept = float(res.model.wide_weight)
+            res.model.set_wide_weight(weight)
+            try:
+                return predict(res.model, test, tp.eval_batch_size)
+            finally:
+                res.model.set_wide_weight(kept)
+
         # one fit, more predictions (evaluate.shared_fits): a mixture's network is trained
         # exactly as without the linear member, whatever the member's weight, and the fused
         # network exactly as without its members (same seed, same weights: tested properties)
         if res.config.prediction.averages_members:
             info["views"]["network"] = view(predict(res.model, test, tp.eval_batch_size,
                                                     member=True))
-            kept = float(res.model.wide_weight)
-            res.model.set_wide_weight(0.5)  # the plain average (``with_wide``)
-            half = view(predict(res.model, test, tp.eval_batch_size))
-            res.model.set_wide_weight(kept)
+            half = view(predict_at(0.5))  # the plain average (``with_wide``)
             half.info.update(form="mixture", members={**members, "linear": 0.5})
             info["views"]["half"] = half
         if res.config.has_members:
@@ -229,10 +236,7 @@ def run_method(spec: MethodSpec, train: DocumentSet, test: DocumentSet,
                 # fused networks, so its weight comes from this fit's (``fused_linear``)
                 w = (res.members["fused_linear"] if res.config.wide_weight_by_cv
                      else float(res.model.wide_weight))
-                kept = float(res.model.wide_weight)
-                res.model.set_wide_weight(1.0)  # the linear member's own probabilities
-                linear = predict(res.model, test, tp.eval_batch_size)
-                res.model.set_wide_weight(kept)
+                linear = predict_at(1.0)  # the linear member's own probabilities
                 mixed = view((1 - w) * fused + w * linear)
                 mixed.info.update(form="mixture", members={"linear": float(w)})
                 info["views"]["fused_linear"] = mixed
