@@ -168,19 +168,23 @@ def chooser(allowed: tuple[str, ...], admit: bool, score: str, step: float, floo
     return rule
 
 
-def rules(step: float, floor: float) -> dict:
+def rules(step: float, floor: float, linear_rule: str, margin: float) -> dict:
     def network(labels, oof):
         w = weights_from_oof(labels, {k: oof[k] for k in MEMBERS}, step, floor)["weights"]
         return {**w, "linear": 0.0}
 
-    def then_linear(lin_step, score):
-        """The network's members, then the linear member's share on a ``lin_step`` grid by
-        the lowest out-of-fold ``score`` (``current`` is ``member_step`` and log-loss)."""
+    def then_linear(lin_step, score, margin=margin):
+        """The network's members, then the linear member's share on a ``lin_step`` grid:
+        ``score`` "margin" (½ when the linear member's out-of-fold macro-F1 is within
+        ``margin`` of the network's, else 0) or "log_loss" (the lowest out-of-fold log-loss)
+        as :func:`linear_weight_from_oof` chooses it, or "macro_f1" (the best out-of-fold
+        macro-F1 of the mixture)."""
         def rule(labels, oof):
             w = network(labels, oof)
             net = sum(w[k] * oof[k] for k in MEMBERS)
-            if score == "log_loss":
-                lin = linear_weight_from_oof(labels, net, oof["linear"], lin_step, floor)["linear"]
+            if score in ("log_loss", "margin"):
+                lin = linear_weight_from_oof(labels, net, oof["linear"], lin_step, floor,
+                                             rule=score, margin=margin)["linear"]
             else:
                 ws = linear_weight_grid(lin_step, floor)
                 f1 = [macro_f1(labels, (1 - x) * net + x * oof["linear"]) for x in ws]
@@ -188,17 +192,21 @@ def rules(step: float, floor: float) -> dict:
             return {**{k: (1 - lin) * w[k] for k in MEMBERS}, "linear": lin}
         return rule
 
-    current = then_linear(step, "log_loss")
-
     def pick(allowed, admit, score):
         return chooser(allowed, admit, score, step, floor)
 
     return {
-        "current": current,
+        "current": then_linear(step, linear_rule),
         "network": network,
+        "linear_by_log_loss": then_linear(step, "log_loss"),
         "linear_step_8th": then_linear(0.125, "log_loss"),
         "linear_by_f1": then_linear(step, "macro_f1"),
         "linear_step_8th_f1": then_linear(0.125, "macro_f1"),
+        "margin_0": then_linear(step, "margin", 0.0),
+        "margin_05": then_linear(step, "margin", 0.05),
+        "margin_10": then_linear(step, "margin", 0.10),
+        "margin_15": then_linear(step, "margin", 0.15),
+        "margin_20": then_linear(step, "margin", 0.20),
         "linear_half": lambda labels, oof: {**{k: 0.5 * v for k, v in network(labels, oof).items()
                                               if k != "linear"}, "linear": 0.5},
         "fused": lambda labels, oof: {"fused": 1.0, "text": 0.0, "audio": 0.0, "linear": 0.0},
@@ -231,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default=str(ROOT / "data" / "benchmarks" / "member_rules"))
     args = ap.parse_args(argv)
     tp = resolve_training_settings(load_params()["training"]).training_params
-    rule_set = rules(tp["member_step"], tp["member_floor"])
+    rule_set = rules(tp["member_step"], tp["member_floor"], tp["linear_rule"],
+                     tp["linear_margin"])
     regimes = [r.strip() for r in args.regimes.split(",") if r.strip()]
     table = {}
     for regime in regimes:

@@ -752,6 +752,10 @@ def test_member_choice_falls_back_to_the_fused_network_when_documents_are_too_fe
         TrainingParams(member_folds=1)
     with pytest.raises(TrainingError, match="member_step"):
         TrainingParams(member_step=0.3)
+    with pytest.raises(TrainingError, match="linear_rule"):
+        TrainingParams(linear_rule="f1")
+    with pytest.raises(TrainingError, match="linear_margin"):
+        TrainingParams(linear_margin=-0.1)
 
 
 def test_no_inner_cv_above_member_max_docs_the_fused_network_predicts(docs):
@@ -836,10 +840,11 @@ AUTO = {**MODEL, "wide_path": True, "wide_weight": "auto", "unimodal_members": F
 
 
 def test_the_linear_members_weight_is_chosen_on_out_of_fold_predictions(docs):
-    """The weight is the grid value (0, 1/4, 1/2) whose average of the network's and the
-    regression's out-of-fold probabilities has the lowest log-loss, recomputed here by hand
-    from networks and regressions fitted on the inner folds; the prediction is that average of
-    the final network and the final regression."""
+    """The weight (the default rule, ``linear_rule: margin``) is 1/2 when the regression's
+    out-of-fold macro-F1 is within ``linear_margin`` of the network's, else 0, recomputed here
+    by hand from networks and regressions fitted on the inner folds (as are the log-losses
+    reported for 0, 1/4, 1/2); the prediction is that average of the final network and the
+    final regression."""
     from hilbert_pipeline.folds import stratified_splitter
     from hilbert_pipeline.training.logreg import full_proba
     from hilbert_pipeline.training.trainer import _train, _wide_selection
@@ -866,9 +871,11 @@ def test_the_linear_members_weight_is_chosen_on_out_of_fold_predictions(docs):
     losses = {w: log_loss((1 - w) * net + w * lin) for w in (0.0, 0.25, 0.5)}
     for w, v in losses.items():
         assert res.members["linear_log_loss"][f"{w:g}"] == pytest.approx(v, rel=1e-6)
-    best = min(losses, key=lambda w: (losses[w], w))
-    assert res.members["linear"] == best and float(res.model.wide_weight) == best
     assert res.members["linear_macro_f1"] == pytest.approx(macro_f1(docs.labels, lin))
+    assert res.members["network_macro_f1"] == pytest.approx(macro_f1(docs.labels, net))
+    close = macro_f1(docs.labels, lin) >= macro_f1(docs.labels, net) - optim.linear_margin
+    best = 0.5 if close else 0.0
+    assert res.members["linear"] == best and float(res.model.wide_weight) == best
     b = collate(docs, range(n))
     with torch.no_grad():
         wide = torch.softmax(res.model._wide_logits(
@@ -879,21 +886,45 @@ def test_the_linear_members_weight_is_chosen_on_out_of_fold_predictions(docs):
                                atol=1e-5)
 
 
-def test_the_linear_weight_goes_to_the_network_on_ties_and_to_the_floor_at_chance():
-    """Equal evidence keeps the network alone (weight 0); a network at chance beside a good
-    regression gives the regression the most the floor allows (1 − member_floor); a good
-    network beside a regression at chance keeps it all."""
+def test_the_log_loss_rule_goes_to_the_network_on_ties_and_to_the_floor_at_chance():
+    """``rule="log_loss"``: equal evidence keeps the network alone (weight 0); a network at
+    chance beside a good regression gives the regression the most the floor allows
+    (1 − member_floor); a good network beside a regression at chance keeps it all."""
     from hilbert_pipeline.training.trainer import linear_weight_from_oof
 
     labels = np.array([0, 0, 1, 1])
     p = np.array([[.8, .2], [.6, .4], [.3, .7], [.4, .6]])
     chance = np.full((4, 2), .5)
     good = np.array([[.9, .1], [.9, .1], [.1, .9], [.1, .9]])
-    same = linear_weight_from_oof(labels, p, p.copy(), 0.25, 0.5)
+    rule = {"rule": "log_loss"}
+    same = linear_weight_from_oof(labels, p, p.copy(), 0.25, 0.5, **rule)
     assert same["linear"] == 0.0 and set(same["linear_log_loss"]) == {"0", "0.25", "0.5"}
-    assert linear_weight_from_oof(labels, chance, good, 0.25, 0.5)["linear"] == 0.5
-    assert linear_weight_from_oof(labels, chance, good, 0.25, 0.25)["linear"] == 0.75
-    assert linear_weight_from_oof(labels, good, chance, 0.25, 0.5)["linear"] == 0.0
+    assert linear_weight_from_oof(labels, chance, good, 0.25, 0.5, **rule)["linear"] == 0.5
+    assert linear_weight_from_oof(labels, chance, good, 0.25, 0.25, **rule)["linear"] == 0.75
+    assert linear_weight_from_oof(labels, good, chance, 0.25, 0.5, **rule)["linear"] == 0.0
+
+
+def test_the_margin_rule_averages_members_the_evidence_cannot_tell_apart():
+    """``rule="margin"`` (the default): the plain average (1 − floor) when the regression's
+    out-of-fold macro-F1 is at least the network's minus the margin, whatever the log-loss
+    says; the network alone when the regression is further behind."""
+    from hilbert_pipeline.training.trainer import linear_weight_from_oof
+
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    net = np.tile([.3, .7], (10, 1))
+    net[:5] = [.9, .1]  # all right and confident: macro-F1 1, a low log-loss
+    lin = net.copy()
+    lin[:5] = [.55, .45]  # all right, barely: macro-F1 1, a higher log-loss than the network
+    tied = linear_weight_from_oof(labels, net, lin, 0.25, 0.5)
+    assert tied["linear"] == 0.5 and tied["linear_macro_f1"] == tied["network_macro_f1"] == 1
+    assert linear_weight_from_oof(labels, net, lin, 0.25, 0.5, rule="log_loss")["linear"] == 0
+    assert linear_weight_from_oof(labels, net, lin, 0.25, 0.25)["linear"] == 0.75
+    worse = lin.copy()
+    worse[0] = [.4, .6]  # one document wrong: macro-F1 0.899, 0.101 behind the network
+    assert linear_weight_from_oof(labels, net, worse, 0.25, 0.5, margin=0.1)["linear"] == 0
+    assert linear_weight_from_oof(labels, net, worse, 0.25, 0.5, margin=0.11)["linear"] == 0.5
+    with pytest.raises(ValueError, match="rule"):
+        linear_weight_from_oof(labels, net, lin, 0.25, 0.5, rule="f1")
 
 
 def test_without_inner_cv_the_linear_member_takes_no_weight_and_the_network_predicts(docs):

@@ -145,10 +145,12 @@ class HilbertConfig:
         (``logits = log((1 − w) p_net + w p_wide)``, ``w`` = ``wide_weight``); the network is
         trained and early-stopped on its own logits (``HilbertOutput.head_logits``), exactly as
         without the linear member. ``wide_weight``: ``"auto"`` (the default: the trainer
-        chooses ``w`` among 0, ``member_step``, ..., ``1 − member_floor`` by the lowest log-loss
-        of the inner cross-validation's out-of-fold predictions of the network and of the
-        regression, ``TrainingParams.member_folds``; 0, the network alone, when no inner
-        cross-validation runs) or a fixed number in [0, 1] (0.5: the plain average, the
+        chooses ``w`` from the inner cross-validation's out-of-fold predictions of the network
+        and of the regression, ``TrainingParams.member_folds``: by default the plain average,
+        ``1 − member_floor``, when the regression's macro-F1 there is within
+        ``TrainingParams.linear_margin`` of the network's, else 0; ``linear_rule: log_loss``
+        chooses among 0, ``member_step``, ..., ``1 − member_floor`` by the lowest log-loss;
+        0, the network alone, when no inner cross-validation runs) or a fixed number in [0, 1] (0.5: the plain average, the
         ``with_wide`` method).
         ``"residual"``: the logits add up and the network is trained through the sum (it learns
         what the linear member misses; its output layers start at 0 when the member starts from
