@@ -195,9 +195,17 @@ def rules(step: float, floor: float, linear_rule: str, margin: float) -> dict:
     def pick(allowed, admit, score):
         return chooser(allowed, admit, score, step, floor)
 
+    def no_members(labels, oof):
+        """The fused network, then the linear member's share by the default rule against it:
+        bench_quality's ``no_members`` row (the view of hilbert's own fit)."""
+        lin = linear_weight_from_oof(labels, oof["fused"], oof["linear"], step, floor,
+                                     rule=linear_rule, margin=margin)["linear"]
+        return {"fused": 1 - lin, "text": 0.0, "audio": 0.0, "linear": lin}
+
     return {
         "current": then_linear(step, linear_rule),
         "network": network,
+        "no_members": no_members,
         "linear_by_log_loss": then_linear(step, "log_loss"),
         "linear_step_8th": then_linear(0.125, "log_loss"),
         "linear_by_f1": then_linear(step, "macro_f1"),

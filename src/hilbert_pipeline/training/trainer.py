@@ -550,14 +550,15 @@ def choose_member_weights(cfg: HilbertConfig, docs: DocumentSet, tp: TrainingPar
     (:func:`chooses_weights`), each inner fold also fits the regression the fit would build
     (:func:`_wide_selection` on the fold's training part) and predicts the held-out part; the
     member's weight then comes from :func:`linear_weight_from_oof` on those predictions and
-    the network's (its members averaged with the chosen weights); 0 (the network alone) where
+    the network's (its members averaged with the chosen weights; ``tp.linear_rule`` and
+    ``tp.linear_margin``); 0 (the network alone) where
     no inner cross-validation runs. Returns ``{"weights": {member: w}, "folds": k,
     "log_loss": {member: out-of-fold log-loss, ..., "chosen": ...}, "macro_f1": {member:
     out-of-fold macro-F1}, "admitted": [members], "reason": why nothing was chosen or None,
     "linear": the linear member's weight, or None without an "auto" one, "fused_linear": the
     weight chosen against the fused network alone (what the network without members would
     choose), or None}`` (with an "auto" weight chosen by the inner CV, also
-    ``"linear_log_loss"`` and ``"linear_macro_f1"``)."""
+    ``"linear_log_loss"``, ``"linear_macro_f1"`` and ``"network_macro_f1"``)."""
     auto = cfg.wide_weight_by_cv
     alone = {"weights": dict(zip(MEMBERS, (1.0, 0.0, 0.0), strict=True)), "folds": 0,
              "log_loss": {}, "macro_f1": {}, "admitted": [], "reason": None,
