@@ -150,8 +150,8 @@ class HilbertConfig:
         ``1 − member_floor``, when the regression's macro-F1 there is within
         ``TrainingParams.linear_margin`` of the network's, else 0; ``linear_rule: log_loss``
         chooses among 0, ``member_step``, ..., ``1 − member_floor`` by the lowest log-loss;
-        0, the network alone, when no inner cross-validation runs) or a fixed number in [0, 1] (0.5: the plain average, the
-        ``with_wide`` method).
+        0, the network alone, when no inner cross-validation runs) or a fixed number in
+        [0, 1] (0.5: the plain average, the ``with_wide`` method).
         ``"residual"``: the logits add up and the network is trained through the sum (it learns
         what the linear member misses; its output layers start at 0 when the member starts from
         the logistic regression). ``"wide"``: the linear member alone, nothing trained (a

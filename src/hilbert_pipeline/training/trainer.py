@@ -638,7 +638,8 @@ def linear_weight_from_oof(labels: np.ndarray, network: np.ndarray, linear: np.n
     weights fitted to the same noisy inner folds; where the regression is clearly worse (a
     label the pooled features cannot see), none of it. ``rule="log_loss"``: the grid weight
     with the lowest out-of-fold log-loss, a tie to the smaller weight (the network).
-    docs/model.md, "Member weights, replayed", has the measurements of both. Returns
+    docs/model.md ("Member weights, replayed" and "The linear member's share by a margin")
+    has the measurements of both. Returns
     ``{"linear": w, "linear_log_loss": {w: log-loss}, "linear_macro_f1": the regression's
     out-of-fold macro-F1, "network_macro_f1": the network's}``."""
     if rule not in LINEAR_RULES:
