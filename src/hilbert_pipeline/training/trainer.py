@@ -141,7 +141,8 @@ class TrainingParams:
         mf = self.member_folds
         if not int_at_least(mf, 0) or mf == 1:
             errs.append(f"member_folds must be 0 (no choice) or an integer >= 2, got {mf!r}")
-        for name, lo_open in (("member_floor", False), ("member_step", True)):
+        for name, lo_open in (("member_floor", False), ("member_step", True),
+                              ("linear_margin", False)):
             v = getattr(self, name)
             ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) \
                 and (0 < v if lo_open else 0 <= v) and v <= 1
@@ -150,9 +151,6 @@ class TrainingParams:
         if self.linear_rule not in LINEAR_RULES:
             errs.append(f"linear_rule must be one of {', '.join(LINEAR_RULES)}, got "
                         f"{self.linear_rule!r}")
-        lm = self.linear_margin
-        if not isinstance(lm, int | float) or isinstance(lm, bool) or not 0 <= lm <= 1:
-            errs.append(f"linear_margin must be in [0, 1], got {lm!r}")
         if not errs and abs(round(1 / self.member_step) * self.member_step - 1) > 1e-9:
             errs.append(f"member_step must divide 1 (0.5, 0.25, 0.2, ...), got "
                         f"{self.member_step!r}")
